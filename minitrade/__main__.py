@@ -1,0 +1,3 @@
+from minitrade.cli import main
+
+main()

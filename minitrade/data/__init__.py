@@ -1,0 +1,1 @@
+"""Price data: sources that fetch daily OHLCV, and the DuckDB read-through cache."""

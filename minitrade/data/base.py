@@ -1,0 +1,66 @@
+"""The DataSource protocol and the canonical daily OHLCV frame every source returns.
+
+Canonical frame, one per ticker: index `date` (tz-naive midnight `datetime64`, one row per
+session, ascending, unique), float columns `open high low close volume`. Exchanges' dates are
+local dates: a Shanghai bar dated 2020-01-02 is labelled 2020-01-02, never shifted through UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from minitrade.errors import DataError
+
+COLUMNS = ["open", "high", "low", "close", "volume"]
+
+
+class DataSource(Protocol):
+    """Anything that can fetch daily bars for one ticker."""
+
+    name: str
+
+    def daily(self, ticker: str, start: date, end: date | None = None) -> pd.DataFrame:
+        """Daily bars of `ticker` from `start` to `end` (inclusive; today if None), canonical."""
+        ...
+
+
+def canonical(frame: pd.DataFrame, *, source: str, ticker: str) -> pd.DataFrame:
+    """Check and normalise a frame to the canonical shape, or raise DataError naming the ticker.
+
+    Accepts any column case (`Open`, `open`); drops timezone without shifting dates.
+    """
+    if frame is None or len(frame) == 0:
+        raise DataError("no prices returned", source=source, ticker=ticker)
+    renamed = frame.rename(columns={c: str(c).strip().lower() for c in frame.columns})
+    missing = [c for c in COLUMNS if c not in renamed.columns]
+    if "volume" in missing:
+        renamed["volume"] = 0.0
+        missing.remove("volume")
+    if missing:
+        raise DataError(f"missing columns {missing}", source=source, ticker=ticker)
+    out = renamed[COLUMNS].apply(pd.to_numeric, errors="coerce").astype("float64")
+    index = pd.DatetimeIndex(out.index)
+    if index.tz is not None:
+        index = index.tz_localize(None)  # keep the local wall date: no shift through UTC
+    out.index = index.normalize().as_unit("ns")
+    out.index.name = "date"
+    if out.index.has_duplicates:
+        dups = sorted({d.date().isoformat() for d in out.index[out.index.duplicated()]})
+        raise DataError(f"duplicated dates {', '.join(dups[:5])}", source=source, ticker=ticker)
+    if not out.index.is_monotonic_increasing:
+        out = out.sort_index()
+    prices = out[["open", "high", "low", "close"]]
+    bad = prices.isna().any(axis=1) | ~np.isfinite(prices).all(axis=1)
+    if bad.any():
+        days = ", ".join(d.date().isoformat() for d in out.index[bad][:5])
+        raise DataError(f"{int(bad.sum())} bars with missing prices (e.g. {days})", source=source, ticker=ticker)
+    nonpositive = (prices <= 0).any(axis=1)
+    if nonpositive.any():
+        days = ", ".join(d.date().isoformat() for d in out.index[nonpositive][:5])
+        raise DataError(f"zero or negative prices on {days}", source=source, ticker=ticker)
+    out["volume"] = out["volume"].fillna(0.0)
+    return out

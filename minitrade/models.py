@@ -1,0 +1,304 @@
+"""Desired state: the resources a person writes as YAML (minitrade.yaml and plans/*.yaml).
+
+The pydantic models here are the schema: `minitrade schema` derives the JSON Schema from them.
+Everything is `extra="forbid"` so a typo is an error, never silently ignored. Secrets stay
+references (`${ENV}`) in these models; `credentials` resolves them late, where they are used.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{file:([^}]+)\}")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_SHARES = 10**12  # far above any real position; keeps DuckDB BIGINT and float maths exact
+
+
+class Resource(BaseModel):
+    """Base of every YAML resource: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
+                              allow_inf_nan=False, populate_by_name=True)
+
+
+class OrderType(StrEnum):
+    """When an order executes: at the next open, at today's close, or at the next market price."""
+
+    TOO = "TOO"
+    TOC = "TOC"
+    TRG = "TRG"
+
+
+class Mode(StrEnum):
+    """strict: replay from backtest_start every run; incremental: rerun from actual positions."""
+
+    STRICT = "strict"
+    INCREMENTAL = "incremental"
+
+
+class Switch(StrEnum):
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+
+
+# ---------------------------------------------------------------------------------------------
+# minitrade.yaml
+
+
+class CsvSource(Resource):
+    """Daily OHLCV from a folder of TICKER.csv files (offline; the embedded default uses it)."""
+
+    type: Literal["csv"]
+    path: str = Field(description="Folder of TICKER.csv files, relative to the trading repo "
+                                  "or 'package:sample_data' for the prices shipped with minitrade.")
+
+
+class YahooSource(Resource):
+    """Yahoo Finance chart API through yfinance."""
+
+    type: Literal["yahoo"]
+    proxy: str | None = None
+    base_url: str | None = Field(None, description="Override the Yahoo host (tests, mirrors).")
+    timeout: float = Field(30.0, gt=0, le=600, description="Hard deadline per ticker, seconds.")
+
+
+class EastMoneySource(Resource):
+    """EastMoney kline API (China A-shares and ETFs)."""
+
+    type: Literal["eastmoney"]
+    proxy: str | None = None
+    base_url: str = "https://push2his.eastmoney.com"
+    timeout: float = Field(30.0, gt=0, le=600)
+
+
+DataSourceSpec = Annotated[CsvSource | YahooSource | EastMoneySource, Field(discriminator="type")]
+
+
+class ManualBroker(Resource):
+    """Orders are shown to the person, who places them and backfills the fills."""
+
+    type: Literal["manual"]
+
+
+class GatewaySpec(Resource):
+    url: str = "https://localhost:5000"
+    verify_tls: bool = Field(False, description="The gateway uses a self-signed certificate.")
+    ca_cert: str | None = Field(None, description="PEM file to verify the gateway's certificate.")
+    install_dir: str | None = Field(None, description="Folder of the unzipped clientportal.gw.")
+
+
+class IBBroker(Resource):
+    """Interactive Brokers through the Client Portal Web API gateway."""
+
+    type: Literal["ib"]
+    account_type: Literal["paper", "live"] = Field("paper", description="A hint only.")
+    account_id: str | None = Field(None, description="Which account to trade; the first if unset.")
+    username: str = Field(description="Secret reference, e.g. ${IB_USERNAME}.")
+    password: str = Field(description="Secret reference, e.g. ${IB_PASSWORD}.")
+    gateway: GatewaySpec = GatewaySpec()
+    max_login_attempts: int = Field(2, ge=1, le=5)
+    suppress_message_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("username", "password")
+    @classmethod
+    def _must_be_reference(cls, value: str) -> str:
+        if not SECRET_REF.fullmatch(value):
+            raise ValueError("must be a secret reference like ${IB_PASSWORD} or ${file:~/.ib-pass}, "
+                             "never the secret itself (it would end up in git)")
+        return value
+
+
+BrokerSpec = Annotated[ManualBroker | IBBroker, Field(discriminator="type")]
+
+EVENTS = (
+    "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
+    "fills.recorded", "config.applied", "config.rejected", "data.changed", "calendar.ending",
+    "broker.login_needed", "daemon.started", "daemon.stopped",
+)
+EventName = Literal[
+    "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
+    "fills.recorded", "config.applied", "config.rejected", "data.changed", "calendar.ending",
+    "broker.login_needed", "daemon.started", "daemon.stopped",
+]
+
+
+class NotifierSpec(Resource):
+    """Apprise URLs and the events they receive."""
+
+    urls: list[str] = Field(min_length=1, description="Apprise URLs; put secrets in ${ENV} references.")
+    events: list[EventName] = Field(default_factory=lambda: list(EVENTS))
+    dedup_minutes: float = Field(10.0, ge=0, description="Suppress the same message within this window.")
+
+
+class Settings(Resource):
+    """minitrade.yaml: settings shared by every plan."""
+
+    timezone: str = "UTC"
+    state_dir: str = "state"
+    branch: str | None = Field(None, description="Branch the daemon tracks; the checked-out one if unset.")
+    commission: float = Field(0.0, ge=0, lt=0.1, description="Commission rate of traded value.")
+    data_sources: dict[str, DataSourceSpec] = Field(default_factory=dict)
+    brokers: dict[str, BrokerSpec] = Field(default_factory=lambda: {"manual": ManualBroker(type="manual")})
+    notifiers: dict[str, NotifierSpec] = Field(default_factory=dict)
+
+    @field_validator("data_sources", "brokers", "notifiers")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.match(NAME_PATTERN, str(name)):
+                raise ValueError(f"name {name!r} must be letters, digits, '-', '_' or '.'")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# plans/*.yaml
+
+_TIME = r"(\d{1,2}):(\d{2})(?::(\d{2}))?"
+_RANGE = re.compile(rf"^{_TIME}-{_TIME}/(\d+)\s*(min|m|h)$")
+_SINGLE = re.compile(rf"^{_TIME}$")
+
+
+def _clock(h: str, m: str, s: str | None) -> time:
+    return time(int(h), int(m), int(s or 0))
+
+
+def parse_run_at(spec: str) -> list[time]:
+    """Expand one run_at spec into clock times, ends inclusive.
+
+    >>> [t.isoformat() for t in parse_run_at("09:30:01-11:00/30min")]
+    ['09:30:01', '10:00:01', '10:30:01']
+    """
+    spec = spec.strip()
+    if m := _SINGLE.match(spec):
+        return [_clock(*m.groups())]
+    if m := _RANGE.match(spec):
+        g = m.groups()
+        start, end = _clock(g[0], g[1], g[2]), _clock(g[3], g[4], g[5])
+        step = timedelta(minutes=int(g[6])) if g[7] in ("min", "m") else timedelta(hours=int(g[6]))
+        if step <= timedelta(0):
+            raise ValueError(f"{spec!r}: the interval must be positive")
+        if end < start:
+            raise ValueError(f"{spec!r}: the range ends before it starts")
+        times, cursor = [], timedelta(hours=start.hour, minutes=start.minute, seconds=start.second)
+        stop = timedelta(hours=end.hour, minutes=end.minute, seconds=end.second)
+        while cursor <= stop:
+            seconds = int(cursor.total_seconds())
+            times.append(time(seconds // 3600, seconds % 3600 // 60, seconds % 60))
+            cursor += step
+        return times
+    raise ValueError(f"{spec!r} is not a run time: use 'HH:MM[:SS]' or 'HH:MM[:SS]-HH:MM[:SS]/Nmin' "
+                     "(or '/Nh'), e.g. '15:45' or '09:30:01-16:00/30min'")
+
+
+class Instrument(Resource):
+    """A universe entry; `conid` pins the IB contract once resolved."""
+
+    conid: int | None = Field(None, gt=0)
+
+
+class Plan(Resource):
+    """One trade plan: which strategy trades what, when, where and with how much."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    strategy: str = Field(description="Path of the strategy file, e.g. strategies/momentum.py.")
+    class_name: str | None = Field(None, alias="class", description="Strategy class if the file has several.")
+    universe: dict[str, Instrument] = Field(description="Tickers: a list, or a map ticker -> {conid}.")
+    data_source: str
+    calendar: str = Field("XNYS", description="exchange_calendars code, e.g. XNYS, XSHG.")
+    timezone: str | None = Field(None, description="Defaults to the calendar's timezone.")
+    backtest_start: date
+    trade_start: date | None = Field(None, description="Signals before this date never become orders.")
+    run_at: list[str] = Field(min_length=1)
+    order_type: OrderType = OrderType.TOC
+    mode: Mode = Mode.STRICT
+    broker: str = "manual"
+    cash: float = Field(gt=0, le=1e13)
+    positions: dict[str, Annotated[int, Field(ge=-MAX_SHARES, le=MAX_SHARES)]] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    backtest: Switch = Switch.ENABLED
+    trading: Switch = Switch.DISABLED
+    commission: float | None = Field(None, ge=0, lt=0.1, description="Overrides minitrade.yaml's commission.")
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _universe_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [t for t in value.replace(",", " ").split()]
+        if isinstance(value, list):
+            out: dict[str, Any] = {}
+            for item in value:
+                if isinstance(item, dict):
+                    out.update(item)
+                else:
+                    out[str(item)] = {}
+            return out
+        if isinstance(value, dict):
+            return {k: ({} if v is None else ({"conid": v} if isinstance(v, int) else v))
+                    for k, v in value.items()}
+        return value
+
+    @field_validator("universe")
+    @classmethod
+    def _universe_nonempty(cls, value: dict[str, Instrument]) -> dict[str, Instrument]:
+        if not value:
+            raise ValueError("the universe needs at least one ticker")
+        for ticker in value:
+            if not re.match(r"^[A-Za-z0-9^][A-Za-z0-9.=^_-]{0,31}$", ticker):
+                raise ValueError(f"{ticker!r} is not a ticker symbol")
+        return value
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _run_at_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in (p.strip() for p in value.split(",")) if part]
+        return value
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_parses(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            parse_run_at(spec)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        if self.trade_start is not None and self.trade_start < self.backtest_start:
+            raise ValueError(f"trade_start {self.trade_start} is before backtest_start "
+                             f"{self.backtest_start}; move trade_start on or after it")
+        if self.mode is Mode.STRICT and self.order_type is OrderType.TRG:
+            raise ValueError("strict mode allows only TOO or TOC orders (a TRG fill price is not "
+                             "known in the backtest); use order_type TOC/TOO or mode incremental")
+        unknown = sorted(set(self.positions) - set(self.universe))
+        if unknown:
+            raise ValueError(f"positions name tickers outside the universe: {', '.join(unknown)}")
+        return self
+
+    def run_times(self) -> list[time]:
+        """Every clock time of day this plan runs at, sorted and unique."""
+        return sorted({t for spec in self.run_at for t in parse_run_at(spec)})
+
+    @property
+    def tickers(self) -> list[str]:
+        return list(self.universe)
+
+    @property
+    def trading_enabled(self) -> bool:
+        return self.trading is Switch.ENABLED
+
+    @property
+    def backtest_enabled(self) -> bool:
+        return self.backtest is Switch.ENABLED
+
+    def spec(self) -> dict[str, Any]:
+        """The plan as plain data, keys as written in YAML (for digests and diffs)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# Fields whose change means a new plan rather than an edit (terraform's "forces replacement").
+REPLACE_FIELDS = ("strategy", "class", "broker", "mode", "cash")

@@ -1,0 +1,103 @@
+"""Opening the DuckDB file: one short transaction at a time, migrations, lock retries.
+
+DuckDB locks the file per process, so no process keeps it open between units of work: each
+`transaction()` opens, runs, commits and closes. A lock held by another process is retried
+briefly, then reported as StoreLocked naming the holder.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from minitrade.errors import StoreError, StoreLocked
+from minitrade.store.schema import MIGRATIONS
+
+LOCK_RETRY_SECONDS = 5.0
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+class Store:
+    """The state database of one trading repo (`state/minitrade.duckdb`)."""
+
+    def __init__(self, path: str | Path, *, lock_timeout: float = LOCK_RETRY_SECONDS) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file, yield a connection inside BEGIN, COMMIT on success, always close."""
+        con = self._connect()
+        try:
+            self._migrate(con)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as e:
+                raise StoreError(f"{self.path}: commit failed: {e}") from e
+        finally:
+            con.close()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower():
+                    raise StoreError(f"{self.path}: cannot open the state database: {e}") from e
+                if time.monotonic() >= deadline:
+                    holder = str(e).split("Conflicting lock is held in", 1)[-1].split(".")[0].strip()
+                    raise StoreLocked(f"{self.path} is in use by another process ({holder}); "
+                                      "retry when it finishes, or stop it") from e
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except duckdb.Error as e:
+                raise StoreError(f"{self.path}: cannot open the state database: {e}") from e
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        key = str(self.path.resolve())
+        if key in _migrated:
+            return
+        with _migrate_lock:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
+            row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            latest = max(v for v, _ in MIGRATIONS)
+            if current > latest:
+                raise StoreError(f"{self.path} has schema version {current}, newer than this minitrade "
+                                 f"({latest}); upgrade minitrade")
+            for version, sql in MIGRATIONS:
+                if version <= current:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
+                    con.execute("COMMIT")
+                except duckdb.Error as e:
+                    con.execute("ROLLBACK")
+                    raise StoreError(f"{self.path}: migration {version} failed: {e}") from e
+            _migrated.add(key)
+
+    def schema_version(self) -> int:
+        with self.transaction() as con:
+            row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0

@@ -1,0 +1,166 @@
+"""Versioned schema migrations of the state database. Append; never edit a released one.
+
+The tables, for people who query the file directly:
+- reconciliations: every attempt to apply a commit (applied, unchanged or rejected, with the error)
+- applied_resources: the applied desired state, one row per resource, with its spec digest and commit
+- runs: every backtest/run of a plan, with its commit, plan digest, outcome and statistics
+- equity, backtest_trades, backtest_fills: per-run results
+- prices, price_history: the price cache and the history each plan's last run used
+- ticks: durable schedule ticks (STARTED/FINISHED/FAILED/SKIPPED), never run twice
+- orders, fills: orders with deterministic client ids and the fills recorded against them
+- notifications: what was sent to whom, for dedup and audit
+"""
+
+from __future__ import annotations
+
+V1 = """
+CREATE TABLE reconciliations (
+    id           BIGINT PRIMARY KEY,
+    commit_sha   VARCHAR,
+    dirty        BOOLEAN NOT NULL DEFAULT false,
+    author_time  TIMESTAMPTZ,
+    message      VARCHAR,
+    attempted_at TIMESTAMPTZ NOT NULL,
+    outcome      VARCHAR NOT NULL,          -- applied | unchanged | rejected
+    error        VARCHAR,
+    source       VARCHAR NOT NULL           -- apply | daemon
+);
+CREATE TABLE applied_resources (
+    kind        VARCHAR NOT NULL,           -- settings | plan | strategy | data_source | broker | notifier
+    name        VARCHAR NOT NULL,
+    digest      VARCHAR NOT NULL,
+    spec        VARCHAR NOT NULL,           -- JSON as written (secret references, never values)
+    commit_sha  VARCHAR,
+    applied_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE TABLE runs (
+    run_id       VARCHAR PRIMARY KEY,
+    plan         VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,          -- backtest | dryrun | scheduled | manual | replay
+    tick_at      TIMESTAMPTZ,
+    started_at   TIMESTAMPTZ NOT NULL,
+    finished_at  TIMESTAMPTZ,
+    status       VARCHAR NOT NULL,          -- RUNNING | FINISHED | FAILED
+    error        VARCHAR,
+    commit_sha   VARCHAR,
+    plan_digest  VARCHAR,
+    data_digest  VARCHAR,
+    start_date   DATE,
+    end_date     DATE,
+    stats        VARCHAR                    -- JSON
+);
+CREATE TABLE equity (
+    run_id  VARCHAR NOT NULL,
+    date    DATE NOT NULL,
+    equity  DOUBLE NOT NULL,
+    cash    DOUBLE NOT NULL,
+    positions VARCHAR,                      -- JSON {ticker: size}
+    PRIMARY KEY (run_id, date)
+);
+CREATE TABLE backtest_trades (
+    run_id      VARCHAR NOT NULL,
+    seq         INTEGER NOT NULL,
+    ticker      VARCHAR NOT NULL,
+    size        DOUBLE NOT NULL,
+    entry_date  DATE,
+    exit_date   DATE,
+    entry_price DOUBLE,
+    exit_price  DOUBLE,
+    pnl         DOUBLE,
+    return_pct  DOUBLE,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE backtest_fills (
+    run_id     VARCHAR NOT NULL,
+    seq        INTEGER NOT NULL,
+    date       DATE NOT NULL,
+    ticker     VARCHAR NOT NULL,
+    size       DOUBLE NOT NULL,
+    price      DOUBLE NOT NULL,
+    commission DOUBLE NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE prices (
+    source     VARCHAR NOT NULL,
+    ticker     VARCHAR NOT NULL,
+    date       DATE NOT NULL,
+    open       DOUBLE NOT NULL,
+    high       DOUBLE NOT NULL,
+    low        DOUBLE NOT NULL,
+    close      DOUBLE NOT NULL,
+    volume     DOUBLE NOT NULL,
+    adjustment VARCHAR NOT NULL,            -- e.g. yahoo:split+dividend, eastmoney:forward, none
+    partial    BOOLEAN NOT NULL DEFAULT false,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, ticker, date)
+);
+CREATE TABLE price_history (
+    plan    VARCHAR NOT NULL,
+    ticker  VARCHAR NOT NULL,
+    date    DATE NOT NULL,
+    open    DOUBLE NOT NULL,
+    high    DOUBLE NOT NULL,
+    low     DOUBLE NOT NULL,
+    close   DOUBLE NOT NULL,
+    run_id  VARCHAR NOT NULL,
+    PRIMARY KEY (plan, ticker, date)
+);
+CREATE TABLE ticks (
+    plan         VARCHAR NOT NULL,
+    scheduled_at TIMESTAMPTZ NOT NULL,
+    status       VARCHAR NOT NULL,          -- STARTED | FINISHED | FAILED | SKIPPED
+    run_id       VARCHAR,
+    started_at   TIMESTAMPTZ,
+    finished_at  TIMESTAMPTZ,
+    error        VARCHAR,
+    PRIMARY KEY (plan, scheduled_at)
+);
+CREATE TABLE orders (
+    client_id       VARCHAR PRIMARY KEY,    -- deterministic: plan, trading day, tick, ticker, leg
+    plan            VARCHAR NOT NULL,
+    run_id          VARCHAR NOT NULL,
+    trading_day     DATE NOT NULL,
+    tick_at         TIMESTAMPTZ,
+    ticker          VARCHAR NOT NULL,
+    side            VARCHAR NOT NULL,       -- BUY | SELL
+    quantity        DOUBLE NOT NULL,
+    order_type      VARCHAR NOT NULL,       -- TOO | TOC | TRG
+    broker          VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,       -- PENDING_SUBMIT | HELD | SUBMITTED | FILLED | PARTIAL | CANCELLED | REJECTED | EXPIRED
+    broker_order_id VARCHAR,
+    commit_sha      VARCHAR,
+    plan_digest     VARCHAR,
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    note            VARCHAR
+);
+CREATE TABLE fills (
+    fill_id     VARCHAR PRIMARY KEY,
+    client_id   VARCHAR NOT NULL,
+    quantity    DOUBLE NOT NULL,
+    price       DOUBLE NOT NULL,
+    commission  DOUBLE NOT NULL DEFAULT 0,
+    filled_at   TIMESTAMPTZ NOT NULL,
+    source      VARCHAR NOT NULL,           -- manual | broker | replay
+    commit_sha  VARCHAR,
+    plan_digest VARCHAR,
+    recorded_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE notifications (
+    id        BIGINT PRIMARY KEY,
+    notifier  VARCHAR NOT NULL,
+    event     VARCHAR NOT NULL,
+    digest    VARCHAR NOT NULL,
+    title     VARCHAR NOT NULL,
+    sent_at   TIMESTAMPTZ NOT NULL,
+    outcome   VARCHAR NOT NULL,             -- sent | failed | suppressed
+    error     VARCHAR
+);
+CREATE SEQUENCE reconciliation_ids START 1;
+CREATE SEQUENCE notification_ids START 1;
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, V1),
+]
