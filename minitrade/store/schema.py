@@ -5,7 +5,8 @@ The tables, for people who query the file directly:
 - applied_resources: the applied desired state, one row per resource, with its spec digest and commit
 - runs: every backtest/run of a plan, with its commit, plan digest, outcome and statistics
 - equity, backtest_trades, backtest_fills: per-run results
-- prices, price_history: the price cache and the history each plan's last run used
+- prices, price_ranges, price_history: the price cache, the date ranges it holds complete per
+  source and ticker, and the history each plan's last run used (strict-mode change detection)
 - ticks: durable schedule ticks (STARTED/FINISHED/FAILED/SKIPPED), never run twice
 - orders, fills: orders with deterministic client ids and the fills recorded against them
 - notifications: what was sent to whom, for dedup and audit
@@ -94,6 +95,15 @@ CREATE TABLE prices (
     partial    BOOLEAN NOT NULL DEFAULT false,
     fetched_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (source, ticker, date)
+);
+CREATE TABLE price_ranges (
+    source     VARCHAR NOT NULL,
+    ticker     VARCHAR NOT NULL,
+    first_date DATE NOT NULL,               -- every session from first_date to last_date is in
+    last_date  DATE NOT NULL,               -- prices and final; a partial bar lies after last_date
+    adjustment VARCHAR NOT NULL,
+    fetched_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (source, ticker)
 );
 CREATE TABLE price_history (
     plan    VARCHAR NOT NULL,
