@@ -85,7 +85,7 @@ class FakeGateway:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self._server = TLSServer(("127.0.0.1", self._port), context, self)
-        threading.Thread(target=self._server.serve_forever, name="fake-ib-gateway", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-ib-gateway", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -175,8 +175,10 @@ class FakeGateway:
         elif elapsed >= self.twofa_window:
             self.state, self._twofa_timed_out = "no_session", True
 
-    def take_fault(self, method: str, path: str) -> str | None:
+    def take_fault(self, method: str, path: str, body: Any = None) -> str | None:
+        """Record an arriving request (faulty or not) and pick the fault to play on it, if any."""
         with self.lock:
+            self.requests.append((method, path, body))
             for rule_method, pattern, queue in self._faults:
                 if rule_method == method and queue and pattern.fullmatch(path):
                     return queue.popleft()
@@ -198,7 +200,6 @@ class FakeGateway:
             self._tick_2fa()
             self.book.settle(self.now())
             path = re.sub(r"^/v1/(api|portal)", "", split.path) or "/"
-            self.requests.append((method, path, body))
             if self.paced_out(path):
                 return 429, {"error": "Too Many Requests"}, "application/json"
             if path == "/" or path.startswith(("/sso/Login", "/sso/Dispatcher", "/__fake/")):

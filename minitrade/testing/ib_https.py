@@ -1,6 +1,6 @@
 """HTTPS plumbing of the fake IB gateway: TLS certificates, a threaded server, fault injection.
 
-The handler asks the gateway object (duck-typed: `take_fault(method, path)` and
+The handler asks the gateway object (duck-typed: `take_fault(method, path, body)` and
 `dispatch(method, raw_path, body)`) for each answer, then applies the fault on the wire: a status
 code, a dropped socket before or after the request was applied, a late answer, or a broken body.
 """
@@ -101,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         gateway = self.server.gateway
         path = re.sub(r"^/v1/(api|portal)", "", urlsplit(self.path).path) or "/"
-        fault = gateway.take_fault(method, path)
+        fault = gateway.take_fault(method, path, body)
         if fault == "drop_before":
             return self._drop()
         if fault in ("500", "503", "429", "401"):

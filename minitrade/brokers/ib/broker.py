@@ -1,0 +1,189 @@
+"""The Broker protocol over Interactive Brokers' Client Portal gateway.
+
+Submission is idempotent by `Order.client_id`, sent as IB's `cOID`:
+- IB answers "Local order ID=… is already registered" -> the order exists: look it up and return it;
+- a timeout, a dropped connection or a 5xx after sending -> look the id up in live orders and trades
+  first; only if IB has never seen it is it sent once more (with the same cOID, so IB itself refuses
+  a duplicate if the lookup was stale).
+Never logs in: without a live brokerage session every call raises BrokerNotReady.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from minitrade.brokers.base import BrokerOrder, SessionState
+from minitrade.brokers.ib.client import AlreadyPlaced, IBClient, Question, accept_all
+from minitrade.brokers.ib.contracts import resolve_conid
+from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable
+from minitrade.models import IBBroker as IBBrokerSpec
+from minitrade.models import OrderType
+from minitrade.records import Fill, Order, OrderStatus
+
+log = logging.getLogger(__name__)
+
+# Entry type -> (orderType, tif): market-on-open, market-on-close, plain market.
+TICKETS: dict[OrderType, tuple[str, str]] = {
+    OrderType.TOO: ("MKT", "OPG"), OrderType.TOC: ("MOC", "DAY"), OrderType.TRG: ("MKT", "DAY"),
+}
+_STATUS = {"Filled": OrderStatus.FILLED, "Cancelled": OrderStatus.CANCELLED, "Inactive": OrderStatus.REJECTED}
+
+
+@dataclass(frozen=True)
+class Position:
+    conid: int
+    ticker: str
+    quantity: float
+    avg_cost: float
+    market_price: float | None
+    currency: str
+
+
+def _num(value: Any, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _status(ib_status: str, filled: float) -> OrderStatus:
+    status = _STATUS.get(ib_status, OrderStatus.SUBMITTED)
+    if status is OrderStatus.SUBMITTED and filled > 0:
+        return OrderStatus.PARTIAL
+    return status
+
+
+class IBBroker:
+    """One `type: ib` broker account of minitrade.yaml."""
+
+    def __init__(self, name: str, spec: IBBrokerSpec, *, client: IBClient | None = None,
+                 answer: Callable[[Question], bool] = accept_all) -> None:
+        self.name, self.spec = name, spec
+        self.client = client or IBClient.from_spec(spec, name=name)
+        self.answer = answer
+        self._account: str | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- session -------------------------------------------------------------------------------
+    def session(self) -> SessionState:
+        return self.client.session_state()
+
+    def _ready(self) -> str:
+        """The account to trade, after checking the session and making the calls IB requires first."""
+        state = self.session()
+        if state is not SessionState.AUTHENTICATED:
+            raise BrokerNotReady(f"session is {state.value}; run `minitrade ib login {self.name}`",
+                                 account=self.name)
+        self._account = self.client.prepare(self.spec.account_id)
+        return self._account
+
+    # -- orders --------------------------------------------------------------------------------
+    def ticket(self, order: Order, account: str) -> dict[str, Any]:
+        order_type, tif = TICKETS[order.order_type]
+        conid = order.conid or resolve_conid(self.client, order.ticker, account=self.name)
+        quantity: float | int = int(order.quantity) if float(order.quantity).is_integer() else order.quantity
+        return {"acctId": account, "conid": conid, "secType": f"{conid}:STK", "cOID": order.client_id,
+                "orderType": order_type, "listingExchange": "SMART", "outsideRTH": False,
+                "side": order.side.value, "ticker": order.ticker, "tif": tif, "quantity": quantity,
+                "useAdaptive": False}
+
+    def submit(self, order: Order) -> BrokerOrder:
+        account = self._ready()
+        ticket = self.ticket(order, account)
+        try:
+            return self._placed(order, self.client.place_order(account, ticket, self.answer))
+        except AlreadyPlaced:
+            return self._existing(order.client_id, why="IB says its cOID is already registered")
+        except BrokerUnavailable as first:
+            log.warning("order %s: %s; looking it up before any retry", order.client_id, first)
+            found = self.find(order.client_id)
+            if found is not None:
+                return found
+            log.warning("order %s never reached IB; sending it once more with the same cOID", order.client_id)
+            try:
+                return self._placed(order, self.client.place_order(account, ticket, self.answer))
+            except AlreadyPlaced:
+                return self._existing(order.client_id, why="IB says its cOID is already registered")
+
+    def _placed(self, order: Order, ack: dict[str, Any]) -> BrokerOrder:
+        log.info("order %s placed at IB as %s (%s)", order.client_id, ack.get("order_id"), ack.get("order_status"))
+        filled = order.quantity if ack.get("order_status") == "Filled" else 0.0
+        return BrokerOrder(order.client_id, str(ack["order_id"]), _status(str(ack.get("order_status")), filled),
+                           filled, order.quantity - filled)
+
+    def _existing(self, client_id: str, *, why: str) -> BrokerOrder:
+        found = self.find(client_id)
+        if found is None:
+            raise BrokerUnavailable(f"order {client_id}: {why}, but it is not visible yet; it will be "
+                                    "reconciled on the next pass, not resent", account=self.name)
+        return found
+
+    def find(self, client_id: str) -> BrokerOrder | None:
+        account = self._account or self._ready()
+        for row in self.client.live_orders(account):
+            if row.get("order_ref") == client_id:
+                filled = _num(row.get("filledQuantity"))
+                avg = _num(row.get("avgPrice"), math.nan)
+                return BrokerOrder(client_id, str(row.get("orderId")), _status(str(row.get("status")), filled),
+                                   filled, _num(row.get("remainingQuantity")),
+                                   None if math.isnan(avg) else avg)
+        executions = [t for t in self.client.trades(days=7) if t.get("order_ref") == client_id]
+        if not executions:
+            return None
+        size = sum(abs(_num(t.get("size"))) for t in executions)
+        paid = sum(abs(_num(t.get("size"))) * _num(t.get("price")) for t in executions)
+        return BrokerOrder(client_id, str(executions[0].get("order_id") or ""), OrderStatus.FILLED, size, 0.0,
+                           paid / size if size else None)
+
+    def cancel(self, order: Order) -> None:
+        """Cancel if still open at IB; an order already filled, cancelled or unknown is left alone."""
+        found = self.find(order.client_id)
+        if found is None or not found.status.is_open or not found.broker_order_id:
+            return
+        try:
+            self.client.cancel_order(self._account or self._ready(), found.broker_order_id)
+        except BrokerError as e:
+            if "doesn't exist" not in str(e):
+                raise
+
+    def fills(self, since: datetime | None = None) -> list[Fill]:
+        """Executions of our orders (those carrying a cOID) since `since`, over at most 7 days."""
+        if self._account is None:
+            self._ready()
+        days = 7 if since is None else max(1, min(7, math.ceil((datetime.now(UTC) - since).total_seconds()
+                                                               / 86400) + 1))
+        out = []
+        for row in self.client.trades(days=days):
+            client_id = str(row.get("order_ref") or "")
+            if not client_id:
+                continue
+            at = (datetime.fromtimestamp(int(row["trade_time_r"]) / 1000, UTC) if row.get("trade_time_r")
+                  else datetime.strptime(str(row["trade_time"]), "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC))
+            if since is not None and at < since:
+                continue
+            out.append(Fill(fill_id=str(row["execution_id"]), client_id=client_id, quantity=abs(_num(row.get("size"))),
+                            price=_num(row.get("price")), commission=_num(row.get("commission")), filled_at=at,
+                            source=f"ib:{self.name}"))
+        return sorted(out, key=lambda f: (f.filled_at, f.fill_id))
+
+    # -- portfolio -----------------------------------------------------------------------------
+    def positions(self) -> list[Position]:
+        account = self._account or self._ready()
+        return [Position(int(r["conid"]), str(r.get("ticker") or r.get("contractDesc") or r["conid"]),
+                         _num(r.get("position")), _num(r.get("avgCost")),
+                         _num(r.get("mktPrice"), math.nan) if r.get("mktPrice") is not None else None,
+                         str(r.get("currency") or ""))
+                for r in self.client.positions(account) if _num(r.get("position")) != 0]
+
+    def cash(self) -> dict[str, float]:
+        """Cash balance per currency, plus `BASE` (the account's base currency)."""
+        account = self._account or self._ready()
+        return {str(k): _num(v.get("cashbalance")) for k, v in self.client.ledger(account).items()
+                if isinstance(v, dict)}

@@ -1,0 +1,321 @@
+"""Client Portal Web API client (`/v1/api` over HTTPS on the local gateway).
+
+Every wire error is mapped here, in one place, to the broker error tree:
+HTTP 401 / `{"error": "no session"}` -> BrokerNotReady; timeouts, dropped connections, 429 and 5xx ->
+BrokerUnavailable; an `{"error": ...}` answer to an order -> OrderRejected (AlreadyPlaced when IB says the
+cOID is already registered). Reads are retried briefly; order POSTs never are (the broker adapter
+reconciles by cOID first). Documented pacing is respected by sleeping, never by failing.
+
+    client = IBClient.from_spec(spec, name="ib-paper")
+    client.session_state()            # SessionState, never raises for "not logged in"
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from urllib3.exceptions import InsecureRequestWarning
+
+from minitrade.brokers.base import SessionState
+from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
+from minitrade.models import IBBroker
+
+log = logging.getLogger(__name__)
+
+API = "/v1/api"
+# IBKR's documented per-endpoint limits, as seconds between calls.
+DOCUMENTED_PACING: dict[str, float] = {
+    "/tickle": 1.0, "/sso/validate": 60.0, "/iserver/account/orders": 5.0, "/iserver/account/trades": 5.0,
+    "/portfolio/accounts": 5.0, "/portfolio/subaccounts": 5.0,
+}
+MAX_QUESTIONS = 10
+ALREADY_REGISTERED = "is already registered"
+NOT_LOGGED_IN = ("no session", "not authenticated")
+
+
+class AlreadyPlaced(OrderRejected):
+    """IB refused the cOID as already registered: the order exists; look it up, do not resend."""
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Minimum seconds between calls: per endpoint, and overall (10 requests/s through a gateway)."""
+
+    per_endpoint: Mapping[str, float] = field(default_factory=lambda: dict(DOCUMENTED_PACING))
+    overall: float = 0.1
+
+    @classmethod
+    def off(cls) -> Pacing:
+        return cls(per_endpoint={}, overall=0.0)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A confirmation IB asks before it accepts an order (`o163`, `o354`, ...)."""
+
+    reply_id: str
+    message_ids: tuple[str, ...]
+    text: str
+
+
+def accept_all(question: Question) -> bool:
+    """Default answer: yes. Suppress ids you never want to see; answer others explicitly."""
+    return True
+
+
+@dataclass(frozen=True)
+class AuthStatus:
+    authenticated: bool
+    connected: bool
+    competing: bool
+    message: str = ""
+
+    @property
+    def state(self) -> SessionState:
+        if self.competing:
+            return SessionState.COMPETING
+        if self.authenticated and self.connected:
+            return SessionState.AUTHENTICATED
+        if not self.connected:
+            return SessionState.EXPIRED
+        return SessionState.NO_SESSION      # SSO up, brokerage session not (yet) initialised
+
+
+class IBClient:
+    """One gateway, one HTTP session. Thread-unsafe on purpose: one order in flight at a time."""
+
+    def __init__(self, base_url: str, *, verify: bool | str = False, timeout: float = 15.0,
+                 account_label: str | None = None, suppress: Iterable[str] = (), pacing: Pacing | None = None,
+                 read_retries: int = 2, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.base_url = base_url.rstrip("/") + API
+        self.verify, self.timeout, self.label = verify, timeout, account_label
+        self.suppress = list(suppress)
+        self.pacing = pacing if pacing is not None else Pacing()
+        self.read_retries, self._sleep, self._clock = read_retries, sleep, clock
+        self._last: dict[str, float] = {}
+        self._orders_primed = False
+        self._http = requests.Session()
+        self._http.trust_env = False      # a local gateway: no proxies, and our CA, not REQUESTS_CA_BUNDLE
+
+    @classmethod
+    def from_spec(cls, spec: IBBroker, *, name: str | None = None, **kwargs: Any) -> IBClient:
+        gateway = spec.gateway
+        verify: bool | str = gateway.ca_cert if gateway.ca_cert else gateway.verify_tls
+        return cls(gateway.url, verify=verify, account_label=name, suppress=spec.suppress_message_ids, **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IBClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------------------------
+    def _pace(self, path: str) -> None:
+        now = self._clock()
+        waits = [self.pacing.overall - (now - self._last.get("*", -1e9))]
+        if path in self.pacing.per_endpoint:
+            waits.append(self.pacing.per_endpoint[path] - (now - self._last.get(path, -1e9)))
+        wait = max(waits)
+        if wait > 0:
+            self._sleep(wait)
+
+    def _paced(self, path: str) -> None:
+        """Measure spacing from when a call finished: the gateway counts arrivals, which come later."""
+        self._last["*"] = self._last[path] = self._clock()
+
+    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                 json: Any = None, order: bool = False) -> Any:
+        """One call with pacing, error mapping and (for reads only) a short retry."""
+        attempts = 1 + (self.read_retries if method == "GET" else 0)
+        for attempt in range(attempts):
+            try:
+                return self._once(method, path, params=params, json=json, order=order)
+            except BrokerUnavailable as e:
+                if attempt + 1 >= attempts or "429" in str(e):
+                    raise
+                log.info("IB %s %s failed (%s); retrying", method, path, e)
+                self._sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _once(self, method: str, path: str, *, params: Mapping[str, Any] | None, json: Any,
+              order: bool) -> Any:
+        self._pace(path)
+        where = f"{method} {path}"
+        try:
+            with warnings.catch_warnings():
+                if self.verify is False:    # chosen in minitrade.yaml (gateway.verify_tls: false)
+                    warnings.simplefilter("ignore", InsecureRequestWarning)
+                response = self._http.request(method, self.base_url + path, params=params, json=json,
+                                              verify=self.verify, timeout=self.timeout, allow_redirects=False)
+        except requests.exceptions.RequestException as e:
+            self._paced(path)
+            raise self._transport_error(e, where) from e
+        self._paced(path)
+        return self._decode(response, where, order=order)
+
+    def _transport_error(self, e: requests.exceptions.RequestException, where: str) -> BrokerUnavailable:
+        if isinstance(e, requests.exceptions.SSLError):
+            return BrokerUnavailable(f"TLS check of the gateway at {self.base_url} failed ({e}); set "
+                                     "gateway.ca_cert to its certificate or verify_tls: false", account=self.label)
+        if isinstance(e, requests.exceptions.Timeout):
+            return BrokerUnavailable(f"{where} timed out after {self.timeout:g}s", account=self.label)
+        return BrokerUnavailable(f"{where}: connection to the gateway failed ({e})", account=self.label)
+
+    def _decode(self, response: requests.Response, where: str, *, order: bool) -> Any:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        text = str(error or (response.text[:200] if body is None else body))
+        if status == 401 or (error and any(k in str(error).lower() for k in NOT_LOGGED_IN)):
+            raise BrokerNotReady(f"no brokerage session ({where}: {text}); run `minitrade ib login "
+                                 f"{self.label or 'ACCOUNT'}`", account=self.label)
+        if status == 429:
+            raise BrokerUnavailable(f"{where}: rate limited (429); IB may block this address for 10 minutes",
+                                    account=self.label)
+        if status >= 500:
+            raise BrokerUnavailable(f"{where}: gateway error {status}: {text}", account=self.label)
+        if status >= 300 or error:
+            if order and ALREADY_REGISTERED in text:
+                raise AlreadyPlaced(text, account=self.label)
+            kind = OrderRejected if order else BrokerError
+            raise kind(f"{where}: {status} {text}", account=self.label)
+        if body is None:
+            raise BrokerUnavailable(f"{where}: the gateway answered something that is not JSON: "
+                                    f"{response.text[:120]!r}", account=self.label)
+        return body
+
+    # -- session -------------------------------------------------------------------------------
+    def auth_status(self) -> AuthStatus:
+        body = self._request("POST", "/iserver/auth/status")
+        return AuthStatus(bool(body.get("authenticated")), bool(body.get("connected")),
+                          bool(body.get("competing")), str(body.get("message") or ""))
+
+    def session_state(self) -> SessionState:
+        """The gateway's session state; never logs in and never raises for a missing session."""
+        try:
+            return self.auth_status().state
+        except BrokerNotReady:
+            return SessionState.NO_SESSION
+        except BrokerUnavailable as e:
+            cause = e.__cause__
+            if isinstance(cause, requests.exceptions.ConnectTimeout) or (
+                    isinstance(cause, requests.exceptions.ConnectionError)
+                    and any(k in str(cause) for k in ("NewConnectionError", "Connection refused"))):
+                return SessionState.NOT_RUNNING     # nothing listens: the gateway process is down
+            raise
+
+    def tickle(self) -> dict[str, Any]:
+        """Keep the session alive (call about once a minute)."""
+        body: dict[str, Any] = self._request("POST", "/tickle")
+        return body
+
+    def init_brokerage_session(self) -> AuthStatus:
+        """Open the trading session after an SSO login (takes over a competing one)."""
+        self._request("POST", "/iserver/auth/ssodh/init", json={"publish": True, "compete": True})
+        return self.auth_status()
+
+    def logout(self) -> None:
+        self._request("POST", "/logout")
+
+    # -- accounts and contracts ----------------------------------------------------------------
+    def accounts(self) -> list[str]:
+        """`/iserver/accounts`: IB requires this call before any order call of a session."""
+        body = self._request("GET", "/iserver/accounts")
+        return [str(a) for a in body.get("accounts", []) if a != "All"]
+
+    def prepare(self, account_id: str | None) -> str:
+        """Accounts call, account check and message suppression; returns the account to trade."""
+        accounts = self.accounts()
+        if account_id is not None and account_id not in accounts:
+            raise BrokerError(f"account {account_id} is not among this login's accounts {accounts}",
+                              account=self.label)
+        if not accounts:
+            raise BrokerError("the login has no accounts", account=self.label)
+        if self.suppress:
+            self._request("POST", "/iserver/questions/suppress", json={"messageIds": self.suppress})
+        return account_id or accounts[0]
+
+    def stocks(self, symbols: Iterable[str]) -> dict[str, Any]:
+        body: dict[str, Any] = self._request("GET", "/trsrv/stocks", params={"symbols": ",".join(symbols)})
+        return body
+
+    # -- orders --------------------------------------------------------------------------------
+    def place_order(self, account: str, ticket: Mapping[str, Any],
+                    answer: Callable[[Question], bool] = accept_all) -> dict[str, Any]:
+        """Place one order and answer its questions; returns the ack `{"order_id", "order_status", ...}`."""
+        result = self._request("POST", f"/iserver/account/{account}/orders", json={"orders": [dict(ticket)]},
+                               order=True)
+        for _ in range(MAX_QUESTIONS):
+            first = result[0] if isinstance(result, list) and result else {}
+            if "order_id" in first:
+                return dict(first)
+            if not ("id" in first and "message" in first):
+                raise BrokerUnavailable(f"unexpected answer to an order: {str(result)[:200]}", account=self.label)
+            question = Question(str(first["id"]), tuple(first.get("messageIds") or ()),
+                                " ".join(str(m) for m in first.get("message") or ()))
+            yes = answer(question)
+            log.info("IB asked %s about cOID %s: %s -> %s", ",".join(question.message_ids) or "?",
+                     ticket.get("cOID"), question.text.replace("\n", " "), "yes" if yes else "no")
+            if not yes:
+                # Tell IB to discard the order; its answer to a "no" carries nothing we need.
+                with contextlib.suppress(OrderRejected):
+                    self._request("POST", f"/iserver/reply/{question.reply_id}", json={"confirmed": False},
+                                  order=True)
+                raise OrderRejected(f"declined IB's question {','.join(question.message_ids)}: {question.text}",
+                                    account=self.label)
+            result = self._request("POST", f"/iserver/reply/{question.reply_id}", json={"confirmed": True},
+                                   order=True)
+        raise OrderRejected(f"IB asked more than {MAX_QUESTIONS} questions about one order", account=self.label)
+
+    def live_orders(self, account: str | None = None) -> list[dict[str, Any]]:
+        """Orders of the current session/day. The first call of a session is a pre-flight (IB quirk)."""
+        params = {"accountId": account} if account else None
+        if not self._orders_primed:
+            self._request("GET", "/iserver/account/orders", params=params)
+            self._orders_primed = True
+        body = self._request("GET", "/iserver/account/orders", params=params)
+        return list(body.get("orders") or []) if isinstance(body, dict) else []
+
+    def order_status(self, order_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._request("GET", f"/iserver/account/order/status/{order_id}")
+        return body
+
+    def cancel_order(self, account: str, order_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._request("DELETE", f"/iserver/account/{account}/order/{order_id}",
+                                             order=True)
+        return body
+
+    def trades(self, days: int = 1) -> list[dict[str, Any]]:
+        """Executions of the last `days` (1-7) days."""
+        body = self._request("GET", "/iserver/account/trades", params={"days": max(1, min(7, days))})
+        return list(body) if isinstance(body, list) else []
+
+    # -- portfolio -----------------------------------------------------------------------------
+    def positions(self, account: str) -> list[dict[str, Any]]:
+        """Every position, page by page (100 a page), after invalidating the gateway's cache."""
+        self._request("POST", f"/portfolio/{account}/positions/invalidate")
+        rows: list[dict[str, Any]] = []
+        for page in range(100):
+            batch = self._request("GET", f"/portfolio/{account}/positions/{page}")
+            rows.extend(batch if isinstance(batch, list) else [])
+            if not isinstance(batch, list) or len(batch) < 100:
+                break
+        return rows
+
+    def ledger(self, account: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._request("GET", f"/portfolio/{account}/ledger")
+        return body

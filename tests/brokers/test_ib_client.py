@@ -1,0 +1,192 @@
+"""The Client Portal client against the fake gateway over real HTTPS."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from minitrade.brokers.base import SessionState
+from minitrade.brokers.ib.client import AlreadyPlaced, IBClient, Pacing
+from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
+from minitrade.testing.ib_gateway import FakeGateway
+
+from .conftest import AAPL, make_client, make_spec
+
+ACCOUNT = "DU1234567"
+
+
+def ticket(coid: str, **overrides: object) -> dict[str, object]:
+    fields: dict[str, object] = {"acctId": ACCOUNT, "conid": AAPL, "cOID": coid, "orderType": "MOC", "tif": "DAY",
+                                 "side": "BUY", "ticker": "AAPL", "quantity": 10, "listingExchange": "SMART"}
+    fields.update(overrides)
+    return fields
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    pytest.param("no_session", SessionState.NO_SESSION, id="no-session"),
+    pytest.param("2fa_pending", SessionState.NO_SESSION, id="2fa-pending"),
+    pytest.param("sso_only", SessionState.NO_SESSION, id="sso-without-brokerage-session"),
+    pytest.param("authenticated", SessionState.AUTHENTICATED, id="authenticated"),
+    pytest.param("competing", SessionState.COMPETING, id="competing"),
+    pytest.param("expired", SessionState.EXPIRED, id="expired"),
+])
+def test_session_state_reads_every_auth_state_without_logging_in(gateway: FakeGateway, client: IBClient,
+                                                                  state: str, expected: SessionState) -> None:
+    gateway.set_state(state)
+    assert client.session_state() is expected
+    assert not any(path.startswith("/sso/Login") for _, path, _ in gateway.requests)
+
+
+def test_session_state_is_not_running_when_nothing_listens() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with IBClient(f"https://localhost:{port}", pacing=Pacing.off(), sleep=lambda s: None) as c:
+        assert c.session_state() is SessionState.NOT_RUNNING
+
+
+def test_certificate_is_checked_against_the_pinned_ca(gateway: FakeGateway) -> None:
+    unpinned = make_spec(gateway, gateway={"url": gateway.url, "verify_tls": True})
+    with make_client(unpinned) as c, pytest.raises(BrokerUnavailable, match="ca_cert"):
+        c.session_state()
+    insecure = make_spec(gateway, gateway={"url": gateway.url, "verify_tls": False})
+    with make_client(insecure) as c:
+        assert c.session_state() is SessionState.AUTHENTICATED
+
+
+@pytest.mark.parametrize(("fault", "error", "text"), [
+    pytest.param("500", BrokerUnavailable, "500", id="500"),
+    pytest.param("503", BrokerUnavailable, "503", id="503"),
+    pytest.param("429", BrokerUnavailable, "rate limited", id="429"),
+    pytest.param("401", BrokerNotReady, "minitrade ib login ib-test", id="401"),
+    pytest.param("html", BrokerUnavailable, "not JSON", id="html-page"),
+    pytest.param("malformed", BrokerUnavailable, "not JSON", id="malformed-json"),
+    pytest.param("drop_before", BrokerUnavailable, "connection", id="dropped"),
+])
+def test_wire_errors_map_to_broker_errors(gateway: FakeGateway, client: IBClient, fault: str,
+                                          error: type[Exception], text: str) -> None:
+    gateway.inject("POST", "/tickle", fault)
+    with pytest.raises(error, match=text) as caught:
+        client.tickle()
+    assert caught.value.account == "ib-test"  # type: ignore[attr-defined]
+
+
+def test_no_session_answered_with_status_200_is_not_ready(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.set_state("no_session")
+    gateway.no_session_as_200 = True
+    with pytest.raises(BrokerNotReady):
+        client.tickle()
+
+
+def test_errors_keep_their_cause(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.inject("POST", "/tickle", "drop_before")
+    with pytest.raises(BrokerUnavailable) as caught:
+        client.tickle()
+    assert caught.value.__cause__ is not None
+
+
+def test_reads_are_retried_after_a_transient_failure(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.inject("GET", "/iserver/accounts", "503", "drop_before")
+    assert client.accounts() == [ACCOUNT]
+    assert sum(1 for m, p, _ in gateway.requests if p == "/iserver/accounts") == 3
+
+
+def test_order_posts_are_never_retried_blindly(gateway: FakeGateway, client: IBClient) -> None:
+    client.prepare(None)
+    gateway.inject("POST", r"/iserver/account/.*/orders", "503")
+    with pytest.raises(BrokerUnavailable):
+        client.place_order(ACCOUNT, ticket("c-1"))
+    assert gateway.order_posts() == 1 and gateway.orders == []
+
+
+def test_orders_need_the_accounts_call_first(client: IBClient) -> None:
+    with pytest.raises(OrderRejected, match="accounts"):
+        client.place_order(ACCOUNT, ticket("c-1"))
+
+
+def test_confirmation_questions_are_answered_one_by_one(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.questions = ["o163", "o354"]
+    client.prepare(None)
+    asked: list[tuple[str, ...]] = []
+    ack = client.place_order(ACCOUNT, ticket("c-1"), answer=lambda q: asked.append(q.message_ids) is None)
+    assert asked == [("o163",), ("o354",)]
+    replies = [body for m, p, body in gateway.requests if p.startswith("/iserver/reply/")]
+    assert replies == [{"confirmed": True}, {"confirmed": True}]
+    assert [o.coid for o in gateway.orders] == ["c-1"] and ack["order_id"] == str(gateway.orders[0].order_id)
+
+
+def test_suppressed_message_ids_are_never_asked(gateway: FakeGateway) -> None:
+    gateway.questions = ["o163", "o10151"]
+    with make_client(make_spec(gateway, suppress_message_ids=["o163", "o10151"])) as c:
+        c.prepare(None)
+        c.place_order(ACCOUNT, ticket("c-1"), answer=lambda q: pytest.fail(f"asked {q}"))
+    assert gateway.suppressed == {"o163", "o10151"} and len(gateway.orders) == 1
+
+
+def test_a_declined_question_discards_the_order(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.questions = ["o451"]
+    client.prepare(None)
+    with pytest.raises(OrderRejected, match="o451"):
+        client.place_order(ACCOUNT, ticket("c-1"), answer=lambda q: False)
+    assert gateway.orders == []
+
+
+def test_a_registered_client_id_is_reported_as_already_placed(client: IBClient) -> None:
+    client.prepare(None)
+    client.place_order(ACCOUNT, ticket("c-1"))
+    with pytest.raises(AlreadyPlaced, match="c-1"):
+        client.place_order(ACCOUNT, ticket("c-1"))
+
+
+def test_an_order_ib_refuses_is_rejected_with_its_text(client: IBClient) -> None:
+    client.prepare(None)
+    with pytest.raises(OrderRejected, match="Invalid time-in-force for at-the-closing order"):
+        client.place_order(ACCOUNT, ticket("c-1", tif="GTC"))
+
+
+def test_an_account_outside_the_login_is_refused(client: IBClient) -> None:
+    with pytest.raises(BrokerError, match="U999"):
+        client.prepare("U999")
+
+
+def test_live_orders_survive_the_empty_first_call(gateway: FakeGateway, client: IBClient) -> None:
+    client.prepare(None)
+    client.place_order(ACCOUNT, ticket("c-1"))
+    assert [row["order_ref"] for row in client.live_orders(ACCOUNT)] == ["c-1"]
+
+
+def test_positions_are_read_page_by_page(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.book.positions = {1000 + i: (float(i + 1), 10.0) for i in range(150)}
+    rows = client.positions(ACCOUNT)
+    assert len(rows) == 150
+    assert [p for m, p, _ in gateway.requests if "/positions/" in p and m == "GET"] == [
+        f"/portfolio/{ACCOUNT}/positions/0", f"/portfolio/{ACCOUNT}/positions/1"]
+
+
+def test_ledger_reports_cash_per_currency(client: IBClient) -> None:
+    ledger = client.ledger(ACCOUNT)
+    assert ledger["USD"]["cashbalance"] == 100_000.0 and "BASE" in ledger
+
+
+def test_documented_pacing_spaces_calls_to_paced_endpoints(gateway: FakeGateway) -> None:
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    with make_client(make_spec(gateway), pacing=Pacing(), sleep=sleep, clock=lambda: now[0]) as c:
+        c.prepare(None)
+        c.live_orders(ACCOUNT)          # pre-flight + real call: IBKR allows one per 5 s
+    assert slept and max(slept) == pytest.approx(5.0)
+
+
+def test_paced_client_never_trips_the_gateways_limits(gateway: FakeGateway) -> None:
+    gateway.pacing = True       # the fake answers 429 to calls closer than IBKR's documented limits
+    with make_client(make_spec(gateway), pacing=Pacing(), sleep=time.sleep) as c:
+        c.tickle()
+        c.tickle()              # 1 per second
+    assert gateway.book.orders == []
