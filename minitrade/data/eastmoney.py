@@ -72,10 +72,10 @@ def secid_for(ticker: str) -> str:
             code, exchange = m.group("code"), (m.groupdict().get("ex") or "").upper()
             if exchange:
                 return f"{_EXCHANGE_MARKET[exchange]}.{code}"
-            if code[0] in "659":
-                return f"1.{code}"
-            if code[0] in "01238" or code[0] == "4" or code.startswith("92"):
+            if code.startswith("92") or code[0] in "012348":
                 return f"0.{code}"
+            if code[0] in "569":
+                return f"1.{code}"
     raise DataError(f"{ticker!r} is not a code EastMoney knows how to look up: use a six-digit A-share "
                     "or ETF code (600519, 000001, 510300, 159915, 430047), optionally with the exchange "
                     "(000001.SZ, sh600519, 430047.BJ), or an explicit secid such as 1.000001",

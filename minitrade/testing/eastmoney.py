@@ -37,9 +37,11 @@ def market_of(code: str) -> int | None:
     """The market EastMoney files a six-digit code under (the fake's own table)."""
     if len(code) != 6 or not code.isdigit():
         return None
+    if code.startswith("92"):
+        return 0  # Beijing's new codes
     if code[0] in "659":
         return 1
-    if code[0] in "01238" or code.startswith("4") or code.startswith("92"):
+    if code[0] in "012348":
         return 0
     return None
 

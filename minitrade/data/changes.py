@@ -1,0 +1,160 @@
+"""Strict mode's guard: did past prices change since the plan's previous run?
+
+A strict plan replays its whole history every run, so its orders are only consistent if the past
+it replays is the past it traded on. Each run records the final bars it used (`price_history`,
+partial bars excluded); the next run compares open/high/low/close on the dates both share with a
+relative tolerance and stops with `DataChanged` naming the ticker, the dates and by how much —
+typically a split or a dividend adjustment the provider applied to the past.
+
+    check_unchanged(store, "spy-qqq", prices)              # raises DataChanged
+    record_history(store, "spy-qqq", run_id, prices)        # after a successful run
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from minitrade.errors import DataChanged
+from minitrade.store import Store
+from minitrade.store import prices as sql
+
+DEFAULT_RTOL = 1e-5
+PRICES = ["open", "high", "low", "close"]
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """How one ticker's past differs from what the previous run used."""
+
+    ticker: str
+    changed: tuple[date, ...]      # dates whose open/high/low/close moved beyond the tolerance
+    vanished: tuple[date, ...]     # dates the previous run had and the new history lacks
+    worst_date: date | None
+    worst_column: str | None
+    old: float | None
+    new: float | None
+
+    @property
+    def worst_relative(self) -> float:
+        if self.old is None or self.new is None or self.old == 0:
+            return 0.0
+        return self.new / self.old - 1
+
+    def describe(self) -> str:
+        parts = [f"{self.ticker}:"]
+        if self.changed:
+            span = (f"on {self.changed[0]}" if len(self.changed) == 1
+                    else f"from {self.changed[0]} to {self.changed[-1]}")
+            parts.append(f"{len(self.changed)} bar{'s' if len(self.changed) != 1 else ''} {span} changed, "
+                         f"by up to {self.worst_relative:+.4%} ({self.worst_column} on {self.worst_date}: "
+                         f"{self.old:.6g} -> {self.new:.6g})")
+        if self.vanished:
+            parts.append(f"{len(self.vanished)} bar(s) disappeared (first {self.vanished[0]})")
+        return " ".join(parts)
+
+
+def used_bars(prices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The final bars of a run in long form (ticker, date, OHLC); a partial last bar is left out."""
+    parts = []
+    for ticker, frame in prices.items():
+        bars = frame.iloc[:-1] if frame.attrs.get("partial") and len(frame) else frame
+        part = bars[PRICES].astype("float64").copy()
+        part.insert(0, "date", pd.DatetimeIndex(bars.index).astype("datetime64[ns]"))
+        part.insert(0, "ticker", ticker)
+        parts.append(part.reset_index(drop=True))
+    if not parts:
+        return pd.DataFrame({"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[ns]"),
+                             **{c: pd.Series(dtype="float64") for c in PRICES}})
+    return pd.concat(parts, ignore_index=True)
+
+
+def compare(previous: pd.DataFrame, prices: Mapping[str, pd.DataFrame], *,
+            rtol: float = DEFAULT_RTOL) -> list[PriceChange]:
+    """Changes of `prices` against a previous run's long-form bars; pure, no I/O.
+
+    Only dates from the new history's first date on are compared (a later backtest_start is not a
+    change); tickers new to the plan have nothing to compare.
+    """
+    current = used_bars(prices)
+    changes: list[PriceChange] = []
+    for ticker, old in previous.groupby("ticker", sort=True):
+        new = current[current["ticker"] == ticker]
+        if new.empty:
+            continue
+        old_bars = old.set_index("date")[PRICES]
+        new_bars = new.set_index("date")[PRICES]
+        old_bars = old_bars[(old_bars.index >= new_bars.index[0]) & (old_bars.index <= new_bars.index[-1])]
+        shared = old_bars.index.intersection(new_bars.index)
+        vanished = tuple(d.date() for d in old_bars.index.difference(new_bars.index))
+        before = old_bars.loc[shared].to_numpy()
+        after = new_bars.loc[shared].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = np.abs(after - before) / np.abs(before)
+        moved = (relative > rtol).any(axis=1)
+        if not moved.any() and not vanished:
+            continue
+        worst: tuple[date | None, str | None, float | None, float | None] = (None, None, None, None)
+        if moved.any():
+            row, col = np.unravel_index(np.nanargmax(np.where(np.isfinite(relative), relative, 0)),
+                                        relative.shape)
+            worst = (shared[row].date(), PRICES[col], float(before[row, col]), float(after[row, col]))
+        changes.append(PriceChange(str(ticker), tuple(d.date() for d in shared[moved]), vanished, *worst))
+    return changes
+
+
+def detect_changes(store: Store, plan: str, prices: Mapping[str, pd.DataFrame], *,
+                   rtol: float = DEFAULT_RTOL) -> list[PriceChange]:
+    """Changes of `prices` against the history recorded by the plan's previous run."""
+    with store.transaction() as con:
+        previous = sql.read_history(con, plan)
+    if previous.empty:
+        return []
+    return compare(previous, prices, rtol=rtol)
+
+
+def check_unchanged(store: Store, plan: str, prices: Mapping[str, pd.DataFrame], *,
+                    rtol: float = DEFAULT_RTOL, source: str | None = None) -> None:
+    """Raise DataChanged (with `.changes`) if the past moved since the plan's previous run."""
+    changes = detect_changes(store, plan, prices, rtol=rtol)
+    if not changes:
+        return
+    tickers = ", ".join(c.ticker for c in changes)
+    detail = "; ".join(c.describe() for c in changes)
+    error = DataChanged(
+        f"plan {plan}: past prices changed since its previous run (tolerance {rtol:g}): {detail}. "
+        "A split or dividend adjustment rewrote history, so this strict plan's past orders no longer "
+        f"follow from its prices. Start a new plan, or accept the new history with "
+        f"`minitrade data accept {plan}`", source=source, ticker=tickers)
+    error.changes = changes  # type: ignore[attr-defined]
+    raise error
+
+
+def record_history(store: Store, plan: str, run_id: str, prices: Mapping[str, pd.DataFrame]) -> str:
+    """Remember the final bars this run used; returns their digest (for runs.data_digest)."""
+    bars = used_bars(prices)
+    with store.transaction() as con:
+        sql.write_history(con, plan, run_id, bars)
+    return history_digest(prices)
+
+
+def accept_history(store: Store, plan: str) -> None:
+    """Forget the recorded history so the next strict run starts from the prices as they are now."""
+    with store.transaction() as con:
+        sql.forget_history(con, plan)
+
+
+def history_digest(prices: Mapping[str, pd.DataFrame]) -> str:
+    """sha256 of the final bars (ticker, date, OHLC to 8 significant digits), order-independent."""
+    bars = used_bars(prices).sort_values(["ticker", "date"], kind="stable")
+    digest = hashlib.sha256()
+    for ticker, group in bars.groupby("ticker", sort=True):
+        digest.update(str(ticker).encode())
+        digest.update(pd.DatetimeIndex(group["date"]).strftime("%Y%m%d").str.cat().encode())
+        digest.update(np.array([float(f"{v:.8g}") for v in group[PRICES].to_numpy().ravel()]).tobytes())
+    return digest.hexdigest()
