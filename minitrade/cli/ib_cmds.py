@@ -1,0 +1,153 @@
+"""`minitrade ib ...`: the IB gateway process, explicit login, session state, contract choices, fake gateway.
+
+Account names are the `type: ib` brokers of minitrade.yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
+from minitrade.errors import ConfigError, ConfigIssue
+from minitrade.loader import SETTINGS_FILE, Snapshot, load_worktree
+from minitrade.models import IBBroker as IBBrokerSpec
+
+ib = typer.Typer(help="Interactive Brokers: gateway process, explicit login, session state, contracts.\n\n"
+                      "Example: `minitrade ib start && minitrade ib login ib-paper`",
+                 no_args_is_help=True)
+app.add_typer(ib, name="ib")
+
+ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="IB broker name in minitrade.yaml "
+                                                             "(default: the only one).", show_default=False)
+
+
+def _ib_brokers(snapshot: Snapshot) -> dict[str, IBBrokerSpec]:
+    return {n: b for n, b in snapshot.settings.brokers.items() if isinstance(b, IBBrokerSpec)}
+
+
+def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
+    brokers = _ib_brokers(snapshot)
+    names = ", ".join(sorted(brokers)) or "none"
+    if account is not None:
+        if account not in brokers:
+            raise ConfigError(ConfigIssue(SETTINGS_FILE, None, "brokers", f"no broker {account!r} of type ib",
+                                          f"IB brokers: {names}"))
+        return account, brokers[account]
+    if len(brokers) != 1:
+        message = "defines no broker of type ib" if not brokers else f"has several IB brokers ({names})"
+        raise ConfigError(ConfigIssue(SETTINGS_FILE, None, "brokers", message, "pass --account NAME"
+                                      if brokers else "add one with `type: ib`"))
+    return next(iter(brokers.items()))
+
+
+@ib.command()
+def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(None, help="java executable."),
+          repo: Path | None = REPO_OPTION) -> None:
+    """Start the gateway from gateway.install_dir and wait until it answers."""
+    from minitrade.brokers.ib import gateway
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        name, spec = _pick(snapshot, account)
+        pid = gateway.start(name, spec, state_dir=snapshot.state_dir, java=java)
+        console.print(f"gateway of {name} runs (pid {pid}) at {spec.gateway.url}; "
+                      f"log in with `minitrade ib login {name}`")
+
+
+@ib.command()
+def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+    """Stop the gateway that `minitrade ib start` started."""
+    from minitrade.brokers.ib import gateway
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        name, _ = _pick(snapshot, account)
+        stopped = gateway.stop(name, state_dir=snapshot.state_dir)
+        console.print(f"gateway of {name} stopped" if stopped else f"no gateway of {name} was running")
+
+
+@ib.command()
+def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+    """Session state of each IB account: not running, no session, authenticated, competing, expired."""
+    from minitrade.brokers.ib import gateway
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        names = [_pick(snapshot, account)[0]] if account else sorted(_ib_brokers(snapshot))
+        if not names:
+            _pick(snapshot, None)
+        for name in names:
+            console.print(escape(str(gateway.status(name, _ib_brokers(snapshot)[name],
+                                                    state_dir=snapshot.state_dir))))
+
+
+@ib.command()
+def login(account: str = typer.Argument(..., help="IB broker name in minitrade.yaml."),
+          twofa_timeout: float = typer.Option(120.0, help="Seconds to wait for the 2FA approval."),
+          reset_failures: bool = typer.Option(False, help="Forget failed attempts recorded by the lockout "
+                                                          "guard (after checking the credentials)."),
+          repo: Path | None = REPO_OPTION) -> None:
+    """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push."""
+    from minitrade.brokers.ib.login import LoginGuard
+    from minitrade.brokers.ib.login import login as ib_login
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        name, spec = _pick(snapshot, account)
+        if reset_failures:
+            LoginGuard(snapshot.state_dir / "ib" / f"{name}.login.json", spec.max_login_attempts).reset()
+        state = ib_login(name, spec, state_dir=snapshot.state_dir, twofa_timeout=twofa_timeout,
+                         say=lambda line: console.print(escape(line)))
+        console.print(f"{name}: {state.value}")
+
+
+@ib.command()
+def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+    """End the brokerage session (orders will be held until the next login)."""
+    from minitrade.brokers.ib.client import IBClient
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        name, spec = _pick(snapshot, account)
+        with IBClient.from_spec(spec, name=name) as client:
+            client.logout()
+        console.print(f"{name}: logged out")
+
+
+@ib.command()
+def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), account: str | None = ACCOUNT_OPTION,
+              repo: Path | None = REPO_OPTION) -> None:
+    """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`."""
+    from minitrade.brokers.ib.client import IBClient
+    from minitrade.brokers.ib.contracts import candidates
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        name, spec = _pick(snapshot, account)
+        with IBClient.from_spec(spec, name=name) as client:
+            found = candidates(client, [symbol]).get(symbol.upper(), [])
+        if not found:
+            console.print(f"IB knows no stock listing for {escape(symbol)}")
+            raise typer.Exit(1)
+        table = Table("conid", "exchange", "US", "name", title=f"{symbol.upper()} at IB ({name})")
+        for c in found:
+            table.add_row(str(c.conid), c.exchange, "yes" if c.is_us else "no", c.name)
+        console.print(table)
+        console.print(f"pin one in the plan file: universe: {{{symbol.upper()}: {{conid: {found[0].conid}}}}}",
+                      markup=False)
+
+
+@ib.command("fake-gateway")
+def fake_gateway(port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+                 username: str = typer.Option("fakeuser"), password: str = typer.Option("fakepass"),
+                 two_factor: str = typer.Option("push", help="push or none."),
+                 auto_approve: float | None = typer.Option(None, help="Approve 2FA pushes after N seconds.")) -> None:
+    """Run a fake IB gateway (HTTPS, same API) to rehearse the IB flow without an account."""
+    from minitrade.testing.ib_gateway import main
+
+    args = ["--port", str(port), "--username", username, "--password", password, "--two-factor", two_factor]
+    main(args + (["--auto-approve", str(auto_approve)] if auto_approve is not None else []))

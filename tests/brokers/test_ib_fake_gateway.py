@@ -1,0 +1,87 @@
+"""The fake gateway itself: standalone process, wire quirks the client relies on, isolation."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from minitrade.brokers.base import SessionState
+from minitrade.brokers.ib.client import IBClient, Pacing
+from minitrade.testing.ib_gateway import FakeGateway
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fake_imports_nothing_from_minitrade_outside_testing() -> None:
+    code = ("import sys, minitrade.testing.ib_gateway; "
+            "print(sorted(m for m in sys.modules if m.startswith('minitrade.') and not m.startswith('minitrade.testing')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_fake_runs_standalone_and_lets_a_person_approve_2fa(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "minitrade.testing.ib_gateway", "--port", str(port)],
+                               stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert f"https://localhost:{port}" in banner
+        ca = banner.split("CA certificate: ")[1].rstrip(")\n")
+        with IBClient(f"https://localhost:{port}", verify=ca, pacing=Pacing.off()) as client:
+            assert client.session_state() is SessionState.NO_SESSION
+            session = requests.Session()
+            session.trust_env = False
+            form = {"username": "fakeuser", "password": "fakepass"}
+            page = session.post(f"https://localhost:{port}/sso/Login", data=form, verify=ca, timeout=10)
+            assert "login-step-notification\"" in page.text       # the push block is shown
+            approved = session.post(f"https://localhost:{port}/__fake/2fa/approve", verify=ca, timeout=10)
+            assert approved.json() == {"approved": True}
+            assert client.session_state() is SessionState.AUTHENTICATED
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_login_page_has_the_real_field_names(gateway: FakeGateway) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    root = session.get(gateway.url + "/", verify=str(gateway.ca_pem), allow_redirects=False, timeout=10)
+    assert root.status_code == 302 and root.headers["Location"] == "/sso/Login?forwardTo=22&RL=1&ip2loc=on"
+    html = session.get(gateway.url + root.headers["Location"], verify=str(gateway.ca_pem), timeout=10).text
+    for marker in ('name="username"', 'name="password"', "xyz-button-login", "xyz-errormessage", 'id="twofactbase"',
+                   "login-step-notification", 'for="toggle1"'):
+        assert marker in html
+
+
+def test_both_api_prefixes_are_served(gateway: FakeGateway) -> None:
+    session = requests.Session()
+    session.trust_env = False
+    for prefix in ("/v1/api", "/v1/portal"):
+        answer = session.post(gateway.url + prefix + "/iserver/auth/status", verify=str(gateway.ca_pem), timeout=10)
+        assert answer.json()["authenticated"] is True
+
+
+def test_an_unconfirmed_reply_chain_is_invalidated_by_the_next_order(gateway: FakeGateway) -> None:
+    gateway.questions = ["o163"]
+    session = requests.Session()
+    session.trust_env = False
+    api, ca = gateway.url + "/v1/api", str(gateway.ca_pem)
+    session.get(api + "/iserver/accounts", verify=ca, timeout=10)
+    ticket = {"acctId": "DU1234567", "conid": 265598, "orderType": "MOC", "tif": "DAY", "side": "BUY", "quantity": 1}
+    first = session.post(api + "/iserver/account/DU1234567/orders", json={"orders": [{**ticket, "cOID": "a"}]},
+                         verify=ca, timeout=10).json()
+    session.post(api + "/iserver/account/DU1234567/orders", json={"orders": [{**ticket, "cOID": "b"}]},
+                 verify=ca, timeout=10)
+    stale = session.post(api + f"/iserver/reply/{first[0]['id']}", json={"confirmed": True}, verify=ca, timeout=10)
+    assert stale.status_code == 503 and gateway.orders == []
