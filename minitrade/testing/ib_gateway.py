@@ -64,6 +64,8 @@ class FakeGateway:
         self.orders_preflight_quirk = True        # first live-orders call of a session comes back empty
         self.coid_at_first_post = False           # reserve the cOID before questions are answered
         self.pacing = False
+        self.idle_timeout: timedelta | None = None   # session expires after this long without a request
+        self._last_seen: datetime | None = None
         self.requests: list[tuple[str, str, Any]] = []
         self._faults: list[tuple[str, re.Pattern[str], deque[str]]] = []
         self._pending: dict[str, Any] | None = None
@@ -135,6 +137,7 @@ class FakeGateway:
         with self.lock:
             if state == "authenticated" and self.state != "authenticated":
                 self._new_brokerage_session()
+                self._last_seen = self.now()
             if state == "2fa_pending":
                 self._twofa_started, self._twofa_timed_out = time.monotonic(), False
             self.state = state
@@ -175,6 +178,13 @@ class FakeGateway:
         elif elapsed >= self.twofa_window:
             self.state, self._twofa_timed_out = "no_session", True
 
+    def _expire_if_idle(self) -> None:
+        now = self.now()
+        if self.state in ("authenticated", "competing", "sso_only") and self.idle_timeout is not None \
+                and self._last_seen is not None and now - self._last_seen > self.idle_timeout:
+            self.state = "expired"
+        self._last_seen = now
+
     def take_fault(self, method: str, path: str, body: Any = None) -> str | None:
         """Record an arriving request (faulty or not) and pick the fault to play on it, if any."""
         with self.lock:
@@ -204,6 +214,7 @@ class FakeGateway:
                 return 429, {"error": "Too Many Requests"}, "application/json"
             if path == "/" or path.startswith(("/sso/Login", "/sso/Dispatcher", "/__fake/")):
                 return self._web(method, path, query, body)
+            self._expire_if_idle()
             return self._api(method, path, query, body if isinstance(body, dict) else {})
 
     def _web(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, str]:

@@ -156,3 +156,14 @@ def test_session_reports_the_gateways_state(gateway: FakeGateway, broker: IBBrok
     assert broker.session() is SessionState.AUTHENTICATED
     gateway.set_state("competing")
     assert broker.session() is SessionState.COMPETING
+
+
+def test_keepalive_holds_the_session_and_notices_expiry(gateway: FakeGateway, broker: IBBroker) -> None:
+    gateway.idle_timeout = timedelta(minutes=5)
+    for _ in range(5):
+        gateway.advance(timedelta(minutes=4))
+        assert broker.keepalive() is SessionState.AUTHENTICATED
+    gateway.advance(timedelta(minutes=6))
+    assert broker.keepalive() is SessionState.EXPIRED
+    with pytest.raises(BrokerNotReady):
+        broker.submit(make_order())

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from minitrade.brokers.base import BrokerOrder, SessionState
-from minitrade.brokers.ib.client import AlreadyPlaced, IBClient, Question, accept_all
+from minitrade.brokers.ib.client import AlreadyPlaced, AuthStatus, IBClient, Question, accept_all
 from minitrade.brokers.ib.contracts import resolve_conid
 from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable
 from minitrade.models import IBBroker as IBBrokerSpec
@@ -74,6 +74,22 @@ class IBBroker:
     # -- session -------------------------------------------------------------------------------
     def session(self) -> SessionState:
         return self.client.session_state()
+
+    def keepalive(self) -> SessionState:
+        """Tickle the gateway (about once a minute while the daemon runs) and report the session state.
+
+        An EXPIRED/NO_SESSION answer is how the daemon notices a lost session (then notifies; never logs in).
+        """
+        try:
+            status = self.client.tickle().get("iserver", {}).get("authStatus")
+        except BrokerNotReady:
+            return SessionState.NO_SESSION
+        except BrokerUnavailable:
+            return self.session()
+        if not isinstance(status, dict):
+            return self.session()
+        return AuthStatus(bool(status.get("authenticated")), bool(status.get("connected")),
+                          bool(status.get("competing"))).state
 
     def _ready(self) -> str:
         """The account to trade, after checking the session and making the calls IB requires first."""

@@ -181,6 +181,7 @@ class IBClient:
         error = body.get("error") if isinstance(body, dict) else None
         text = str(error or (response.text[:200] if body is None else body))
         if status == 401 or (error and any(k in str(error).lower() for k in NOT_LOGGED_IN)):
+            self._orders_primed = False     # a new session starts with the empty pre-flight again
             raise BrokerNotReady(f"no brokerage session ({where}: {text}); run `minitrade ib login "
                                  f"{self.label or 'ACCOUNT'}`", account=self.label)
         if status == 429:
