@@ -1,0 +1,111 @@
+"""`minitrade report [PLAN]`: (re)write the HTML report site under state/reports/ from the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path, rich_escape
+from minitrade.errors import ConfigError, MinitradeError
+from minitrade.models import Plan
+from minitrade.reports import PlanInput, SiteInput, render_index, render_plan
+from minitrade.store import Store, reporting
+
+Progress = Callable[[int, int, str], None]
+
+
+def next_run(spec: Mapping[str, Any] | None, now: datetime) -> datetime | None:
+    """The applied plan's next tick, or None (suspended, deleted, or its calendar has ended)."""
+    if not spec or spec.get("backtest") == "disabled":
+        return None
+    from minitrade.scheduler import next_run_times
+
+    try:
+        times = next_run_times(Plan.model_validate(dict(spec)), now, count=1)
+    except (ValueError, MinitradeError):
+        return None
+    return times[0] if times else None
+
+
+def broker_state(plan: PlanInput, known: Mapping[str, str]) -> str | None:
+    """What the report can say about the broker session without contacting it."""
+    broker = plan.broker
+    if broker is None:
+        return None
+    if broker in known:
+        return known[broker]
+    if broker == "manual":
+        return "ready"
+    if any(o.get("status") == "HELD" for o in plan.orders):
+        return "login needed: orders held"
+    return "not checked (minitrade ib status)"
+
+
+def write_site(store: Store, out_dir: Path, *, plans: list[str] | None = None,
+               broker_states: Mapping[str, str] | None = None, progress: Progress | None = None,
+               now: datetime | None = None) -> Path:
+    """Gather every (or the named) plan from the store and write the site; returns index.html.
+
+    The index always lists every plan; `plans` limits which plan pages are rewritten. The runner
+    calls this after each run with the live broker state it knows.
+    """
+    now = now or datetime.now(UTC)
+    with store.transaction() as con:
+        names = reporting.plan_names(con)
+        unknown = sorted(set(plans or []) - set(names))
+        if unknown:
+            from minitrade.errors import ConfigIssue
+
+            raise ConfigError([ConfigIssue("state", None, "plan", f"no plan named {n!r} in the store",
+                                           f"known: {', '.join(names) or 'none yet'}") for n in unknown])
+        site = SiteInput(plans=[], generated_at=now, applied_commit=reporting.applied_commit(con),
+                         last_reconciliation=reporting.last_reconciliation(con))
+        wanted = set(plans or names)
+        for done, name in enumerate(names, start=1):
+            rows = reporting.plan_rows(con, name)
+            if name not in wanted:  # the index needs the summary only
+                rows.update(equity=[], closes=[], trades=[], sim_fills=[], fills=[])
+            site.plans.append(PlanInput(name=name, **rows))
+            if progress:
+                progress(done, len(names) * 2, f"read {name}")
+    for plan in site.plans:
+        plan.next_run = next_run(plan.spec, now)
+        plan.broker_state = broker_state(plan, broker_states or {})
+    for done, plan in enumerate(site.plans, start=1):
+        if plan.name in wanted:
+            render_plan(plan, out_dir, site=site)
+        if progress:
+            progress(len(names) + done, len(names) * 2, f"wrote {plan.name}")
+    return render_index(site, out_dir)
+
+
+@app.command("report")
+def report(
+    plan: str | None = typer.Argument(None, help="Only rewrite this plan's page (the index is always rewritten)."),
+    repo: Path | None = REPO_OPTION,
+) -> None:
+    """Write the HTML report site (index, a page per plan, CSV/JSON exports) under state/reports/.
+
+    Pages open offline in any browser. Example: `minitrade report` then open state/reports/index.html
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from minitrade.loader import load_worktree
+
+    with handle_errors():
+        snapshot = load_worktree(repo_path(repo))
+        out_dir = snapshot.state_dir / "reports"
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("report", total=None)
+
+            def step(done: int, total: int, what: str) -> None:
+                bar.update(task, completed=done, total=total, description=what)
+
+            index = write_site(snapshot.store(), out_dir, plans=[plan] if plan else None, progress=step)
+    console.print(f"report written: {rich_escape(str(index))}")
+    console.print(f"open file://{rich_escape(str(index.resolve()))}")

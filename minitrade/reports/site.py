@@ -1,0 +1,211 @@
+"""Write the report site: index.html, one page per plan, CSV/JSON exports, one shared chart script.
+
+Layout under `state/reports/`:
+
+    index.html  index.csv  index.json
+    assets/chart.js  assets/style.css
+    plans/<plan>/index.html  equity.csv  runs.csv  orders.csv  fills.csv  trades.csv  plan.json
+
+Pages open from disk with no network: the chart data sits in the page as JSON, the chart script
+and stylesheet are local files, and a Content-Security-Policy forbids anything else.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from minitrade.reports.model import PlanInput, SiteInput, curves, format_stat, iso_day, parse_stats, stat_rows
+
+Progress = Callable[[int, int, str], None]
+ASSETS = ("chart.js", "style.css")
+MAX_TABLE_ROWS = 500  # more rows are in the CSV export; a phone should not render 10k rows
+
+_PACKAGE = resources.files("minitrade.reports")
+
+
+def _template(name: str) -> str:
+    return (_PACKAGE / "templates" / name).read_text(encoding="utf-8")
+
+
+def _asset(name: str) -> str:
+    return (_PACKAGE / "assets" / name).read_text(encoding="utf-8")
+
+
+_ENV = jinja2.Environment(loader=jinja2.FunctionLoader(_template), autoescape=True,
+                          trim_blocks=True, lstrip_blocks=True)
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M %Z").strip()
+    return "" if value is None else str(value)
+
+
+def _short(commit: Any) -> str:
+    return str(commit)[:7] if commit else "–"
+
+
+def _stat(value: Any, key: str) -> str:
+    return "–" if isinstance(value, jinja2.Undefined) else format_stat(key, value)
+
+
+_ENV.filters.update(when=_when, short=_short, stat=_stat)
+
+
+def render_site(site: SiteInput, out_dir: Path, *, progress: Progress | None = None) -> Path:
+    """Write every plan page, then the index; returns the path of index.html.
+
+    `progress(done, total, plan)` is called after each plan page (the CLI shows a bar).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = len(site.plans)
+    for done, plan in enumerate(site.plans, start=1):
+        render_plan(plan, out_dir, site=site)
+        if progress:
+            progress(done, total, plan.name)
+    return render_index(site, out_dir)
+
+
+def render_index(site: SiteInput, out_dir: Path) -> Path:
+    """index.html (every plan at a glance) with index.csv and index.json beside it."""
+    _copy_assets(out_dir / "assets")
+    rows = [_summary(p) for p in site.plans]
+    html = _ENV.get_template("index.html.j2").render(site=site, rows=rows)
+    _write(out_dir / "index.html", html)
+    _write(out_dir / "index.csv", _csv(rows, [k for k in rows[0] if k != "href"] if rows else ["plan"]))
+    _write(out_dir / "index.json", _json({"generated_at": site.generated_at,
+                                          "applied_commit": site.applied_commit, "plans": rows}))
+    return out_dir / "index.html"
+
+
+def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
+    """plans/<name>/index.html with its CSV and JSON exports."""
+    folder = out_dir / "plans" / plan.slug
+    folder.mkdir(parents=True, exist_ok=True)
+    if not all((out_dir / "assets" / name).is_file() for name in ASSETS):
+        _copy_assets(out_dir / "assets")
+    c = curves(plan)
+    chart_equity = {"dates": c.dates, "format": "money", "series": [
+        {"name": "Strategy", "values": c.equity},
+        {"name": "Buy & hold", "values": c.buy_hold},
+    ]}
+    chart_drawdown = {"dates": c.dates, "format": "pct", "area": True,
+                      "series": [{"name": "Drawdown", "values": [round(v, 4) for v in c.drawdown_pct]}]}
+    runs = sorted(({**r, "return_pct": parse_stats(r.get("stats")).get("return_pct")} for r in plan.runs),
+                  key=lambda r: str(r.get("started_at") or ""), reverse=True)
+    orders = sorted(plan.orders, key=lambda r: str(r.get("created_at") or ""), reverse=True)
+    fills = sorted(plan.fills, key=lambda r: str(r.get("filled_at") or ""), reverse=True)
+    spec_yaml = yaml.safe_dump(_plain(plan.spec), sort_keys=False, allow_unicode=True) if plan.spec else ""
+    html = _ENV.get_template("plan.html.j2").render(
+        site=site, plan=plan, summary=_summary(plan), stats=stat_rows(plan.stats),
+        chart_equity=_plain(chart_equity), chart_drawdown=_plain(chart_drawdown), runs=runs[:MAX_TABLE_ROWS],
+        orders=orders[:MAX_TABLE_ROWS], fills=fills[:MAX_TABLE_ROWS], trades=plan.trades[:MAX_TABLE_ROWS],
+        counts={"runs": len(runs), "orders": len(orders), "fills": len(fills), "trades": len(plan.trades)},
+        max_rows=MAX_TABLE_ROWS, spec_yaml=spec_yaml, has_chart=bool(c.dates))
+    _write(folder / "index.html", html)
+    equity_rows = [{"date": d, "equity": e, "buy_hold": b, "drawdown_pct": dd}
+                   for d, e, b, dd in zip(c.dates, c.equity, c.buy_hold, c.drawdown_pct, strict=True)]
+    _write(folder / "equity.csv", _csv(equity_rows, ["date", "equity", "buy_hold", "drawdown_pct"]))
+    _write(folder / "runs.csv", _csv(runs, _RUN_COLUMNS))
+    _write(folder / "orders.csv", _csv(orders, _columns(orders)))
+    _write(folder / "fills.csv", _csv(fills, _columns(fills)))
+    _write(folder / "trades.csv", _csv(plan.trades, _columns(plan.trades)))
+    _write(folder / "plan.json", _json({
+        "plan": plan.name, "spec": plan.spec, "applied_commit": plan.applied_commit,
+        "summary": _summary(plan), "stats": plan.stats, "equity_run_id": plan.equity_run_id,
+        "equity": equity_rows, "runs": runs, "orders": orders, "fills": fills, "trades": plan.trades,
+    }))
+    return folder / "index.html"
+
+
+_RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "finished_at", "commit_sha", "plan_digest",
+                "start_date", "end_date", "return_pct", "error", "stats"]
+
+
+def _summary(plan: PlanInput) -> dict[str, Any]:
+    """One line of the index: what a person checks first each morning."""
+    latest, stats = plan.latest_run, plan.stats
+    spec = plan.spec or {}
+    if plan.spec is None:
+        status = "not applied"
+    elif spec.get("backtest") == "disabled":
+        status = "suspended"
+    else:
+        status = "trading" if spec.get("trading") == "enabled" else "paper"
+    return {
+        "plan": plan.name, "href": f"plans/{plan.slug}/index.html", "status": status,
+        "last_run": latest.get("started_at") if latest else None,
+        "last_outcome": latest.get("status") if latest else None,
+        "last_error": (latest.get("error") or "")[:200] if latest else "",
+        "next_run": plan.next_run, "return_pct": stats.get("return_pct"),
+        "max_drawdown_pct": stats.get("max_drawdown_pct"), "pending_orders": len(plan.pending_orders),
+        "broker": plan.broker, "broker_state": plan.broker_state, "commit": plan.applied_commit,
+    }
+
+
+def _copy_assets(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ASSETS:
+        _write(folder / name, _asset(name))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so an open page never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    return list(rows[0]) if rows else []
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return "" if value is None else value
+
+
+def _csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/inf; the chart leaves a gap
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_plain(value), indent=1, default=str, allow_nan=False) + "\n"
+
+
+__all__ = ["render_index", "render_plan", "render_site", "iso_day"]

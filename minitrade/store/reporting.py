@@ -1,0 +1,103 @@
+"""Read-only queries for the report site: per plan, its runs, equity, trades, orders and fills.
+
+Rows come back as plain dicts (column -> value) shaped for `minitrade.reports.PlanInput`, so the
+report package renders them without knowing SQL:
+
+    with store.transaction() as con:
+        plans = [PlanInput(name=n, **reporting.plan_rows(con, n)) for n in reporting.plan_names(con)]
+
+These tables belong to other areas; this module only reads them as schema V1 defines them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+Row = dict[str, Any]
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, args: list[Any] | None = None) -> list[Row]:
+    cursor = con.execute(sql, args or [])
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def plan_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every plan that is applied or has history (a deleted plan keeps its page)."""
+    rows = con.execute(
+        "SELECT name FROM applied_resources WHERE kind = 'plan' "
+        "UNION SELECT plan FROM runs UNION SELECT plan FROM orders ORDER BY 1"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def applied_commit(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The commit of the latest successful apply."""
+    row = con.execute("SELECT commit_sha FROM reconciliations WHERE outcome = 'applied' "
+                      "ORDER BY attempted_at DESC, id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def last_reconciliation(con: duckdb.DuckDBPyConnection) -> Row | None:
+    rows = _rows(con, "SELECT commit_sha, dirty, attempted_at, outcome, error, source FROM reconciliations "
+                      "ORDER BY attempted_at DESC, id DESC LIMIT 1")
+    return rows[0] if rows else None
+
+
+def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
+    """Everything the plan's page shows, keyed like `PlanInput`'s fields (except name/next_run/broker_state)."""
+    applied = _rows(con, "SELECT spec, commit_sha, applied_at FROM applied_resources "
+                         "WHERE kind = 'plan' AND name = ?", [plan])
+    spec = json.loads(applied[0]["spec"]) if applied else None
+    runs = _rows(con, "SELECT run_id, kind, tick_at, started_at, finished_at, status, error, commit_sha, "
+                      "plan_digest, start_date, end_date, stats FROM runs WHERE plan = ? ORDER BY started_at",
+                 [plan])
+    chosen = con.execute(
+        "SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' "
+        "AND EXISTS (SELECT 1 FROM equity e WHERE e.run_id = r.run_id) "
+        "ORDER BY r.started_at DESC LIMIT 1", [plan]).fetchone()
+    run_id = str(chosen[0]) if chosen else None
+    equity = _rows(con, "SELECT date, equity, cash, positions FROM equity WHERE run_id = ? ORDER BY date",
+                   [run_id]) if run_id else []
+    return {
+        "spec": spec,
+        "applied_commit": applied[0]["commit_sha"] if applied else None,
+        "applied_at": applied[0]["applied_at"] if applied else None,
+        "runs": runs,
+        "equity_run_id": run_id,
+        "equity": equity,
+        "closes": _closes(con, plan, spec, equity),
+        "trades": _rows(con, "SELECT seq, ticker, size, entry_date, exit_date, entry_price, exit_price, pnl, "
+                             "return_pct FROM backtest_trades WHERE run_id = ? ORDER BY seq", [run_id])
+        if run_id else [],
+        "sim_fills": _rows(con, "SELECT seq, date, ticker, size, price, commission FROM backtest_fills "
+                                "WHERE run_id = ? ORDER BY seq", [run_id]) if run_id else [],
+        "orders": _rows(con, "SELECT client_id, trading_day, tick_at, ticker, side, quantity, order_type, broker, "
+                             "status, broker_order_id, commit_sha, plan_digest, created_at, updated_at, note "
+                             "FROM orders WHERE plan = ? ORDER BY created_at, client_id", [plan]),
+        "fills": _rows(con, "SELECT f.fill_id, f.client_id, o.ticker, o.side, f.quantity, f.price, f.commission, "
+                            "f.filled_at, f.source, f.commit_sha, f.recorded_at FROM fills f "
+                            "JOIN orders o ON o.client_id = f.client_id WHERE o.plan = ? "
+                            "ORDER BY f.filled_at, f.fill_id", [plan]),
+    }
+
+
+def _closes(con: duckdb.DuckDBPyConnection, plan: str, spec: dict[str, Any] | None,
+            equity: list[Row]) -> list[Row]:
+    """Closes for buy-and-hold over the equity's dates: the history the plan's runs used, else the cache."""
+    if not equity:
+        return []
+    first, last = equity[0]["date"], equity[-1]["date"]
+    rows = _rows(con, "SELECT ticker, date, close FROM price_history WHERE plan = ? AND date BETWEEN ? AND ? "
+                      "ORDER BY date, ticker", [plan, first, last])
+    if rows or not spec:
+        return rows
+    tickers = list(spec.get("universe") or [])
+    source = spec.get("data_source")
+    if not tickers or not source:
+        return []
+    return _rows(con, "SELECT ticker, date, close FROM prices WHERE source = ? AND list_contains(?, ticker) "
+                      "AND date BETWEEN ? AND ? ORDER BY date, ticker", [source, tickers, first, last])
