@@ -18,6 +18,7 @@ interrupted fetch leaves the cached history exactly as it was.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -57,43 +58,21 @@ class PriceCache:
         `frame.attrs`: source, ticker, adjustment, partial (the last bar is today's so far).
         Raises DataError (naming the ticker) when the source fails; the cache is then unchanged.
         """
-        today = self.today()
-        last = end or today
-        if last < start:
-            raise DataError(f"end {last} is before start {start}", source=self.name, ticker=ticker)
-        with self.store.transaction() as con:
-            known = sql.cached_range(con, self.name, ticker)
-        if known is None or known.adjustment != self.adjustment or start < known.first:
-            first = start if known is None or known.adjustment != self.adjustment else min(start, known.first)
-            upto = last if known is None or known.adjustment != self.adjustment else max(last, known.last)
-            self._replace_all(ticker, first, upto, today)
-        elif last > known.last:
-            self._extend(ticker, known.first, known.last, last, today)
-        with self.store.transaction() as con:
-            cached = sql.read_bars(con, self.name, ticker, start, last)
-        if cached.empty:
-            raise DataError(f"no prices from {start} to {last}", source=self.name, ticker=ticker)
-        partial = bool(cached["partial"].iloc[-1])
-        out = cached[COLUMNS].astype("float64")
-        out.attrs.update(source=self.name, ticker=ticker, adjustment=self.adjustment, partial=partial)
-        return out
+        frames, failures = self._serve([ticker], start, end, None)
+        if failures:
+            raise failures[0]
+        return frames[ticker]
 
     def daily_many(self, tickers: Iterable[str], start: date, end: date | None = None,
                    progress: Progress | None = None) -> dict[str, pd.DataFrame]:
         """`daily` for each ticker; every ticker is tried, then failures are raised together.
 
-        `progress(ticker, done, total)` is called after each ticker, failed or not.
+        `progress(ticker, done, total)` is called after each ticker, failed or not. The store is
+        opened twice whatever the number of tickers: once to see what is cached, once to write
+        what was fetched and read the answer.
         """
         names = list(dict.fromkeys(tickers))
-        frames: dict[str, pd.DataFrame] = {}
-        failures: list[DataError] = []
-        for number, ticker in enumerate(names, 1):
-            try:
-                frames[ticker] = self.daily(ticker, start, end)
-            except DataError as e:
-                failures.append(e)
-            if progress is not None:
-                progress(ticker, number, len(names))
+        frames, failures = self._serve(names, start, end, progress)
         if failures:
             lines = "; ".join(str(e) for e in failures)
             raise DataError(f"{len(failures)} of {len(names)} tickers failed: {lines}", source=self.name,
@@ -101,6 +80,80 @@ class PriceCache:
         return frames
 
     # -- refreshing ---------------------------------------------------------------------------
+    def _serve(self, tickers: list[str], start: date, end: date | None,
+               progress: Progress | None) -> tuple[dict[str, pd.DataFrame], list[DataError]]:
+        today = self.today()
+        last = end or today
+        if last < start:
+            raise DataError(f"end {last} is before start {start}", source=self.name,
+                            ticker=tickers[0] if len(tickers) == 1 else None)
+        jobs: dict[str, _Job] = {}
+        with self.store.transaction() as con:
+            known = sql.cached_ranges(con, self.name, tickers)
+            for ticker in tickers:
+                job = self._job(known.get(ticker), start, last)
+                if job is not None:
+                    jobs[ticker] = job
+            extending = {t: j for t, j in jobs.items() if not j.whole}
+            if extending:
+                overlap = sql.read_many(con, self.name, list(extending),
+                                        min(j.first for j in extending.values()))
+                for ticker, job in extending.items():
+                    old = overlap.get(ticker)
+                    if old is not None:
+                        job.old = old[(old.index >= pd.Timestamp(job.first))
+                                      & (old.index <= pd.Timestamp(job.known_last))]
+        failures: dict[str, DataError] = {}
+        for number, ticker in enumerate(tickers, 1):
+            job = jobs.get(ticker)
+            if job is not None:
+                try:
+                    self._run(ticker, job, today)
+                except DataError as e:
+                    failures[ticker] = e
+            if progress is not None:
+                progress(ticker, number, len(tickers))
+        served = [t for t in tickers if t not in failures]
+        with self.store.transaction() as con:
+            sql.write_many(con, self.name, [(ticker, job.bars, None if job.whole else job.first, job.covered)
+                                            for ticker, job in jobs.items()
+                                            if job.bars is not None and ticker not in failures],
+                           adjustment=self.adjustment, fetched_at=datetime.now(UTC))
+            cached = sql.read_many(con, self.name, served, start, last)
+        frames: dict[str, pd.DataFrame] = {}
+        for ticker in served:
+            bars = cached.get(ticker)
+            if bars is None or bars.empty:
+                failures[ticker] = DataError(f"no prices from {start} to {last}", source=self.name,
+                                             ticker=ticker)
+                continue
+            out = bars[COLUMNS].astype("float64")
+            out.attrs.update(source=self.name, ticker=ticker, adjustment=self.adjustment,
+                             partial=bool(bars["partial"].iloc[-1]))
+            frames[ticker] = out
+        return frames, [failures[t] for t in tickers if t in failures]
+
+    def _job(self, known: sql.CachedRange | None, start: date, last: date) -> _Job | None:
+        """What to fetch for one ticker, or None when the cache already has it all."""
+        if known is None or known.adjustment != self.adjustment:
+            return _Job(start, last, whole=True)
+        if start < known.first:
+            return _Job(start, max(last, known.last), whole=True, first_cached=known.first)
+        if last <= known.last:
+            return None
+        begin = max(known.first, known.last - self.overlap)
+        return _Job(begin, last, whole=False, first_cached=known.first, known_last=known.last)
+
+    def _run(self, ticker: str, job: _Job, today: date) -> None:
+        bars = self._fetch(ticker, job.first, job.last)
+        if not job.whole and job.old is not None and _revised(job.old, bars):
+            # the provider rewrote the past (split, dividend adjustment): take it all again
+            job.whole, job.first = True, job.first_cached or job.first
+            bars = self._fetch(ticker, job.first, job.last)
+        job.bars = bars
+        job.covered = (job.first if job.whole else job.first_cached or job.first,
+                       self._covered_to(bars, job.last, today))
+
     def _fetch(self, ticker: str, first: date, last: date) -> pd.DataFrame:
         self.fetches += 1
         bars = self.source.daily(ticker, first, last)
@@ -123,25 +176,19 @@ class PriceCache:
             return today
         return today - timedelta(days=1)
 
-    def _replace_all(self, ticker: str, first: date, last: date, today: date) -> None:
-        bars = self._fetch(ticker, first, last)
-        covered = (first, self._covered_to(bars, last, today))
-        with self.store.transaction() as con:
-            sql.write_bars(con, self.name, ticker, bars, replace_from=None, replace_to=None,
-                           adjustment=self.adjustment, covered=covered, fetched_at=datetime.now(UTC))
 
-    def _extend(self, ticker: str, first: date, known_last: date, last: date, today: date) -> None:
-        begin = max(first, known_last - self.overlap)
-        bars = self._fetch(ticker, begin, last)
-        with self.store.transaction() as con:
-            old = sql.read_bars(con, self.name, ticker, begin, known_last)
-            if not _revised(old, bars):
-                covered = (first, self._covered_to(bars, last, today))
-                sql.write_bars(con, self.name, ticker, bars, replace_from=begin, replace_to=None,
-                               adjustment=self.adjustment, covered=covered, fetched_at=datetime.now(UTC))
-                return
-        # the provider rewrote the past (split, dividend adjustment): take the whole range again
-        self._replace_all(ticker, first, last, today)
+@dataclass
+class _Job:
+    """One ticker's fetch: the range asked, whether it replaces everything, and its result."""
+
+    first: date
+    last: date
+    whole: bool
+    first_cached: date | None = None
+    known_last: date | None = None
+    old: pd.DataFrame | None = None
+    bars: pd.DataFrame | None = None
+    covered: tuple[date, date] | None = None
 
 
 def _revised(old: pd.DataFrame, new: pd.DataFrame) -> bool:

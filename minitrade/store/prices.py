@@ -33,44 +33,83 @@ def cached_range(con: duckdb.DuckDBPyConnection, source: str, ticker: str) -> Ca
     return CachedRange(row[0], row[1], row[2], row[3]) if row else None
 
 
+def cached_ranges(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]) -> dict[str, CachedRange]:
+    rows = con.execute("SELECT ticker, first_date, last_date, adjustment, fetched_at FROM price_ranges "
+                       "WHERE source = ? AND list_contains(?, ticker)", [source, tickers]).fetchall()
+    return {row[0]: CachedRange(row[1], row[2], row[3], row[4]) for row in rows}
+
+
 def read_bars(con: duckdb.DuckDBPyConnection, source: str, ticker: str, start: date,
               end: date | None = None) -> pd.DataFrame:
     """Cached bars from start to end inclusive: index `date`, OHLCV columns and `partial`."""
+    return read_many(con, source, [ticker], start, end).get(ticker, _empty())
+
+
+def read_many(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str], start: date,
+              end: date | None = None) -> dict[str, pd.DataFrame]:
+    """`read_bars` for several tickers in one query; tickers without bars are absent."""
     frame = con.execute(
-        "SELECT date, open, high, low, close, volume, partial FROM prices "
-        "WHERE source = ? AND ticker = ? AND date >= ? AND (? IS NULL OR date <= ?) ORDER BY date",
-        [source, ticker, start, end, end]).df()
+        "SELECT ticker, date, open, high, low, close, volume, partial FROM prices "
+        "WHERE source = ? AND list_contains(?, ticker) AND date >= ? AND (? IS NULL OR date <= ?) "
+        "ORDER BY ticker, date", [source, tickers, start, end, end]).df()
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-    return frame.set_index("date")
+    frame = frame.set_index("date")
+    return {str(ticker): part.drop(columns="ticker") for ticker, part in frame.groupby("ticker", sort=False)}
+
+
+def _empty() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in OHLCV})
+    frame["partial"] = pd.Series(dtype=bool)
+    frame.index = pd.DatetimeIndex([], dtype="datetime64[ns]", name="date")
+    return frame
 
 
 def write_bars(con: duckdb.DuckDBPyConnection, source: str, ticker: str, bars: pd.DataFrame, *,
-               replace_from: date | None, replace_to: date | None, adjustment: str,
-               covered: tuple[date, date] | None, fetched_at: datetime) -> None:
-    """Replace the cached bars of one ticker between two dates (all of them if both are None).
+               replace_from: date | None, adjustment: str, covered: tuple[date, date] | None,
+               fetched_at: datetime) -> None:
+    """Replace one ticker's cached bars from `replace_from` on (all of them if None); see write_many."""
+    write_many(con, source, [(ticker, bars, replace_from, covered)], adjustment=adjustment,
+               fetched_at=fetched_at)
 
-    `bars` has a date index, OHLCV columns and an optional bool `partial`. `covered` is the new
-    complete-and-final range recorded in price_ranges (None leaves it unchanged).
+
+def write_many(con: duckdb.DuckDBPyConnection, source: str,
+               items: list[tuple[str, pd.DataFrame, date | None, tuple[date, date] | None]], *,
+               adjustment: str, fetched_at: datetime) -> None:
+    """Replace cached bars of several tickers with three statements, whatever their number.
+
+    Each item is (ticker, bars, replace_from, covered): the ticker's bars from `replace_from` on
+    (all of them if None) are replaced by `bars` (date index, OHLCV, optional bool `partial`);
+    `covered` is its new complete-and-final range for price_ranges (None leaves it unchanged).
     """
-    con.execute("DELETE FROM prices WHERE source = ? AND ticker = ? AND (? IS NULL OR date >= ?) "
-                "AND (? IS NULL OR date <= ?)",
-                [source, ticker, replace_from, replace_from, replace_to, replace_to])
-    if len(bars):
+    if not items:
+        return
+    cuts = pd.DataFrame({"ticker": [t for t, _, _, _ in items],
+                         "cut_from": pd.Series([f for _, _, f, _ in items], dtype="object")})
+    parts = []
+    for ticker, bars, _, _ in items:
         rows = bars[OHLCV].copy()
         rows["partial"] = bars["partial"].astype(bool) if "partial" in bars else False
         rows.insert(0, "date", pd.DatetimeIndex(bars.index).date)
-        con.register("new_bars", rows)
-        try:
-            con.execute("INSERT INTO prices (source, ticker, date, open, high, low, close, volume, "
-                        "adjustment, partial, fetched_at) "
-                        "SELECT ?, ?, date, open, high, low, close, volume, ?, partial, ? FROM new_bars",
-                        [source, ticker, adjustment, fetched_at])
-        finally:
-            con.unregister("new_bars")
-    if covered is not None:
+        rows.insert(0, "ticker", ticker)
+        parts.append(rows.reset_index(drop=True))
+    ranges = pd.DataFrame([(t, c[0], c[1]) for t, _, _, c in items if c is not None],
+                          columns=["ticker", "first_date", "last_date"])
+    con.register("cuts", cuts)
+    con.register("new_bars", pd.concat(parts, ignore_index=True))
+    con.register("new_ranges", ranges)
+    try:
+        con.execute("DELETE FROM prices WHERE source = ? AND EXISTS (SELECT 1 FROM cuts "
+                    "WHERE cuts.ticker = prices.ticker AND (cuts.cut_from IS NULL "
+                    "OR prices.date >= CAST(cuts.cut_from AS DATE)))", [source])
+        con.execute("INSERT INTO prices (source, ticker, date, open, high, low, close, volume, adjustment, "
+                    "partial, fetched_at) SELECT ?, ticker, date, open, high, low, close, volume, ?, partial, ? "
+                    "FROM new_bars", [source, adjustment, fetched_at])
         con.execute("INSERT OR REPLACE INTO price_ranges (source, ticker, first_date, last_date, adjustment, "
-                    "fetched_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [source, ticker, covered[0], covered[1], adjustment, fetched_at])
+                    "fetched_at) SELECT ?, ticker, first_date, last_date, ?, ? FROM new_ranges",
+                    [source, adjustment, fetched_at])
+    finally:
+        for name in ("cuts", "new_bars", "new_ranges"):
+            con.unregister(name)
 
 
 def forget(con: duckdb.DuckDBPyConnection, source: str, ticker: str | None = None) -> int:
