@@ -99,10 +99,10 @@ def test_fetch_warms_the_cache_for_every_plan_and_a_second_fetch_asks_for_little
 
 
 def test_fetch_reports_failures_and_keeps_what_it_could_cache(trading_repo, fake_yahoo):
-    fake_yahoo.inject("500", ticker="QQQ", times=10)
+    fake_yahoo.inject("nan", ticker="QQQ")
     result = run(trading_repo, "fetch", "--plan", "rotation")
     assert result.exit_code == 1
-    assert "yahoo/QQQ" in result.output and "HTTP 500" in result.output
+    assert "yahoo/QQQ: 1 bars with missing prices" in result.output
     assert set(cached_tickers(trading_repo)) == {"SPY"}
 
 
@@ -122,3 +122,24 @@ def test_accept_forgets_the_history_a_strict_plan_recorded(trading_repo):
     assert result.exit_code == 0, result.output
     with store.transaction() as con:
         assert con.execute("SELECT count(*) FROM price_history").fetchone() == (0,)
+
+
+def test_apply_check_tries_each_changed_source_with_a_plan_ticker(trading_repo, fake_yahoo, fake_eastmoney):
+    from minitrade.data.source_check import check
+    from minitrade.loader import load_worktree
+
+    snap = load_worktree(trading_repo)
+    assert check(snap, {("data_source", "yahoo"), ("data_source", "eastmoney"),
+                        ("data_source", "yahoo-via-proxy"), ("plan", "rotation")}) == []
+    assert [r.ticker for r in fake_yahoo.requests] == ["SPY"]
+    assert [r.ticker for r in fake_eastmoney.requests] == ["600519"]
+
+
+def test_apply_check_reports_a_source_that_fails(trading_repo, fake_yahoo):
+    from minitrade.data.source_check import check
+    from minitrade.loader import load_worktree
+
+    fake_yahoo.book.unknown.add("SPY")
+    [error] = check(load_worktree(trading_repo), {("data_source", "yahoo")})
+    assert error == ("data source yahoo: could not fetch SPY for plan rotation: "
+                     "Yahoo says: No data found, symbol may be delisted (HTTP 404)")
