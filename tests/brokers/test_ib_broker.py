@@ -167,3 +167,29 @@ def test_keepalive_holds_the_session_and_notices_expiry(gateway: FakeGateway, br
     assert broker.keepalive() is SessionState.EXPIRED
     with pytest.raises(BrokerNotReady):
         broker.submit(make_order())
+
+
+def test_orders_refused_while_expired_are_placed_once_after_login(gateway: FakeGateway, broker: IBBroker) -> None:
+    gateway.set_state("expired")
+    with pytest.raises(BrokerNotReady):
+        broker.submit(make_order())
+    gateway.set_state("authenticated")          # what `minitrade ib login` achieves
+    broker.submit(make_order())
+    broker.submit(make_order())                 # a second pass over the same held order
+    assert len(gateway.orders) == 1
+
+
+def test_a_client_id_reserved_while_a_question_is_pending_still_gives_one_order(gateway: FakeGateway,
+                                                                                broker: IBBroker) -> None:
+    gateway.coid_at_first_post = True
+    gateway.questions = ["o163"]
+    gateway.inject("POST", r"/iserver/reply/.*", "drop_before")
+    with pytest.raises(BrokerUnavailable, match="not visible yet"):
+        broker.submit(make_order())             # IB holds the id but never got the answer: wait, never resend
+    assert gateway.orders == [] and gateway.order_posts() == 2
+
+
+def test_order_status_reads_one_order(gateway: FakeGateway, broker: IBBroker) -> None:
+    placed = broker.submit(make_order())
+    status = broker.client.order_status(placed.broker_order_id)
+    assert status["order_status"] == "PreSubmitted" and status["order_ref"] == "plan1-20261125-1500-AAPL-0"

@@ -120,3 +120,12 @@ def test_login_needs_a_running_gateway(tmp_path: Path) -> None:
     gw.stop()
     with make_client(spec) as client, pytest.raises(BrokerUnavailable, match="minitrade ib start"):
         login("ib-paper", spec, state_dir=tmp_path, env=ENV, client=client)
+
+
+@pytest.mark.parametrize("state", ["competing", "sso_only"])
+def test_a_valid_sso_session_is_reopened_without_the_browser(login_gateway: FakeGateway, tmp_path: Path,
+                                                             state: str) -> None:
+    login_gateway.set_state(state)
+    assert run_login(login_gateway, tmp_path, {}) is SessionState.AUTHENTICATED
+    assert login_posts(login_gateway) == 0
+    assert ("POST", "/iserver/auth/ssodh/init", {"publish": True, "compete": True}) in login_gateway.requests

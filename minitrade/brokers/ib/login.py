@@ -119,6 +119,13 @@ def login(name: str, spec: IBBrokerSpec, *, state_dir: Path, env: Mapping[str, s
         if state is SessionState.AUTHENTICATED:
             say(f"{name}: already logged in")
             return state
+        if state is SessionState.COMPETING or (state is SessionState.NO_SESSION and _sso_up(client)):
+            # The SSO session is valid: reopening the brokerage session needs no credentials.
+            with contextlib.suppress(BrokerError):
+                client.init_brokerage_session()
+            if client.session_state() is SessionState.AUTHENTICATED:
+                say(f"{name}: brokerage session reopened without a new login")
+                return SessionState.AUTHENTICATED
         guard = LoginGuard(state_dir / "ib" / f"{name}.login.json", spec.max_login_attempts)
         guard.check(name)
         username = resolve_secret(spec.username, env=env, field="username")
