@@ -68,19 +68,21 @@ class YahooDataSource:
         Raises:
             DataError: naming the ticker; `retryable` for 429, 5xx, timeouts and dropped connections.
         """
+        # without an end, ask through tomorrow (UTC): east of UTC, today's local date is ahead
         last = end or (datetime.now(UTC).date() + timedelta(days=1))
         if last < start:
             raise DataError(f"end {last} is before start {start}", source=self.name, ticker=ticker)
         deadline = time.monotonic() + self.spec.timeout
 
         def fetch() -> pd.DataFrame:
-            return retrying(lambda left: self._attempt(ticker, start, last, left), deadline=deadline,
+            return retrying(lambda left: self._attempt(ticker, start, last, end, left), deadline=deadline,
                             retries=self.retries, backoff=self.backoff, source=self.name, ticker=ticker)
 
         return with_deadline(fetch, self.spec.timeout, source=self.name, ticker=ticker)
 
     # -- one HTTP attempt --------------------------------------------------------------------
-    def _attempt(self, ticker: str, start: date, end: date, left: float) -> pd.DataFrame:
+    def _attempt(self, ticker: str, start: date, end: date, asked_end: date | None,
+                 left: float) -> pd.DataFrame:
         first = datetime.combine(start, datetime.min.time(), UTC) - EDGE
         stop = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC) + EDGE
         params = {"period1": str(int(first.timestamp())), "period2": str(int(stop.timestamp())),
@@ -90,7 +92,7 @@ class YahooDataSource:
         if response.status_code == 401:  # "Invalid Crumb": get a cookie and a crumb, then once more
             self._handshake(ticker, left)
             response = self._get(url, params, ticker, left)
-        return self._parse(ticker, response, start, end)
+        return self._parse(ticker, response, start, asked_end)
 
     def _session(self) -> curl.Session[Any]:
         proxies = {"http": self.spec.proxy, "https": self.spec.proxy} if self.spec.proxy else None
@@ -125,7 +127,7 @@ class YahooDataSource:
         self._crumb, self._cookies = crumb, cookies
 
     # -- the answer --------------------------------------------------------------------------
-    def _parse(self, ticker: str, response: curl.Response, start: date, end: date) -> pd.DataFrame:
+    def _parse(self, ticker: str, response: curl.Response, start: date, end: date | None) -> pd.DataFrame:
         status = response.status_code
         if status == 429 or (status >= 400 and "Too Many Requests" in response.text[:200]):
             raise self._error("rate limited by Yahoo (HTTP 429)", ticker, retryable=True)
@@ -155,7 +157,7 @@ class YahooDataSource:
             raise self._error(f"answer lacks chart.result[0].meta.{e}", ticker) from e
         stamps = result.get("timestamp") or []
         if not stamps:
-            raise self._error(f"no prices from {start} to {end} (empty answer)", ticker)
+            raise self._error(f"no prices from {start} to {end or 'today'} (empty answer)", ticker)
         try:
             quote = result["indicators"]["quote"][0]
             adjclose = result["indicators"]["adjclose"][0]["adjclose"]
@@ -175,9 +177,11 @@ class YahooDataSource:
         for column in ("open", "high", "low", "close"):
             frame[column] = frame[column] * factor
         frame = frame[~frame.index.duplicated(keep="last")]  # a live row may repeat today's date
-        frame = frame[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
+        frame = frame[frame.index >= pd.Timestamp(start)]
+        if end is not None:
+            frame = frame[frame.index <= pd.Timestamp(end)]
         if frame.empty:
-            raise self._error(f"no prices from {start} to {end}", ticker)
+            raise self._error(f"no prices from {start} to {end or 'today'}", ticker)
         out = canonical(frame, source=self.name, ticker=ticker)
         out.attrs.update(source=self.name, ticker=ticker, adjustment=ADJUSTMENT,
                          partial=_last_is_partial(meta, out, tz))
