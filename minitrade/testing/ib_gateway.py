@@ -219,6 +219,7 @@ class FakeGateway:
 
     def _web(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any, str]:
         html = "text/html; charset=utf-8"
+        body = body if isinstance(body, dict) else {}
         if path == "/":
             return 302, page.LOGIN_PATH + "?forwardTo=22&RL=1&ip2loc=on", "redirect"
         if path == "/sso/Dispatcher":
@@ -226,8 +227,7 @@ class FakeGateway:
         if path == page.LOGIN_PATH and method == "GET":
             return 200, page.render(), html
         if path == page.LOGIN_PATH and method == "POST":
-            form = body if isinstance(body, dict) else {}
-            return 200, self._login(str(form.get("username", "")), str(form.get("password", ""))), html
+            return 200, self._login(str(body.get("username", "")), str(body.get("password", ""))), html
         if path == "/__fake/login-status":
             timed_out = self.state == "no_session" and self._twofa_timed_out
             return 200, {"state": "timeout" if timed_out else self.state}, "application/json"
@@ -236,7 +236,7 @@ class FakeGateway:
         if path == "/__fake/state" and method == "POST":
             self.set_state(str(body.get("state")))
             return 200, {"state": self.state}, "application/json"
-        if path == "/__fake/clock" and method == "POST":
+        if path == "/__fake/clock" and method == "POST" and "now" in body:
             self.set_time(datetime.fromisoformat(str(body["now"])))
             return 200, {"now": self.now().isoformat()}, "application/json"
         if path == "/__fake/orders":

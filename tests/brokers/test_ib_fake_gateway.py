@@ -6,8 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
 
 from minitrade.brokers.base import SessionState
@@ -15,6 +17,32 @@ from minitrade.brokers.ib.client import IBClient, Pacing
 from minitrade.testing.ib_gateway import FakeGateway
 
 ROOT = Path(__file__).resolve().parents[2]
+_SESSIONS: list[requests.Session] = []
+
+
+def plain_session() -> requests.Session:
+    """A plain HTTP client that ignores REQUESTS_CA_BUNDLE (closed after each test)."""
+    session = requests.Session()
+    session.trust_env = False
+    _SESSIONS.append(session)
+    return session
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions() -> Iterator[None]:
+    yield
+    while _SESSIONS:
+        _SESSIONS.pop().close()
+
+
+def test_fake_makes_its_own_certificate_without_trustme() -> None:
+    code = ("import sys, ssl, urllib.request; sys.modules['trustme'] = None\n"
+            "from minitrade.testing.ib_gateway import FakeGateway\n"
+            "with FakeGateway() as gw:\n"
+            "    ctx = ssl.create_default_context(cafile=str(gw.ca_pem))\n"
+            "    print(urllib.request.urlopen(gw.url + '/sso/Login', context=ctx).status)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "200"
 
 
 def test_fake_imports_nothing_from_minitrade_outside_testing() -> None:
@@ -38,8 +66,7 @@ def test_fake_runs_standalone_and_lets_a_person_approve_2fa(tmp_path: Path) -> N
         ca = banner.split("CA certificate: ")[1].rstrip(")\n")
         with IBClient(f"https://localhost:{port}", verify=ca, pacing=Pacing.off()) as client:
             assert client.session_state() is SessionState.NO_SESSION
-            session = requests.Session()
-            session.trust_env = False
+            session = plain_session()
             form = {"username": "fakeuser", "password": "fakepass"}
             page = session.post(f"https://localhost:{port}/sso/Login", data=form, verify=ca, timeout=10)
             assert "login-step-notification\"" in page.text       # the push block is shown
@@ -54,8 +81,7 @@ def test_fake_runs_standalone_and_lets_a_person_approve_2fa(tmp_path: Path) -> N
 
 
 def test_login_page_has_the_real_field_names(gateway: FakeGateway) -> None:
-    session = requests.Session()
-    session.trust_env = False
+    session = plain_session()
     root = session.get(gateway.url + "/", verify=str(gateway.ca_pem), allow_redirects=False, timeout=10)
     assert root.status_code == 302 and root.headers["Location"] == "/sso/Login?forwardTo=22&RL=1&ip2loc=on"
     html = session.get(gateway.url + root.headers["Location"], verify=str(gateway.ca_pem), timeout=10).text
@@ -65,8 +91,7 @@ def test_login_page_has_the_real_field_names(gateway: FakeGateway) -> None:
 
 
 def test_both_api_prefixes_are_served(gateway: FakeGateway) -> None:
-    session = requests.Session()
-    session.trust_env = False
+    session = plain_session()
     for prefix in ("/v1/api", "/v1/portal"):
         answer = session.post(gateway.url + prefix + "/iserver/auth/status", verify=str(gateway.ca_pem), timeout=10)
         assert answer.json()["authenticated"] is True
@@ -74,8 +99,7 @@ def test_both_api_prefixes_are_served(gateway: FakeGateway) -> None:
 
 def test_an_unconfirmed_reply_chain_is_invalidated_by_the_next_order(gateway: FakeGateway) -> None:
     gateway.questions = ["o163"]
-    session = requests.Session()
-    session.trust_env = False
+    session = plain_session()
     api, ca = gateway.url + "/v1/api", str(gateway.ca_pem)
     session.get(api + "/iserver/accounts", verify=ca, timeout=10)
     ticket = {"acctId": "DU1234567", "conid": 265598, "orderType": "MOC", "tif": "DAY", "side": "BUY", "quantity": 1}
