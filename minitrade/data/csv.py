@@ -1,0 +1,80 @@
+"""Daily prices from a folder of `TICKER.csv` files: offline, and what the embedded default uses.
+
+A file has a `date` column (or the first column) and `open high low close [volume]` in any case.
+`path: "package:sample_data"` means the prices shipped inside minitrade (see sample_data/README.md).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from minitrade.data.base import canonical
+from minitrade.errors import DataError
+from minitrade.models import CsvSource
+
+PACKAGE_PREFIX = "package:"
+_cache: dict[tuple[str, int, int], pd.DataFrame] = {}
+
+
+def package_folder(name: str) -> Path:
+    """A data folder shipped inside the minitrade package, e.g. `sample_data`."""
+    return Path(__file__).resolve().parent.parent / name
+
+
+class CsvDataSource:
+    """Reads `<folder>/<TICKER>.csv`; the folder is relative to the trading repo root."""
+
+    def __init__(self, name: str, spec: CsvSource, *, root: Path) -> None:
+        self.name = name
+        if spec.path.startswith(PACKAGE_PREFIX):
+            self.folder = package_folder(spec.path[len(PACKAGE_PREFIX):].strip("/"))
+        else:
+            folder = Path(spec.path).expanduser()
+            self.folder = folder if folder.is_absolute() else Path(root) / folder
+
+    def __repr__(self) -> str:
+        return f"CsvDataSource({self.name!r}, folder={str(self.folder)!r})"
+
+    def tickers(self) -> list[str]:
+        """Tickers that have a file in the folder."""
+        return sorted(p.stem for p in self.folder.glob("*.csv"))
+
+    def daily(self, ticker: str, start: date, end: date | None = None) -> pd.DataFrame:
+        """Bars of `ticker` from `start` to `end` inclusive (all remaining if None), canonical."""
+        frame = self._read(ticker)
+        first, last = frame.index[0].date(), frame.index[-1].date()
+        window = frame.loc[pd.Timestamp(start):pd.Timestamp(end) if end is not None else None]
+        if window.empty:
+            raise DataError(f"no prices from {start} to {end or 'the end'} in {self.folder / ticker}.csv "
+                            f"(it has {first}..{last})", source=self.name, ticker=ticker)
+        return window.copy()
+
+    def _read(self, ticker: str) -> pd.DataFrame:
+        path = self.folder / f"{ticker}.csv"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            known = ", ".join(self.tickers()[:20]) or "none"
+            raise DataError(f"no price file {path} (tickers in that folder: {known})",
+                            source=self.name, ticker=ticker) from None
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _cache:
+            try:
+                raw = pd.read_csv(path)
+            except (OSError, ValueError) as e:
+                raise DataError(f"cannot read {path}: {e}", source=self.name, ticker=ticker) from e
+            lower = {str(c).strip().lower(): c for c in raw.columns}
+            date_col = lower.get("date", raw.columns[0] if len(raw.columns) else None)
+            if date_col is None:
+                raise DataError(f"{path} has no columns", source=self.name, ticker=ticker)
+            try:
+                index = pd.to_datetime(raw[date_col])
+            except (ValueError, TypeError) as e:
+                raise DataError(f"{path}: bad dates in column {date_col!r}: {e}",
+                                source=self.name, ticker=ticker) from e
+            raw = raw.drop(columns=[date_col]).set_index(pd.DatetimeIndex(index))
+            _cache[key] = canonical(raw, source=self.name, ticker=ticker)
+        return _cache[key]
