@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import signal
 import ssl
 import tempfile
 import threading
@@ -434,6 +435,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"login page: {gateway.url}/sso/Login  user {args.username!r} password {args.password!r}", flush=True)
     print(f"approve a 2FA push: curl --cacert {gateway.ca_pem} -X POST {gateway.url}/__fake/2fa/approve",
           flush=True)
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)       # `kill` cleans up like Ctrl-C
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
