@@ -99,11 +99,11 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
         _copy_assets(out_dir / "assets")
     c = curves(plan)
     chart_equity = {"dates": c.dates, "format": "money", "series": [
-        {"name": "Strategy", "values": c.equity},
-        {"name": "Buy & hold", "values": c.buy_hold},
+        {"name": "Strategy", "values": _finite(c.equity, 2)},
+        {"name": "Buy & hold", "values": _finite(c.buy_hold, 2)},
     ]}
     chart_drawdown = {"dates": c.dates, "format": "pct", "area": True,
-                      "series": [{"name": "Drawdown", "values": [round(v, 4) for v in c.drawdown_pct]}]}
+                      "series": [{"name": "Drawdown", "values": _finite(c.drawdown_pct, 3)}]}
     runs = sorted(({**r, "return_pct": parse_stats(r.get("stats")).get("return_pct")} for r in plan.runs),
                   key=lambda r: str(r.get("started_at") or ""), reverse=True)
     orders = sorted(plan.orders, key=lambda r: str(r.get("created_at") or ""), reverse=True)
@@ -111,7 +111,7 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
     spec_yaml = yaml.safe_dump(_plain(plan.spec), sort_keys=False, allow_unicode=True) if plan.spec else ""
     html = _ENV.get_template("plan.html.j2").render(
         site=site, plan=plan, summary=_summary(plan), stats=stat_rows(plan.stats),
-        chart_equity=_plain(chart_equity), chart_drawdown=_plain(chart_drawdown), runs=runs[:MAX_TABLE_ROWS],
+        chart_equity=chart_equity, chart_drawdown=chart_drawdown, runs=runs[:MAX_TABLE_ROWS],
         orders=orders[:MAX_TABLE_ROWS], fills=fills[:MAX_TABLE_ROWS], trades=plan.trades[:MAX_TABLE_ROWS],
         counts={"runs": len(runs), "orders": len(orders), "fills": len(fills), "trades": len(plan.trades)},
         max_rows=MAX_TABLE_ROWS, spec_yaml=spec_yaml, has_chart=bool(c.dates))
@@ -190,6 +190,11 @@ def _csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     return out.getvalue()
 
 
+def _finite(values: Sequence[float | None], digits: int) -> list[float | None]:
+    """Chart values rounded for a smaller page; NaN/inf become gaps (JSON has neither)."""
+    return [round(v, digits) if v is not None and math.isfinite(v) else None for v in values]
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -204,8 +209,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(_plain(value), indent=1, default=str, allow_nan=False) + "\n"
+    """Compact JSON through the C encoder; the slow cleaning pass runs only if NaN/inf slipped in."""
+    text = json.dumps(value, default=_json_default, separators=(",", ":"))
+    if "NaN" in text or "Infinity" in text:
+        text = json.dumps(_plain(value), default=_json_default, separators=(",", ":"), allow_nan=False)
+    return text + "\n"
 
 
 __all__ = ["render_index", "render_plan", "render_site", "iso_day"]
