@@ -12,7 +12,7 @@ from datetime import date, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{file:([^}]+)\}")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -164,7 +164,10 @@ _SINGLE = re.compile(rf"^{_TIME}$")
 
 
 def _clock(h: str, m: str, s: str | None) -> time:
-    return time(int(h), int(m), int(s or 0))
+    try:
+        return time(int(h), int(m), int(s or 0))
+    except ValueError:
+        raise ValueError(f"{h}:{m}{':' + s if s else ''} is not a time of day (00:00:00 to 23:59:59)") from None
 
 
 def parse_run_at(spec: str) -> list[time]:
@@ -195,10 +198,18 @@ def parse_run_at(spec: str) -> list[time]:
                      "(or '/Nh'), e.g. '15:45' or '09:30:01-16:00/30min'")
 
 
+def _check_run_at(spec: str) -> str:
+    parse_run_at(spec)
+    return spec
+
+
+RunAt = Annotated[str, AfterValidator(_check_run_at)]
+
+
 class Instrument(Resource):
     """A universe entry; `conid` pins the IB contract once resolved."""
 
-    conid: int | None = Field(None, gt=0)
+    conid: int | None = Field(None, gt=0, lt=2**63)
 
 
 class Plan(Resource):
@@ -213,9 +224,9 @@ class Plan(Resource):
     timezone: str | None = Field(None, description="Defaults to the calendar's timezone.")
     backtest_start: date
     trade_start: date | None = Field(None, description="Signals before this date never become orders.")
-    run_at: list[str] = Field(min_length=1)
-    order_type: OrderType = OrderType.TOC
+    run_at: list[RunAt] = Field(min_length=1, description="'HH:MM[:SS]' or 'HH:MM[:SS]-HH:MM[:SS]/Nmin'.")
     mode: Mode = Mode.STRICT
+    order_type: OrderType = Field(OrderType.TOC, validate_default=True)
     broker: str = "manual"
     cash: float = Field(gt=0, le=1e13)
     positions: dict[str, Annotated[int, Field(ge=-MAX_SHARES, le=MAX_SHARES)]] = Field(default_factory=dict)
@@ -252,32 +263,39 @@ class Plan(Resource):
                 raise ValueError(f"{ticker!r} is not a ticker symbol")
         return value
 
+    @field_validator("trade_start")
+    @classmethod
+    def _trade_after_backtest(cls, value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("backtest_start")
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"trade_start {value} is before backtest_start {start}; "
+                             "move trade_start on or after backtest_start")
+        return value
+
+    @field_validator("order_type")
+    @classmethod
+    def _strict_needs_known_prices(cls, value: OrderType, info: ValidationInfo) -> OrderType:
+        if value is OrderType.TRG and info.data.get("mode") is Mode.STRICT:
+            raise ValueError("strict mode allows only TOO or TOC orders (a TRG fill price is not known "
+                             "in the backtest); use order_type TOC/TOO, or mode incremental")
+        return value
+
+    @field_validator("positions")
+    @classmethod
+    def _positions_in_universe(cls, value: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        universe = info.data.get("universe") or {}
+        unknown = sorted(set(value) - set(universe))
+        if universe and unknown:
+            raise ValueError(f"positions name tickers outside the universe: {', '.join(unknown)}; "
+                             "add them to universe or remove them")
+        return value
+
     @field_validator("run_at", mode="before")
     @classmethod
     def _run_at_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part for part in (p.strip() for p in value.split(",")) if part]
         return value
-
-    @field_validator("run_at")
-    @classmethod
-    def _run_at_parses(cls, value: list[str]) -> list[str]:
-        for spec in value:
-            parse_run_at(spec)
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Plan:
-        if self.trade_start is not None and self.trade_start < self.backtest_start:
-            raise ValueError(f"trade_start {self.trade_start} is before backtest_start "
-                             f"{self.backtest_start}; move trade_start on or after it")
-        if self.mode is Mode.STRICT and self.order_type is OrderType.TRG:
-            raise ValueError("strict mode allows only TOO or TOC orders (a TRG fill price is not "
-                             "known in the backtest); use order_type TOC/TOO or mode incremental")
-        unknown = sorted(set(self.positions) - set(self.universe))
-        if unknown:
-            raise ValueError(f"positions name tickers outside the universe: {', '.join(unknown)}")
-        return self
 
     def run_times(self) -> list[time]:
         """Every clock time of day this plan runs at, sorted and unique."""

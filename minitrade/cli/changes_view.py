@@ -1,0 +1,80 @@
+"""Rendering a ChangeSet for people (terraform-like text) and for machines (--json)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from minitrade.diff import Action, Change, ChangeSet
+
+JSON_FORMAT_VERSION = 1
+_STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "(none)"
+    return json.dumps(v, default=str) if not isinstance(v, str) else v
+
+
+def print_change(console: Console, change: Change) -> None:
+    style = _STYLE[change.action]
+    label = f"{change.action.symbol} {change.kind} {change.name}"
+    reason = f"  [dim]# {escape(change.reason)}[/]" if change.reason else ""
+    console.print(f"  [{style}]{escape(label)}[/]{reason}")
+    for f in change.fields:
+        if change.action is Action.CREATE:
+            console.print(f"      {escape(f.path)}: {escape(_value(f.after))}")
+        elif change.action is Action.DELETE:
+            console.print(f"      [dim]{escape(f.path)}: {escape(_value(f.before))}[/]")
+        else:
+            console.print(f"      {escape(f.path)}: [red]{escape(_value(f.before))}[/] -> "
+                          f"[green]{escape(_value(f.after))}[/]")
+
+
+def print_changes(console: Console, changes: ChangeSet) -> None:
+    if changes.empty:
+        console.print("No changes: the applied state matches the files.")
+        return
+    console.print("Changes:")
+    for change in changes.changes:
+        print_change(console, change)
+    c = changes.counts()
+    console.print(f"\nPlan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
+                  f"{c['delete']} to delete.")
+
+
+def print_schedule(console: Console, next_runs: dict[str, list[datetime]], disabled: set[str]) -> None:
+    if not next_runs:
+        return
+    console.print("\nNext runs:")
+    width = max(len(n) for n in next_runs)
+    for name, times in next_runs.items():
+        if name in disabled:
+            console.print(f"  {escape(name.ljust(width))}  [dim](backtest disabled: not scheduled)[/]")
+            continue
+        shown = ", ".join(t.strftime("%a %Y-%m-%d %H:%M:%S %Z") for t in times) or "none (calendar ended)"
+        console.print(f"  {escape(name.ljust(width))}  {escape(shown)}")
+
+
+def changes_json(changes: ChangeSet, *, desired: dict[str, Any], applied: dict[str, Any],
+                 next_runs: dict[str, list[datetime]], warnings: list[str]) -> str:
+    doc = {
+        "format_version": JSON_FORMAT_VERSION,
+        "desired": desired,
+        "applied": applied,
+        "changes": [
+            {"action": c.action.value, "symbol": c.action.symbol, "kind": c.kind, "name": c.name,
+             "reason": c.reason or None,
+             "fields": [{"path": f.path, "before": f.before, "after": f.after} for f in c.fields]}
+            for c in changes.changes
+        ],
+        "summary": changes.counts(),
+        "next_runs": {name: [t.isoformat() for t in times] for name, times in next_runs.items()},
+        "warnings": warnings,
+    }
+    return json.dumps(doc, indent=2, default=str)

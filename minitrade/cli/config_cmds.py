@@ -1,0 +1,247 @@
+"""Desired-state commands: init, validate, plan, apply, status, schema."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from minitrade import gitrepo
+from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
+from minitrade.errors import ConfigError, GitError
+from minitrade.loader import PLANS_DIR, SETTINGS_FILE, STRATEGIES_DIR, Snapshot, load_commit, load_worktree
+from minitrade.reconciler import apply as apply_snapshot
+from minitrade.reconciler import changeset, default_checks, record_rejected_load, strategy_compile_check
+from minitrade.scheduler import next_run_times, warnings_for
+from minitrade.store import Store
+from minitrade.store.applied import applied_resources, last_applied, last_attempt
+
+REV_OPTION = typer.Option(None, "--rev", help="Read this commit instead of the working tree.")
+
+
+def _load(root: Path, rev: str | None) -> Snapshot:
+    return load_commit(root, rev) if rev else load_worktree(root)
+
+
+def _state_store(root: Path) -> Store:
+    """The store of a repo even when its files do not validate (state_dir read leniently)."""
+    import yaml
+
+    state = "state"
+    try:
+        data = yaml.safe_load((root / SETTINGS_FILE).read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("state_dir"), str):
+            state = data["state_dir"]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        pass
+    path = Path(state).expanduser()
+    return Store((path if path.is_absolute() else root / path) / "minitrade.duckdb")
+
+
+def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[datetime]], list[str]]:
+    runs, warnings = {}, []
+    for name, plan in sorted(snapshot.plans.items()):
+        runs[name] = next_run_times(plan, now, 5)
+        warnings += [f"plan {name}: {w}" for w in warnings_for(plan, now.date())]
+    return runs, warnings
+
+
+def _drift_note(snapshot: Snapshot) -> str:
+    if snapshot.commit is None and not gitrepo.is_repo(snapshot.root):
+        return "working tree (not a git repository: `apply` needs one)"
+    if snapshot.commit is None:
+        return "working tree (no commit yet)"
+    changed = gitrepo.dirty_paths(snapshot.root, [SETTINGS_FILE, PLANS_DIR, STRATEGIES_DIR])
+    if not changed:
+        return f"working tree (= HEAD {snapshot.commit[:8]})"
+    listed = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f"working tree, differs from HEAD {snapshot.commit[:8]} in {listed}"
+
+
+@app.command()
+def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION) -> None:
+    """Check every file of the trading repo; change nothing.
+
+    Example: minitrade validate --repo ~/trading
+    """
+    root = repo_path(repo)
+    with handle_errors():
+        snapshot = _load(root, rev)
+        errors = strategy_compile_check(snapshot, {("strategy", p) for p in snapshot.strategies})
+        if errors:
+            for e in errors:
+                err_console.print(f"[red]error:[/] {escape(e)}")
+            raise typer.Exit(1)
+        _, warnings = _next_runs(snapshot, datetime.now(UTC))
+        for w in warnings:
+            console.print(f"[yellow]warning:[/] {escape(w)}")
+        where = f"commit {snapshot.commit[:8]}" if rev and snapshot.commit else _drift_note(snapshot)
+        s = snapshot.settings
+        console.print(f"OK: {len(snapshot.plans)} plans, {len(snapshot.strategies)} strategies, "
+                      f"{len(s.data_sources)} data sources, {len(s.brokers)} brokers, "
+                      f"{len(s.notifiers)} notifiers ({escape(where)})")
+
+
+@app.command("plan")
+def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
+             as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
+    """Show what `apply` would change, and each plan's next run times.
+
+    Exit codes: 0 = no changes, 2 = changes to apply, 1 = error.
+
+    Example: minitrade plan --json | jq .summary
+    """
+    root = repo_path(repo)
+    with handle_errors():
+        snapshot = _load(root, rev)
+        store = snapshot.store()
+        changes = changeset(snapshot, store)
+        now = datetime.now(UTC)
+        runs, warnings = _next_runs(snapshot, now)
+        with store.transaction() as con:
+            applied = last_applied(con)
+        applied_view = {"commit": applied.commit_sha, "dirty": applied.dirty,
+                        "at": applied.attempted_at.isoformat()} if applied else None
+        desired_view = {"source": f"commit {snapshot.commit}" if rev else _drift_note(snapshot),
+                        "commit": snapshot.commit, "dirty": snapshot.dirty}
+        if as_json:
+            console.print_json(changes_json(changes, desired=desired_view, applied=applied_view or {},
+                                            next_runs=runs, warnings=warnings))
+        else:
+            console.print(f"Desired: {escape(str(desired_view['source']))}")
+            console.print("Applied: " + (f"commit {applied.commit_sha[:8] if applied.commit_sha else '(none)'}"
+                                         f"{' (dirty)' if applied.dirty else ''} at {applied.attempted_at:%Y-%m-%d %H:%M}"
+                                         if applied else "nothing applied yet"))
+            console.print()
+            print_changes(console, changes)
+            print_schedule(console, runs, {n for n, p in snapshot.plans.items() if not p.backtest_enabled})
+            for w in warnings:
+                console.print(f"[yellow]warning:[/] {escape(w)}")
+    raise typer.Exit(0 if changes.empty else 2)
+
+
+@app.command("apply")
+def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
+              yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
+              allow_dirty: bool = typer.Option(False, "--allow-dirty",
+                                               help="Apply uncommitted files (recorded as dirty).")) -> None:
+    """Validate, check what changed, and record the applied state with its git commit.
+
+    Works from HEAD (or --rev). Refuses a dirty working tree unless --allow-dirty. Idempotent.
+
+    Example: git commit -am "raise cash" && minitrade apply --yes
+    """
+    root = repo_path(repo)
+    with handle_errors():
+        if not gitrepo.is_repo(root):
+            raise GitError(f"{root} is not a git repository: `apply` records the commit it applies "
+                           "(run `git init` and commit, or `minitrade init`)")
+        if rev is None:
+            dirty = gitrepo.dirty_paths(root, [SETTINGS_FILE, PLANS_DIR, STRATEGIES_DIR])
+            if dirty and not allow_dirty:
+                raise GitError("uncommitted changes in " + ", ".join(dirty[:5]) +
+                               ": commit them (apply works from commits) or pass --allow-dirty")
+        try:
+            snapshot = load_worktree(root) if (rev is None and allow_dirty) else load_commit(root, rev or "HEAD")
+        except ConfigError as e:
+            commit = gitrepo.resolve(root, rev or "HEAD")
+            record_rejected_load(root, _state_store(root), commit, e, "apply")
+            raise
+        store = snapshot.store()
+        changes = changeset(snapshot, store)
+        print_changes(console, changes)
+        if not changes.empty and not yes:
+            if not sys.stdin.isatty():
+                err_console.print("error: not a terminal; pass --yes to apply without asking")
+                raise typer.Exit(1)
+            if not typer.confirm("Apply these changes?", default=False):
+                console.print("Nothing applied.")
+                raise typer.Exit(1)
+        result = apply_snapshot(snapshot, store, checks=default_checks(),
+                                progress=lambda m: err_console.print(f"[dim]{escape(m)}...[/]"))
+        if result.outcome == "rejected":
+            for e in result.errors:
+                err_console.print(f"[red]check failed:[/] {escape(e)}")
+            err_console.print("Nothing applied; the previously applied state is unchanged.")
+            raise typer.Exit(1)
+        commit = (snapshot.commit or "")[:8] + (" (dirty)" if snapshot.dirty else "")
+        if result.outcome == "unchanged":
+            console.print(f"Already applied: nothing to do (commit {commit}).")
+        else:
+            console.print(f"[green]Applied[/] commit {commit}.")
+
+
+@app.command()
+def status(repo: Path | None = REPO_OPTION) -> None:
+    """Applied commit, last attempted commit and its error, plans with their flags and next run.
+
+    Example: minitrade status
+    """
+    root = repo_path(repo)
+    with handle_errors():
+        store = _state_store(root)
+        with store.transaction() as con:
+            applied, attempt = last_applied(con), last_attempt(con)
+            resources = applied_resources(con)
+        if applied is None:
+            console.print("Applied: nothing yet (run `minitrade apply`).")
+        else:
+            console.print(f"Applied: commit {(applied.commit_sha or '(none)')[:8]}{' (dirty)' if applied.dirty else ''}"
+                          f" at {applied.attempted_at:%Y-%m-%d %H:%M %Z}  {escape(applied.message or '')}")
+        if attempt is not None and attempt.outcome == "rejected":
+            console.print(f"[red]Last attempt rejected:[/] commit {(attempt.commit_sha or '(none)')[:8]} at "
+                          f"{attempt.attempted_at:%Y-%m-%d %H:%M %Z}")
+            for line in (attempt.error or "").splitlines():
+                console.print(f"  {escape(line)}")
+        plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
+        if plans:
+            _print_plan_table(plans)
+
+
+def _print_plan_table(plans: dict[str, dict[str, object]]) -> None:
+    from rich.table import Table
+
+    from minitrade.models import Plan
+
+    table = Table("plan", "backtest", "trading", "mode", "broker", "next run")
+    now = datetime.now(UTC)
+    for name, spec in plans.items():
+        plan = Plan.model_validate(spec)
+        nxt = next_run_times(plan, now, 1) if plan.backtest_enabled else []
+        table.add_row(name, plan.backtest.value, plan.trading.value, plan.mode.value, plan.broker,
+                      nxt[0].strftime("%Y-%m-%d %H:%M:%S %Z") if nxt else "-")
+    console.print(table)
+
+
+@app.command()
+def schema(out: Path = typer.Option(Path("schemas"), "--out", help="Folder to write the JSON Schemas into."),
+           repo: Path | None = REPO_OPTION) -> None:
+    """Write JSON Schemas of minitrade.yaml and plan files for editors (yaml-language-server).
+
+    Example: minitrade schema --out schemas
+    """
+    from minitrade.schemas import write_schemas
+
+    target = out if out.is_absolute() else repo_path(repo) / out
+    for path in write_schemas(target):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+def init(directory: Path = typer.Argument(Path("."), help="Folder of the new trading repo.")) -> None:
+    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, .gitignore.
+
+    Example: minitrade init ~/trading && cd ~/trading && minitrade plan
+    """
+    from minitrade.scaffold import scaffold
+
+    with handle_errors():
+        created = scaffold(directory.resolve())
+        for path in created:
+            console.print(f"created {path}")
+        console.print(f"\nNext: cd {directory} && minitrade plan && minitrade apply")
+

@@ -1,0 +1,76 @@
+"""A thin wrapper over the `git` command: HEAD, files at a commit, commit info, dirtiness."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from minitrade.errors import GitError
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author_time: datetime
+    message: str
+
+
+def _git(root: Path, *args: str, binary: bool = False) -> str | bytes:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False, timeout=60)
+    except FileNotFoundError as e:
+        raise GitError("git is not installed") from e
+    except subprocess.TimeoutExpired as e:
+        raise GitError(f"git {' '.join(args)} timed out in {root}") from e
+    if done.returncode != 0:
+        msg = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git {' '.join(args)} failed in {root}: {msg[-1] if msg else 'unknown error'}")
+    return done.stdout if binary else done.stdout.decode("utf-8", "replace")
+
+
+def is_repo(root: Path) -> bool:
+    try:
+        return str(_git(root, "rev-parse", "--is-inside-work-tree")).strip() == "true"
+    except GitError:
+        return False
+
+
+def toplevel(root: Path) -> Path:
+    return Path(str(_git(root, "rev-parse", "--show-toplevel")).strip())
+
+
+def resolve(root: Path, rev: str = "HEAD") -> str | None:
+    """The full SHA of `rev`, or None when the repo has no commit yet (rev HEAD only)."""
+    try:
+        return str(_git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")).strip()
+    except GitError:
+        if rev == "HEAD":
+            return None
+        raise GitError(f"unknown revision {rev!r} in {root}") from None
+
+
+def commit_info(root: Path, sha: str) -> CommitInfo:
+    out = str(_git(root, "show", "-s", "--format=%H%x00%aI%x00%B", sha))
+    full, when, message = out.split("\x00", 2)
+    return CommitInfo(full.strip(), datetime.fromisoformat(when.strip()), message.strip())
+
+
+def list_files(root: Path, sha: str, prefix: str = "") -> list[str]:
+    """Repo-relative paths of the files in commit `sha` (under `prefix`)."""
+    args = ["ls-tree", "-r", "--name-only", "-z", sha]
+    if prefix:
+        args += ["--", prefix]
+    return [p for p in str(_git(root, *args)).split("\x00") if p]
+
+
+def read_file(root: Path, sha: str, path: str) -> bytes:
+    return bytes(_git(root, "show", f"{sha}:{path}", binary=True))  # type: ignore[arg-type]
+
+
+def dirty_paths(root: Path, paths: list[str]) -> list[str]:
+    """Which of `paths` (files or folders) differ from HEAD in the working tree, untracked included."""
+    out = str(_git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths))
+    entries = [e for e in out.split("\x00") if e]
+    return sorted({e[3:] for e in entries if len(e) > 3})
