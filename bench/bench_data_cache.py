@@ -62,7 +62,7 @@ def main() -> None:
         live = scenario(fake, Path(tmp) / "open", tickers, start, OPEN, OPEN + timedelta(minutes=30))
 
         store = Store(Path(tmp) / "closed" / "minitrade.duckdb")
-        cache = PriceCache(store, YahooDataSource("yahoo", YahooSource(type="yahoo", base_url=fake.url)),
+        cache = PriceCache(store, YahooDataSource("yahoo", YahooSource(type="yahoo", base_url=fake.url, timeout=30)),
                            today=lambda: AFTER_CLOSE.date())
         fake.clear()
         repeats, rows, began = 3, 0, time.perf_counter()
