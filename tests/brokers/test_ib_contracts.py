@@ -88,3 +88,9 @@ def test_a_new_broker_whose_gateway_is_down_fails(gateway: FakeGateway) -> None:
     snap = snapshot({"ib-live": make_spec(gateway, gateway={"url": url})})
     (error,) = contracts_check(snap, {("broker", "ib-live")})
     assert "no gateway answers" in error and "minitrade ib start --account ib-live" in error
+
+
+def test_apply_refuses_a_pin_that_is_not_a_listing_of_the_symbol(gateway: FakeGateway) -> None:
+    snap = snapshot({"ib-paper": make_spec(gateway)}, plan("typo", {"AAPL": {"conid": 756733}, "BRK-B": 72063691}))
+    (error,) = contracts_check(snap, {("plan", "typo")})
+    assert error.startswith("plans/typo.yaml: universe: conid 756733 pinned for AAPL is not one of its IB listings")

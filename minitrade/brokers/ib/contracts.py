@@ -105,15 +105,14 @@ def contracts_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[s
             errors += found_errors
             for note in notes:
                 log.warning("%s", note)
-    unpinned: dict[str, dict[str, list[str]]] = {}      # broker -> symbol -> plans
+    wanted: dict[str, dict[str, list[tuple[str, int | None]]]] = {}     # broker -> symbol -> (plan, pin)
     for kind, name in sorted(changed):
         plan = snapshot.plans.get(name) if kind == "plan" else None
         if plan is None or not isinstance(brokers.get(plan.broker), IBBrokerSpec):
             continue
         for ticker, instrument in plan.universe.items():
-            if instrument.conid is None:
-                unpinned.setdefault(plan.broker, {}).setdefault(ticker, []).append(name)
-    for broker_name, symbols in sorted(unpinned.items()):
+            wanted.setdefault(plan.broker, {}).setdefault(ticker, []).append((name, instrument.conid))
+    for broker_name, symbols in sorted(wanted.items()):
         spec = brokers[broker_name]
         assert isinstance(spec, IBBrokerSpec)
         with IBClient.from_spec(spec, name=broker_name, read_retries=0) as client:
@@ -127,11 +126,25 @@ def contracts_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[s
             except BrokerError as e:
                 errors.append(f"broker {broker_name}: contract lookup failed: {e}")
                 continue
-        for symbol, plans in sorted(symbols.items()):
-            found = listings.get(symbol.upper(), [])
-            where = ", ".join(snapshot.plan_files.get(p, f"plan {p}") for p in plans)
-            if not found:
-                errors.append(f"{where}: universe: IB knows no stock listing for {symbol}")
-            elif len(found) > 1:
-                errors.append(f"{where}: universe: {choices_text(symbol, found)}")
+        for symbol, uses in sorted(symbols.items()):
+            errors += _symbol_errors(snapshot, symbol, uses, listings.get(symbol.upper(), []))
+    return errors
+
+
+def _symbol_errors(snapshot: Snapshot, symbol: str, uses: list[tuple[str, int | None]],
+                   found: list[Candidate]) -> list[str]:
+    """Problems of one symbol across the plans using it (pinned or not)."""
+    errors = []
+    for plan, conid in uses:
+        where = f"{snapshot.plan_files.get(plan, f'plan {plan}')}: universe: "
+        if conid is None and not found:
+            errors.append(f"{where}IB knows no stock listing for {symbol}")
+        elif conid is None and len(found) > 1:
+            errors.append(where + choices_text(symbol, found))
+        elif conid is not None and found and conid not in {c.conid for c in found}:
+            # A pin for a symbol IB lists under other conids is almost surely a typo: it would trade
+            # another instrument. (A symbol IB does not list at all may be pinned freely: that is the
+            # way to map names that differ, like BRK-B.)
+            listed = "; ".join(str(c) for c in found)
+            errors.append(f"{where}conid {conid} pinned for {symbol} is not one of its IB listings ({listed})")
     return errors
