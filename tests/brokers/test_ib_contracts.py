@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from minitrade.brokers.ib.client import IBClient
-from minitrade.brokers.ib.contracts import candidates, contracts_check
+from minitrade.brokers.ib.contracts import candidates, conids_for, contracts_check
+from minitrade.errors import OrderRejected
 from minitrade.loader import Snapshot
 from minitrade.models import IBBroker as IBBrokerSpec
 from minitrade.models import Plan, Settings
@@ -94,3 +95,10 @@ def test_apply_refuses_a_pin_that_is_not_a_listing_of_the_symbol(gateway: FakeGa
     snap = snapshot({"ib-paper": make_spec(gateway)}, plan("typo", {"AAPL": {"conid": 756733}, "BRK-B": 72063691}))
     (error,) = contracts_check(snap, {("plan", "typo")})
     assert error.startswith("plans/typo.yaml: universe: conid 756733 pinned for AAPL is not one of its IB listings")
+
+
+def test_conids_for_a_universe_use_pins_and_resolve_the_rest(client: IBClient) -> None:
+    universe = plan("p", {"AAPL": {"conid": 265598}, "SPY": None}).universe
+    assert conids_for(client, universe) == {"AAPL": 265598, "SPY": 756733}
+    with pytest.raises(OrderRejected, match="AAPL is ambiguous"):
+        conids_for(client, plan("p", ["AAPL"]).universe)

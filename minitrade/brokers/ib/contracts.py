@@ -8,7 +8,7 @@ exactly one listing, otherwise the choices are listed and the person pins one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from minitrade.brokers.base import SessionState
 from minitrade.brokers.ib.client import IBClient
 from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
 from minitrade.models import IBBroker as IBBrokerSpec
+from minitrade.models import Instrument
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
@@ -66,6 +67,20 @@ def resolve_conid(client: IBClient, symbol: str, *, account: str | None = None) 
     if len(found) > 1:
         raise OrderRejected(choices_text(symbol, found), account=account)
     return found[0].conid
+
+
+def conids_for(client: IBClient, universe: Mapping[str, Instrument], *, account: str | None = None) -> dict[str, int]:
+    """Ticker -> conid for a plan's universe: pins win; the rest must be unambiguous (one lookup call)."""
+    out = {t: i.conid for t, i in universe.items() if i.conid is not None}
+    missing = [t for t in universe if t not in out]
+    listings = candidates(client, missing) if missing else {}
+    for ticker in missing:
+        found = listings.get(ticker.upper(), [])
+        if len(found) != 1:
+            raise OrderRejected(choices_text(ticker, found) if found else f"IB knows no stock listing for {ticker}",
+                                account=account)
+        out[ticker] = found[0].conid
+    return out
 
 
 def check_connection(name: str, spec: IBBrokerSpec) -> tuple[list[str], list[str]]:
