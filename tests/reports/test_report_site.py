@@ -110,3 +110,14 @@ def test_report_command_writes_the_site_and_can_limit_to_one_plan(tmp_path):
 
     unknown = runner.invoke(app, ["report", "gamma", "--repo", str(tmp_path)])
     assert unknown.exit_code == 1 and "no plan named 'gamma'" in unknown.output
+
+
+def test_progress_is_reported_for_each_plan_read_and_written(tmp_path, store):
+    for i in range(3):
+        seed_plan(store, f"p{i}", days=40, seed=i)
+    steps: list[tuple[int, int, str]] = []
+
+    write_site(store, tmp_path, now=NOW, progress=lambda done, total, what: steps.append((done, total, what)))
+
+    assert [s[0] for s in steps] == [1, 2, 3, 4, 5, 6] and {s[1] for s in steps} == {6}
+    assert steps[0][2] == "read p0" and steps[-1][2] == "wrote p2"
