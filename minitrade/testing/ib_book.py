@@ -97,6 +97,7 @@ class Book:
     currency: str = "USD"
     cash: float = 100_000.0
     commission_per_share: float = 0.005
+    split_fills: bool = False
     contracts: dict[str, tuple[str, list[tuple[int, str, bool]]]] = field(
         default_factory=lambda: dict(DEFAULT_CONTRACTS))
     prices: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -199,22 +200,27 @@ class Book:
                 order.status = "Submitted"
 
     def _fill(self, order: FakeOrder, price: float, at: datetime) -> None:
+        """Fill the rest of `order`; in two executions when `split_fills` is on (as IB often reports)."""
         size = order.quantity - order.filled
-        commission = round(max(1.0, self.commission_per_share * size), 2)
-        signed = size if order.side == "BUY" else -size
-        self.cash -= signed * price + commission
-        qty, cost = self.positions.get(order.conid, (0.0, 0.0))
+        first = float(int(size // 2)) if self.split_fills and size >= 2 else size
+        for n, part in enumerate(p for p in (first, size - first) if p > 0):
+            commission = round(max(1.0, self.commission_per_share * part), 2)
+            signed = part if order.side == "BUY" else -part
+            self.cash -= signed * price + commission
+            self._move_position(order.conid, signed, price)
+            self.executions.append(Execution(f"0000e0d5.{order.order_id:08x}.01.{n + 1:02d}", order, part,
+                                             price, commission, at))
+        order.filled, order.avg_price, order.status, order.last_execution = order.quantity, price, "Filled", at
+
+    def _move_position(self, conid: int, signed: float, price: float) -> None:
+        qty, cost = self.positions.get(conid, (0.0, 0.0))
         new_qty = qty + signed
         if new_qty == 0:
-            self.positions.pop(order.conid, None)
-        else:
-            same_way = qty == 0 or (qty > 0) == (signed > 0)
-            avg = (qty * cost + signed * price) / new_qty if same_way else (cost if (qty > 0) == (new_qty > 0)
-                                                                             else price)
-            self.positions[order.conid] = (new_qty, avg)
-        order.filled, order.avg_price, order.status, order.last_execution = order.quantity, price, "Filled", at
-        self.executions.append(Execution(f"0000e0d5.{order.order_id:08x}.01.01", order, size, price,
-                                         commission, at))
+            self.positions.pop(conid, None)
+        elif qty == 0 or (qty > 0) == (signed > 0):
+            self.positions[conid] = (new_qty, (qty * cost + signed * price) / new_qty)
+        else:       # reduced keeps its cost; flipped starts at this price
+            self.positions[conid] = (new_qty, cost if (qty > 0) == (new_qty > 0) else price)
 
     # -- wire shapes ---------------------------------------------------------------------------
     def live_order_json(self, order: FakeOrder) -> dict[str, Any]:

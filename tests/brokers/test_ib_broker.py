@@ -193,3 +193,24 @@ def test_order_status_reads_one_order(gateway: FakeGateway, broker: IBBroker) ->
     placed = broker.submit(make_order())
     status = broker.client.order_status(placed.broker_order_id)
     assert status["order_status"] == "PreSubmitted" and status["order_ref"] == "plan1-20261125-1500-AAPL-0"
+
+
+def test_split_executions_are_separate_fills_of_one_order(gateway: FakeGateway, broker: IBBroker) -> None:
+    gateway.book.split_fills = True
+    broker.submit(make_order(quantity=11))
+    gateway.set_time(datetime(2026, 11, 25, 21, 1, tzinfo=UTC))
+    fills = broker.fills()
+    assert [f.quantity for f in fills] == [5, 6] and len({f.fill_id for f in fills}) == 2
+    assert {f.client_id for f in fills} == {"plan1-20261125-1500-AAPL-0"}
+    assert broker.positions()[0].quantity == 11
+
+
+def test_find_falls_back_to_trades_once_live_orders_forget_the_order(gateway: FakeGateway,
+                                                                     broker: IBBroker) -> None:
+    gateway.book.split_fills = True
+    broker.submit(make_order(quantity=10))
+    gateway.set_time(datetime(2026, 11, 27, 15, 0, tzinfo=UTC))       # two days later
+    assert broker.client.live_orders("DU1234567") == []
+    found = broker.find("plan1-20261125-1500-AAPL-0")
+    assert found is not None and (found.status, found.filled_quantity, found.avg_price) == (
+        OrderStatus.FILLED, 10, 191.5)
