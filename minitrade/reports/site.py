@@ -98,7 +98,10 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
     if not all((out_dir / "assets" / name).is_file() for name in ASSETS):
         _copy_assets(out_dir / "assets")
     c = curves(plan)
-    chart_equity = {"dates": c.dates, "format": "money", "series": [
+    trade_start = str((plan.spec or {}).get("trade_start") or "")
+    start_day = next((d for d in c.dates if trade_start and d >= trade_start), None)
+    markers = [{"date": start_day, "label": "trading starts"}] if start_day and start_day != c.dates[0] else []
+    chart_equity = {"dates": c.dates, "format": "money", "markers": markers, "series": [
         {"name": "Strategy", "values": _finite(c.equity, 2)},
         {"name": "Buy & hold", "values": _finite(c.buy_hold, 2)},
     ]}

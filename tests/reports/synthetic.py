@@ -20,6 +20,7 @@ COMMIT = "5e1f0c2a9b7d4e3f8a6b1c0d2e4f6a8b0c1d3e5f"
 def plan_spec(name: str, tickers: tuple[str, ...] = ("SPY", "QQQ"), *, start: date = date(2016, 1, 4)) -> dict:
     return {"name": name, "strategy": "strategies/momentum.py", "universe": {t: {} for t in tickers},
             "data_source": "samples", "calendar": "XNYS", "backtest_start": start.isoformat(),
+            "trade_start": date(start.year + 7, 1, 3).isoformat(),
             "run_at": ["15:45:00"], "order_type": "TOC", "mode": "strict", "broker": "manual",
             "cash": 10000.0, "positions": {}, "params": {"lookback": 20}, "backtest": "enabled",
             "trading": "disabled"}

@@ -57,6 +57,8 @@ def test_plan_page_loads_offline_and_draws_equity_and_drawdown(tmp_path, store, 
     assert equity["series"][0] == ["Strategy", 2520, 2519]
     assert equity["series"][1][0] == "Buy & hold" and equity["series"][1][1] == 2520
     assert drawdown["series"][0][:2] == ["Drawdown", 2520]
+    marker = browser.find_element("css selector", "svg.plot .marker-label")
+    assert marker.text == "trading starts"
     assert browser.find_element("css selector", "table.stats").text.count("%") >= 4
     assert "strategies/momentum.py" in browser.find_element("css selector", "pre.yaml").text
     ARTIFACTS.mkdir(exist_ok=True)

@@ -121,3 +121,9 @@ def test_progress_is_reported_for_each_plan_read_and_written(tmp_path, store):
 
     assert [s[0] for s in steps] == [1, 2, 3, 4, 5, 6] and {s[1] for s in steps} == {6}
     assert steps[0][2] == "read p0" and steps[-1][2] == "wrote p2"
+
+
+def test_an_empty_store_gives_an_index_that_says_how_to_start(tmp_path, store):
+    index = write_site(store, tmp_path / "reports", now=NOW)
+    assert "No plans yet" in index.read_text()
+    assert (tmp_path / "reports" / "index.csv").read_text().strip() == "plan"

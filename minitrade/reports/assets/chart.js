@@ -2,7 +2,8 @@
  *
  * Every element with data-chart="ID" is drawn from the JSON in <script type="application/json" id="ID">:
  *   {"dates": ["2020-01-02", ...], "format": "money"|"pct", "area": false,
- *    "series": [{"name": "Strategy", "values": [10000, ...]}, ...]}   (null values leave a gap)
+ *    "series": [{"name": "Strategy", "values": [10000, ...]}, ...],   (null values leave a gap)
+ *    "markers": [{"date": "2024-01-02", "label": "trading starts"}]}
  * Interaction: hover or touch shows the date and values; 1Y/3Y/5Y/All zoom the date range.
  * Styling uses classes and the CSSOM only, so the page's Content-Security-Policy needs no 'unsafe-inline'.
  */
@@ -27,10 +28,11 @@
     return node;
   }
 
-  function fmt(value, format) {
+  // `scale` (the axis maximum) keeps every tick of one axis in the same unit: 7.5k next to 10.0k.
+  function fmt(value, format, scale) {
     if (value === null || value === undefined || !isFinite(value)) { return "–"; }
     if (format === "pct") { return value.toFixed(1) + "%"; }
-    var abs = Math.abs(value);
+    var abs = Math.abs(scale === undefined ? value : scale);
     if (abs >= 1e6) { return (value / 1e6).toFixed(2) + "M"; }
     if (abs >= 1e4) { return (value / 1e3).toFixed(1) + "k"; }
     return value.toLocaleString(undefined, { maximumFractionDigits: 2 });
@@ -115,7 +117,8 @@
     var grid = svgEl("g", { "class": "grid axis" }, svg);
     ticks.forEach(function (t) {
       svgEl("line", { x1: m.left, x2: m.left + w, y1: y(t), y2: y(t) }, grid);
-      svgEl("text", { x: m.left - 6, y: y(t) + 4, "text-anchor": "end" }, grid).textContent = fmt(t, format);
+      svgEl("text", { x: m.left - 6, y: y(t) + 4, "text-anchor": "end" }, grid).textContent =
+        fmt(t, format, Math.max(Math.abs(lo), Math.abs(hi)));
     });
     var years = {}, labelEvery = Math.max(1, Math.ceil((n ? (+dates[n - 1].slice(0, 4) - +dates[0].slice(0, 4) + 1) : 1) / Math.max(1, Math.floor(w / 60))));
     dates.forEach(function (d, i) {
@@ -129,6 +132,13 @@
       svgEl("text", { x: m.left, y: m.top + h + 16, "text-anchor": "start" }, grid).textContent = dates[0];
       svgEl("text", { x: m.left + w, y: m.top + h + 16, "text-anchor": "end" }, grid).textContent = dates[n - 1];
     }
+
+    (data.markers || []).forEach(function (mark) {  // e.g. trade_start: signals before it never trade
+      var at = dates.indexOf(mark.date);
+      if (at < 0) { return; }
+      svgEl("line", { "class": "marker", x1: x(at), x2: x(at), y1: m.top, y2: m.top + h }, svg);
+      svgEl("text", { "class": "marker-label", x: x(at) + 4, y: m.top + 12 }, svg).textContent = mark.label;
+    });
 
     var drawn = 0;
     series.forEach(function (vals, k) {
