@@ -245,6 +245,17 @@ def _issues_from(error: ValidationError, doc: YamlDoc, model: type[BaseModel]) -
         elif kind == "enum" or kind == "literal_error":
             hint = "expected " + str(err.get("ctx", {}).get("expected", ""))
             message = f"{err.get('input')!r} is not allowed"
+            if isinstance(err.get("input"), bool):
+                hint += " (YAML reads yes/no/on/off as true/false)"
+        elif kind == "string_pattern_mismatch":
+            message = f"{err.get('input')!r} is not a valid name"
+            hint = "use letters, digits, '-', '_' or '.', starting with a letter or digit, no spaces"
+        elif kind == "dict_type":
+            message = "expected a map of `key: value` entries"
+            hint = f"e.g. `{loc[-1] if loc else 'key'}: {{name: value}}`"
+        elif kind == "list_type":
+            message = "expected a list"
+            hint = f"e.g. `{loc[-1] if loc else 'key'}: [a, b]`"
         elif "input" in err and kind not in ("dict_type", "list_type", "model_type"):
             message = f"{message} (got {err['input']!r})"
         out.append(ConfigIssue(doc.file, doc.line_of(loc), field_name, message, hint))

@@ -102,8 +102,11 @@ def parse_yaml(raw: bytes, file: str) -> YamlDoc | ConfigIssue:
         hint = ""
         if "\\t" in problem or "tab" in problem.lower():
             problem, hint = "a tab character is used for indentation", "indent with spaces only"
-        elif e.context and "mapping" in e.context and "block" in e.context:
-            hint = "check the indentation of this line against the lines above"
+        elif "mapping values are not allowed" in problem or (e.context and "block" in e.context):
+            hint = "check the indentation of this line against the lines above, or quote a value containing ': '"
+        elif e.context_mark is not None and e.context and ("flow" in e.context):
+            opened = e.context_mark.line + 1
+            hint = f"the bracket opened on line {opened} is not closed"
         return ConfigIssue(file, line, "", f"invalid YAML: {problem}", hint)
     except yaml.YAMLError as e:
         return ConfigIssue(file, None, "", f"invalid YAML: {e}")

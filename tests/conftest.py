@@ -1,0 +1,80 @@
+"""Shared fixtures: isolated git identity, and real trading repos (git init in tmp_path)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test gets its own git identity and no global/system git config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Test Trader")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "trader@example.invalid")
+    monkeypatch.delenv("MINITRADE_REPO", raising=False)
+
+
+class TradingRepo:
+    """A real git repository holding a trading repo, with small editing helpers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    def write(self, rel: str, text: str | bytes) -> Path:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            target.write_bytes(text)
+        else:
+            target.write_text(text, encoding="utf-8")
+        return target
+
+    def read(self, rel: str) -> str:
+        return (self.path / rel).read_text(encoding="utf-8")
+
+    def edit(self, rel: str, old: str, new: str) -> None:
+        text = self.read(rel)
+        assert old in text, f"{old!r} not in {rel}"
+        self.write(rel, text.replace(old, new, 1))
+
+    def remove(self, rel: str) -> None:
+        (self.path / rel).unlink()
+
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    @property
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def trading_repo(tmp_path: Path) -> Iterator[TradingRepo]:
+    """A copy of the embedded default (minitrade.yaml, plans/, strategies/) committed in a fresh repo."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    shutil.copyfile(ROOT / "minitrade.yaml", path / "minitrade.yaml")
+    shutil.copytree(ROOT / "plans", path / "plans")
+    shutil.copytree(ROOT / "strategies", path / "strategies", ignore=shutil.ignore_patterns("__pycache__"))
+    (path / ".gitignore").write_text("state/\n__pycache__/\n")
+    repo = TradingRepo(path)
+    repo.git("init", "-q", "-b", "main")
+    repo.commit("initial")
+    yield repo
