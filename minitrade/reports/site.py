@@ -147,7 +147,7 @@ def _summary(plan: PlanInput) -> dict[str, Any]:
     elif spec.get("backtest") == "disabled":
         status = "suspended"
     else:
-        status = "trading" if spec.get("trading") == "enabled" else "paper"
+        status = "trading" if spec.get("trading") == "enabled" else "signals only"
     return {
         "plan": plan.name, "href": f"plans/{plan.slug}/index.html", "status": status,
         "last_run": latest.get("started_at") if latest else None,
