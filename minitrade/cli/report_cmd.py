@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,11 +47,12 @@ def broker_state(plan: PlanInput, known: Mapping[str, str]) -> str | None:
 
 def write_site(store: Store, out_dir: Path, *, plans: list[str] | None = None,
                broker_states: Mapping[str, str] | None = None, progress: Progress | None = None,
-               now: datetime | None = None) -> Path:
+               now: datetime | None = None, secrets: Sequence[str] = ()) -> Path:
     """Gather every (or the named) plan from the store and write the site; returns index.html.
 
     The index always lists every plan; `plans` limits which plan pages are rewritten. The runner
-    calls this after each run with the live broker state it knows.
+    calls this after each run with the live broker state it knows. `secrets` are masked in every
+    file written (`minitrade.notify.settings_secrets(settings)` gives them).
     """
     now = now or datetime.now(UTC)
     with store.transaction() as con:
@@ -63,7 +64,7 @@ def write_site(store: Store, out_dir: Path, *, plans: list[str] | None = None,
             raise ConfigError([ConfigIssue("state", None, "plan", f"no plan named {n!r} in the store",
                                            f"known: {', '.join(names) or 'none yet'}") for n in unknown])
         site = SiteInput(plans=[], generated_at=now, applied_commit=reporting.applied_commit(con),
-                         last_reconciliation=reporting.last_reconciliation(con))
+                         last_reconciliation=reporting.last_reconciliation(con), secrets=tuple(secrets))
         wanted = set(plans or names)
         for done, name in enumerate(names, start=1):
             rows = reporting.plan_rows(con, name)
@@ -95,6 +96,7 @@ def report(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from minitrade.loader import load_worktree
+    from minitrade.notify import settings_secrets
 
     with handle_errors():
         snapshot = load_worktree(repo_path(repo))
@@ -106,6 +108,7 @@ def report(
             def step(done: int, total: int, what: str) -> None:
                 bar.update(task, completed=done, total=total, description=what)
 
-            index = write_site(snapshot.store(), out_dir, plans=[plan] if plan else None, progress=step)
+            index = write_site(snapshot.store(), out_dir, plans=[plan] if plan else None, progress=step,
+                               secrets=settings_secrets(snapshot.settings))
     console.print(f"report written: {rich_escape(str(index))}")
     console.print(f"open file://{rich_escape(str(index.resolve()))}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from minitrade.notify import messages
 from minitrade.notify.check import notifier_check
 from minitrade.notify.messages import Message
-from minitrade.notify.sender import Notifier, Outcome, message_digest
+from minitrade.notify.sender import Notifier, Outcome, message_digest, settings_secrets
 
-__all__ = ["Message", "Notifier", "Outcome", "message_digest", "messages", "notifier_check"]
+__all__ = ["Message", "Notifier", "Outcome", "message_digest", "messages", "notifier_check",
+           "settings_secrets"]

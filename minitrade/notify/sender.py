@@ -87,6 +87,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def settings_secrets(settings: Settings, *, env: Mapping[str, str] | None = None) -> list[str]:
+    """Resolved values of every secret reference in minitrade.yaml (brokers, notifiers), for masking."""
+    refs = [v for broker in settings.brokers.values() for v in broker.model_dump().values()
+            if isinstance(v, str) and SECRET_REF.search(v)]
+    refs += [u for spec in settings.notifiers.values() for u in spec.urls]
+    return secret_values(refs, env=env)
+
+
 def message_digest(event: str, title: str, body: str) -> str:
     """Identity of a message for dedup: the same event with the same text."""
     return hashlib.sha256(f"{event}\0{title}\0{body}".encode()).hexdigest()[:32]
@@ -123,9 +131,7 @@ class Notifier:
                       env: Mapping[str, str] | None = None,
                       clock: Callable[[], datetime] = _utcnow) -> Notifier:
         """A notifier for every entry of `settings.notifiers`; broker secrets are redacted too."""
-        refs = [v for broker in settings.brokers.values() for v in broker.model_dump().values()
-                if isinstance(v, str) and SECRET_REF.search(v)]
-        return cls(settings.notifiers, store=store, secrets=secret_values(refs, env=env), env=env,
+        return cls(settings.notifiers, store=store, secrets=settings_secrets(settings, env=env), env=env,
                    clock=clock)
 
     def __repr__(self) -> str:

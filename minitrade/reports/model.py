@@ -80,6 +80,8 @@ class SiteInput:
     applied_commit: str | None = None
     last_reconciliation: Row | None = None
     title: str = "minitrade"
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Values masked in every written file (a token that slipped into an error text, say)."""
 
 
 def parse_stats(value: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ and stylesheet are local files, and a Content-Security-Policy forbids anything e
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import yaml
 
 from minitrade.reports.model import PlanInput, SiteInput, curves, format_stat, iso_day, parse_stats, stat_rows
@@ -83,11 +85,12 @@ def render_index(site: SiteInput, out_dir: Path) -> Path:
     """index.html (every plan at a glance) with index.csv and index.json beside it."""
     _copy_assets(out_dir / "assets")
     rows = [_summary(p) for p in site.plans]
-    html = _ENV.get_template("index.html.j2").render(site=site, rows=rows)
-    _write(out_dir / "index.html", html)
-    _write(out_dir / "index.csv", _csv(rows, [k for k in rows[0] if k != "href"] if rows else ["plan"]))
+    page = _ENV.get_template("index.html.j2").render(site=site, rows=rows)
+    _write(out_dir / "index.html", page, site.secrets)
+    _write(out_dir / "index.csv", _csv(rows, [k for k in rows[0] if k != "href"] if rows else ["plan"]),
+           site.secrets)
     _write(out_dir / "index.json", _json({"generated_at": site.generated_at,
-                                          "applied_commit": site.applied_commit, "plans": rows}))
+                                          "applied_commit": site.applied_commit, "plans": rows}), site.secrets)
     return out_dir / "index.html"
 
 
@@ -112,25 +115,25 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
     orders = sorted(plan.orders, key=lambda r: str(r.get("created_at") or ""), reverse=True)
     fills = sorted(plan.fills, key=lambda r: str(r.get("filled_at") or ""), reverse=True)
     spec_yaml = yaml.safe_dump(_plain(plan.spec), sort_keys=False, allow_unicode=True) if plan.spec else ""
-    html = _ENV.get_template("plan.html.j2").render(
+    page = _ENV.get_template("plan.html.j2").render(
         site=site, plan=plan, summary=_summary(plan), stats=stat_rows(plan.stats),
         chart_equity=chart_equity, chart_drawdown=chart_drawdown, runs=runs[:MAX_TABLE_ROWS],
         orders=orders[:MAX_TABLE_ROWS], fills=fills[:MAX_TABLE_ROWS], trades=plan.trades[:MAX_TABLE_ROWS],
         counts={"runs": len(runs), "orders": len(orders), "fills": len(fills), "trades": len(plan.trades)},
         max_rows=MAX_TABLE_ROWS, spec_yaml=spec_yaml, has_chart=bool(c.dates))
-    _write(folder / "index.html", html)
+    _write(folder / "index.html", page, site.secrets)
     equity_rows = [{"date": d, "equity": e, "buy_hold": b, "drawdown_pct": dd}
                    for d, e, b, dd in zip(c.dates, c.equity, c.buy_hold, c.drawdown_pct, strict=True)]
-    _write(folder / "equity.csv", _csv(equity_rows, ["date", "equity", "buy_hold", "drawdown_pct"]))
-    _write(folder / "runs.csv", _csv(runs, _RUN_COLUMNS))
-    _write(folder / "orders.csv", _csv(orders, _columns(orders)))
-    _write(folder / "fills.csv", _csv(fills, _columns(fills)))
-    _write(folder / "trades.csv", _csv(plan.trades, _columns(plan.trades)))
+    _write(folder / "equity.csv", _csv(equity_rows, ["date", "equity", "buy_hold", "drawdown_pct"]), site.secrets)
+    _write(folder / "runs.csv", _csv(runs, _RUN_COLUMNS), site.secrets)
+    _write(folder / "orders.csv", _csv(orders, _columns(orders)), site.secrets)
+    _write(folder / "fills.csv", _csv(fills, _columns(fills)), site.secrets)
+    _write(folder / "trades.csv", _csv(plan.trades, _columns(plan.trades)), site.secrets)
     _write(folder / "plan.json", _json({
         "plan": plan.name, "spec": plan.spec, "applied_commit": plan.applied_commit,
         "summary": _summary(plan), "stats": plan.stats, "equity_run_id": plan.equity_run_id,
         "equity": equity_rows, "runs": runs, "orders": orders, "fills": fills, "trades": plan.trades,
-    }))
+    }), site.secrets)
     return folder / "index.html"
 
 
@@ -165,8 +168,14 @@ def _copy_assets(folder: Path) -> None:
         _write(folder / name, _asset(name))
 
 
-def _write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so an open page never sees half a file."""
+def _write(path: Path, text: str, secrets: Sequence[str] = ()) -> None:
+    """Mask `secrets` in every form they can take in our files, then write via a temporary file
+    and a rename, so an open page never sees half a file."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        forms = {secret, html.escape(secret), str(markupsafe.escape(secret)), json.dumps(secret)[1:-1],
+                 secret.replace('"', '""')}  # as written, in HTML, in JSON, in a quoted CSV field
+        for form in forms:
+            text = text.replace(form, "***")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -127,3 +127,28 @@ def test_an_empty_store_gives_an_index_that_says_how_to_start(tmp_path, store):
     index = write_site(store, tmp_path / "reports", now=NOW)
     assert "No plans yet" in index.read_text()
     assert (tmp_path / "reports" / "index.csv").read_text().strip() == "plan"
+
+
+def test_report_masks_secrets_that_slipped_into_recorded_text(tmp_path, monkeypatch):
+    secret = "pw&<7h1s-'is'-\"secret\">"
+    monkeypatch.setenv("MT_TEST_REPORT_PW", secret)
+    (tmp_path / "minitrade.yaml").write_text(
+        "state_dir: state\nbrokers:\n  ib:\n    type: ib\n    username: ${MT_TEST_REPORT_USER}\n"
+        "    password: ${MT_TEST_REPORT_PW}\n")
+    from minitrade.store import Store
+
+    store = Store(tmp_path / "state" / "minitrade.duckdb")
+    seed_plan(store, "alpha", days=40)
+    with store.transaction() as con:
+        con.execute("INSERT INTO runs (run_id, plan, kind, started_at, status, error) "
+                    "VALUES ('leak', 'alpha', 'manual', ?, 'FAILED', ?)", [NOW, f"login with {secret} refused"])
+
+    result = CliRunner().invoke(app, ["report", "--repo", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    written = [p for p in (tmp_path / "state" / "reports").rglob("*") if p.is_file()]
+    assert len(written) > 5
+    for path in written:
+        text = path.read_text()
+        assert secret not in text and "7h1s-" not in text, path
+    assert "login with *** refused" in (tmp_path / "state" / "reports" / "plans" / "alpha" / "runs.csv").read_text()
