@@ -8,6 +8,7 @@ calendar knows and report when that end comes near.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -89,16 +90,18 @@ def get_calendar(code: str) -> TradingCalendar:
     """The calendar for an exchange_calendars code, as far ahead as its holiday data goes."""
     import exchange_calendars as xcals
 
-    with _lock:
+    with _lock, warnings.catch_warnings():
+        # exchange_calendars trips pandas 3 deprecations internally; they are not ours to fix.
+        warnings.simplefilter("ignore")
         start = pd.Timestamp(date.today() - timedelta(days=366 * 30))
         end = pd.Timestamp(date.today() + timedelta(days=366 * 3))
         try:
             cal = xcals.get_calendar(code, start=start, end=end)
+        except xcals.errors.InvalidCalendarName as e:
+            raise ConfigError(ConfigIssue("calendar", None, code, "unknown exchange calendar")) from e
         except ValueError:
             try:
                 cal = xcals.get_calendar(code, start=start)  # the default end: all its data knows
             except Exception as e:
                 raise ConfigError(ConfigIssue("calendar", None, code, f"cannot build calendar: {e}")) from e
-        except xcals.errors.InvalidCalendarName as e:
-            raise ConfigError(ConfigIssue("calendar", None, code, "unknown exchange calendar")) from e
         return TradingCalendar(code, cal)
