@@ -1,0 +1,35 @@
+"""`apply`'s check: backtest every new or changed plan on its data source; orders are never made."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from minitrade.errors import MinitradeError
+from minitrade.runner.research import backtest_plan
+
+if TYPE_CHECKING:
+    from minitrade.loader import Snapshot
+
+
+def plans_to_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[str]:
+    """Plans that are new or changed, or whose strategy file or data source changed."""
+    names = {name for kind, name in changed if kind == "plan"}
+    strategies = {name for kind, name in changed if kind == "strategy"}
+    sources = {name for kind, name in changed if kind == "data_source"}
+    settings = any(kind == "settings" for kind, _ in changed)
+    for name, plan in snapshot.plans.items():
+        if plan.strategy in strategies or plan.data_source in sources or settings:
+            names.add(name)
+    return sorted(n for n in names if n in snapshot.plans)
+
+
+def dry_run_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[str]:
+    """Backtest each affected plan; return one message per failure (empty list = pass)."""
+    errors: list[str] = []
+    for name in plans_to_check(snapshot, changed):
+        try:
+            backtest_plan(snapshot, name)
+        except MinitradeError as e:
+            message = str(e)
+            errors.append(message if f"plan {name}" in message else f"plan {name}: {message}")
+    return errors

@@ -1,0 +1,53 @@
+"""Backtest one plan of a snapshot on its own data source: the research/dry-run path (no orders).
+
+`run.py` (scheduled runs) adds the price cache, strict-mode checks, orders and records on top;
+this module is the plain "prices -> strategy -> result" part that `minitrade backtest` and
+`apply`'s dry run share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from minitrade.data.registry import source_for
+from minitrade.errors import DataError, StrategyError
+from minitrade.runner.backtest import BacktestResult, run_backtest
+from minitrade.runner.strategy import load_strategy
+
+if TYPE_CHECKING:
+    from minitrade.loader import Snapshot
+
+# stage ("prices" | "backtest"), done, total
+StageProgress = Callable[[str, int, int], None]
+
+
+def backtest_plan(snapshot: Snapshot, name: str, *, start: date | None = None, end: date | None = None,
+                  progress: StageProgress | None = None) -> BacktestResult:
+    """Backtest plan `name` from `start` (default backtest_start) to `end` (default: latest prices)."""
+    plan = snapshot.plans[name]
+    if start is not None:
+        plan = plan.model_copy(update={"backtest_start": start})
+    spec = snapshot.settings.data_sources.get(plan.data_source)
+    if spec is None:
+        raise DataError(f"plan {name}: unknown data source {plan.data_source!r}", source=plan.data_source)
+    source = source_for(plan.data_source, spec, root=snapshot.root)
+    prices: dict[str, pd.DataFrame] = {}
+    for i, ticker in enumerate(plan.tickers):
+        if progress is not None:
+            progress("prices", i, len(plan.tickers))
+        prices[ticker] = source.daily(ticker, plan.backtest_start, end)
+    code = snapshot.strategies.get(plan.strategy)
+    if code is None:
+        raise StrategyError(f"strategy file {plan.strategy} not found", plan=name, file=plan.strategy)
+    try:
+        cls = load_strategy(code, plan.strategy, plan.class_name)
+    except StrategyError as e:
+        where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
+        raise StrategyError(str(e).removeprefix(where), plan=name, file=e.file, line=e.line) from e
+    commission = plan.commission if plan.commission is not None else snapshot.settings.commission
+    on_bar = (lambda done, total: progress("backtest", done, total)) if progress is not None else None
+    return run_backtest(plan, prices, cls, commission=commission, end=end, progress=on_bar)
