@@ -42,8 +42,26 @@ def strategy_compile_check(snapshot: Snapshot, changed: set[Key]) -> list[str]:
 
 
 def default_checks() -> list[tuple[str, Check]]:
-    """The checks `apply` runs, in order, each over the resources that are new or changed."""
-    return [("strategy code", strategy_compile_check)]
+    """The checks `apply` runs, in order, each over the resources that are new or changed.
+
+    The test notification goes last and only when everything else passed, so a rejected change
+    never pings anyone's phone.
+    """
+    from minitrade.brokers.ib.contracts import contracts_check
+    from minitrade.data.source_check import check as data_source_check
+    from minitrade.notify.check import notifier_check
+    from minitrade.runner.dry_run import dry_run_check
+
+    return [
+        ("strategy code", strategy_compile_check),
+        ("data sources", data_source_check),
+        ("broker connections and contracts", contracts_check),
+        ("dry-run backtests", dry_run_check),
+        (NOTIFY_CHECK, notifier_check),
+    ]
+
+
+NOTIFY_CHECK = "test notifications"
 
 
 def desired_state(snapshot: Snapshot) -> dict[Key, tuple[str, dict[str, object]]]:
@@ -70,6 +88,8 @@ def apply(snapshot: Snapshot, store: Store, *, checks: Sequence[tuple[str, Check
     errors: list[str] = []
     if not changes.empty:
         for name, check in (checks if checks is not None else default_checks()):
+            if errors and name == NOTIFY_CHECK:
+                break
             say(f"checking {name}")
             errors += check(snapshot, touched)
     info = _commit_info(snapshot)
