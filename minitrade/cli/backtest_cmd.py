@@ -141,7 +141,7 @@ def _print(outcomes: dict[str, dict[str, Any]]) -> None:
             if o["rejected_orders"]:
                 console.print(f"  [yellow]{len(o['rejected_orders'])} orders refused by the simulated broker[/] "
                               f"(e.g. {escape(o['rejected_orders'][0])})")
-    for name, o in outcomes.items():
+    for o in outcomes.values():
         if o.get("error"):
             err_console.print(f"[bold red]error:[/] {escape(o['error'])}")
 
