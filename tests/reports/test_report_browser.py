@@ -93,7 +93,9 @@ def test_index_lists_every_plan_and_links_work_on_a_phone_screen(tmp_path, store
     browser.get(index.as_uri())
     rows = browser.find_elements("css selector", "table.plans tbody tr")
     assert [r.find_element("css selector", "a").text for r in rows] == ["alpha", "beta", "gamma"]
-    assert "manual (ready)" in rows[0].text
+    assert "manual (ready)" in rows[0].text.replace("\n", " ")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "report-index-phone.png"))
     rows[1].find_element("css selector", "a").click()
     assert browser.find_element("css selector", "h1").text.startswith("beta")
     width = browser.execute_script("return document.documentElement.scrollWidth")
