@@ -1,0 +1,141 @@
+"""Benchmark of the backtest engine against plain backtrader, in the same process (not a test).
+
+    python bench/bench_backtest.py            # (a) overhead 1x5000 and 20x2500, (b) bars/s, (c) memory 100x2500
+    python bench/bench_backtest.py --quick    # smaller sizes, for a smoke run
+
+(a) the same SMA-crossover strategy and synthetic random-walk data through `run_backtest` (which adds
+price checks, fill recording, the rebuilt books and statistics) and through a Cerebro set up by hand;
+prints the overhead ratio (target < 10 %). (b) asset-bars per second of our engine. (c) peak RSS of
+a fresh process running 100 assets x 2500 bars, ours and plain backtrader.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import backtrader as bt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from minitrade.models import Plan  # noqa: E402
+from minitrade.runner.backtest import run_backtest  # noqa: E402
+from minitrade.runner.strategy import load_strategy  # noqa: E402
+
+STRATEGY = '''
+import backtrader as bt
+
+
+class SmaCrossAll(bt.Strategy):
+    params = (("fast", 10), ("slow", 30), ("size", 10))
+
+    def __init__(self):
+        self.cross = [bt.ind.CrossOver(bt.ind.SMA(d.close, period=self.p.fast),
+                                       bt.ind.SMA(d.close, period=self.p.slow)) for d in self.datas]
+
+    def next(self):
+        for data, cross in zip(self.datas, self.cross):
+            held = self.getposition(data).size
+            if cross[0] > 0 and not held:
+                self.buy(data=data, size=self.p.size)
+            elif cross[0] < 0 and held:
+                self.close(data=data)
+'''
+COMMISSION = 0.001
+CASH = 1_000_000
+
+
+def random_walks(assets: int, bars: int, seed: int = 1) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    index = pd.bdate_range("2000-01-03", periods=bars)
+    frames = {}
+    for i in range(assets):
+        close = 100 * np.exp(np.cumsum(rng.normal(0.0002, 0.015, bars)))
+        open_ = close * np.exp(rng.normal(0, 0.004, bars))
+        frames[f"T{i:03d}"] = pd.DataFrame({
+            "open": open_, "high": np.maximum(open_, close) * 1.003, "low": np.minimum(open_, close) * 0.997,
+            "close": close, "volume": 1e5}, index=index)
+    return frames
+
+
+def plan_for(frames: dict[str, pd.DataFrame]) -> Plan:
+    return Plan.model_validate({"name": "bench", "strategy": "bench.py", "universe": list(frames),
+                                "data_source": "synthetic", "backtest_start": date(2000, 1, 1),
+                                "run_at": ["15:45"], "order_type": "TOC", "cash": CASH})
+
+
+def run_ours(frames: dict[str, pd.DataFrame], cls: type) -> float:
+    return run_backtest(plan_for(frames), frames, cls, commission=COMMISSION).final_equity
+
+
+def run_plain(frames: dict[str, pd.DataFrame], cls: type) -> float:
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.broker.setcash(CASH)
+    cerebro.broker.setcommission(commission=COMMISSION)
+    cerebro.broker.set_coc(True)
+    for name, frame in frames.items():
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame, name=name))
+    cerebro.addstrategy(cls)
+    cerebro.run()
+    return float(cerebro.broker.getvalue())
+
+
+def timed(fn: object, *args: object, repeat: int) -> tuple[float, float]:
+    times, value = [], 0.0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = fn(*args)  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), value
+
+
+def overhead(assets: int, bars: int, cls: type, repeat: int) -> None:
+    frames = random_walks(assets, bars)
+    run_plain(frames, cls)  # warm caches (imports, indicator classes)
+    plain, plain_value = timed(run_plain, frames, cls, repeat=repeat)
+    ours, our_value = timed(run_ours, frames, cls, repeat=repeat)
+    same = "same" if round(plain_value, 2) == round(our_value, 2) else f"DIFFERENT ({plain_value} vs {our_value})"
+    print(f"{assets:>3} x {bars:<5} plain {plain:6.2f} s  ours {ours:6.2f} s  overhead {100 * (ours / plain - 1):+5.1f} %"
+          f"  ours {assets * bars / ours:8,.0f} bars/s  plain {assets * bars / plain:8,.0f} bars/s  final equity {same}")
+
+
+def memory_child(engine: str, assets: int, bars: int) -> None:
+    import resource
+
+    cls = load_strategy(STRATEGY, "bench_strategy.py")
+    frames = random_walks(assets, bars)
+    start = time.perf_counter()
+    (run_ours if engine == "ours" else run_plain)(frames, cls)
+    seconds = time.perf_counter() - start
+    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} {seconds:.2f}")
+
+
+def memory(assets: int, bars: int) -> None:
+    for engine in ("plain", "ours"):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", engine, str(assets), str(bars)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        print(f"{assets:>3} x {bars:<5} {engine:5} peak RSS {out[0]:>5} MB  ({float(out[1]):.1f} s, "
+              f"{assets * bars / float(out[1]):,.0f} bars/s)")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--memory-child":
+        memory_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return
+    quick = "--quick" in sys.argv
+    cls = load_strategy(STRATEGY, "bench_strategy.py")
+    print("(a, b) run_backtest vs plain backtrader, SMA 10/30 crossover, TOC, commission 0.1 %, median of runs")
+    overhead(1, 1000 if quick else 5000, cls, repeat=3)
+    overhead(5 if quick else 20, 500 if quick else 2500, cls, repeat=1 if quick else 3)
+    print("(c) peak memory, fresh process each")
+    memory(10 if quick else 100, 500 if quick else 2500)
+
+
+if __name__ == "__main__":
+    main()
