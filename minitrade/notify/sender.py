@@ -20,7 +20,7 @@ import apprise
 
 from minitrade.credentials import redact, resolve_secret, secret_values
 from minitrade.errors import ConfigError, StoreError
-from minitrade.models import SECRET_REF, NotifierSpec, Settings
+from minitrade.models import EVENTS, SECRET_REF, NotifierSpec, Settings
 from minitrade.notify.messages import Message, notifier_test
 from minitrade.store import notifications as audit
 from minitrade.store.db import Store
@@ -143,7 +143,13 @@ class Notifier:
         return self.send(message.event, message.title, message.body, notify_type=message.notify_type)
 
     def send(self, event: str, title: str, body: str, *, notify_type: str = "info") -> list[Outcome]:
-        """Send to every notifier whose `events` include `event`; one Outcome each, never raises."""
+        """Send to every notifier whose `events` include `event`; one Outcome each.
+
+        Delivery problems never raise; only an event name outside `models.EVENTS` does, because
+        that is a bug in the caller that would otherwise silently notify nobody.
+        """
+        if event not in EVENTS:
+            raise ValueError(f"unknown notification event {event!r}; one of: {', '.join(EVENTS)}")
         title, body = redact(title, self._secrets), redact(body, self._secrets)
         return [self._deliver(name, spec, event, title, body, notify_type, dedup=True)
                 for name, spec in self.notifiers.items() if event in spec.events]

@@ -193,3 +193,10 @@ def test_broker_passwords_are_redacted_from_messages(sink, monkeypatch):
     notifier.notify(messages.run_failed("spy", "login failed for password hunter2-ib-pass"))
 
     assert "hunter2-ib-pass" not in sink.posts[0].body.decode()
+
+
+def test_an_unknown_event_name_is_a_caller_bug_not_a_silent_no_op(sink):
+    notifier = Notifier({"phone": NotifierSpec(urls=[sink.url()])})
+    with pytest.raises(ValueError, match="unknown notification event 'orders.held'"):
+        notifier.send("orders.held", "t", "b")
+    assert sink.posts == []
