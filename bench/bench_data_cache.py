@@ -80,7 +80,7 @@ def main() -> None:
     print(f"  second run while open:        {live['second']:7.3f} s  {live['second_requests'] / n:.2f} requests/ticker"
           f"  -> {live['first'] / live['second']:.1f}x less time (today's bar + overlap only)")
     print(f"  cache read throughput:        {rows / read_seconds:,.0f} rows/s "
-          f"({repeats} x {n} tickers, two DuckDB transactions per call)")
+          f"({repeats} x {n} tickers, one DuckDB transaction per call)")
 
 
 if __name__ == "__main__":

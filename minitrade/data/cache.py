@@ -68,8 +68,8 @@ class PriceCache:
         """`daily` for each ticker; every ticker is tried, then failures are raised together.
 
         `progress(ticker, done, total)` is called after each ticker, failed or not. The store is
-        opened twice whatever the number of tickers: once to see what is cached, once to write
-        what was fetched and read the answer.
+        opened once when everything is cached, else twice whatever the number of tickers: to see
+        what is cached, then to write what was fetched and read the answer.
         """
         names = list(dict.fromkeys(tickers))
         frames, failures = self._serve(names, start, end, progress)
@@ -88,6 +88,7 @@ class PriceCache:
             raise DataError(f"end {last} is before start {start}", source=self.name,
                             ticker=tickers[0] if len(tickers) == 1 else None)
         jobs: dict[str, _Job] = {}
+        cached: dict[str, pd.DataFrame] | None = None
         with self.store.transaction() as con:
             known = sql.cached_ranges(con, self.name, tickers)
             for ticker in tickers:
@@ -103,6 +104,8 @@ class PriceCache:
                     if old is not None:
                         job.old = old[(old.index >= pd.Timestamp(job.first))
                                       & (old.index <= pd.Timestamp(job.known_last))]
+            if not jobs:  # all cached: answer from this one transaction
+                cached = sql.read_many(con, self.name, tickers, start, last)
         failures: dict[str, DataError] = {}
         for number, ticker in enumerate(tickers, 1):
             job = jobs.get(ticker)
@@ -114,12 +117,13 @@ class PriceCache:
             if progress is not None:
                 progress(ticker, number, len(tickers))
         served = [t for t in tickers if t not in failures]
-        with self.store.transaction() as con:
-            sql.write_many(con, self.name, [(ticker, job.bars, None if job.whole else job.first, job.covered)
-                                            for ticker, job in jobs.items()
-                                            if job.bars is not None and ticker not in failures],
-                           adjustment=self.adjustment, fetched_at=datetime.now(UTC))
-            cached = sql.read_many(con, self.name, served, start, last)
+        if cached is None:
+            with self.store.transaction() as con:
+                sql.write_many(con, self.name, [(t, job.bars, None if job.whole else job.first, job.covered)
+                                                for t, job in jobs.items()
+                                                if job.bars is not None and t not in failures],
+                               adjustment=self.adjustment, fetched_at=datetime.now(UTC))
+                cached = sql.read_many(con, self.name, served, start, last)
         frames: dict[str, pd.DataFrame] = {}
         for ticker in served:
             bars = cached.get(ticker)

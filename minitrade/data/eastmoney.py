@@ -133,7 +133,7 @@ class EastMoneyDataSource:
         proxies = {"http": self.spec.proxy, "https": self.spec.proxy} if self.spec.proxy else None
         try:
             response = requests.get(self._url, params=params, headers=HEADERS, proxies=proxies,
-                                    timeout=(min(10.0, left), min(self.spec.timeout, left + 1.0)))
+                                    timeout=(min(10.0, left + 1.0), left + 1.0))
         except requests.Timeout as e:
             raise self._error(f"timed out: {type(e).__name__}", ticker, retryable=True) from e
         except requests.RequestException as e:

@@ -100,10 +100,12 @@ class YahooDataSource:
 
     def _get(self, url: str, params: dict[str, str], ticker: str, left: float) -> curl.Response:
         query = dict(params, crumb=self._crumb) if self._crumb else params
+        # the client's own timeout ends a little after the hard deadline: the deadline decides,
+        # and an abandoned worker thread does not outlive it by more than a second
         try:
             with self._session() as session:
                 response: curl.Response = session.get(url, params=query, cookies=self._cookies,
-                                                      timeout=min(self.spec.timeout, left + 1.0))
+                                                      timeout=left + 1.0)
                 return response
         except curl.exceptions.Timeout as e:
             raise self._error(f"timed out: {_short(e)}", ticker, retryable=True) from e
