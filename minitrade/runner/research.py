@@ -20,6 +20,7 @@ from minitrade.runner.strategy import load_strategy
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
+    from minitrade.models import Plan
 
 # stage ("prices" | "backtest"), done, total
 StageProgress = Callable[[str, int, int], None]
@@ -40,14 +41,19 @@ def backtest_plan(snapshot: Snapshot, name: str, *, start: date | None = None, e
         if progress is not None:
             progress("prices", i, len(plan.tickers))
         prices[ticker] = source.daily(ticker, plan.backtest_start, end)
-    code = snapshot.strategies.get(plan.strategy)
-    if code is None:
-        raise StrategyError(f"strategy file {plan.strategy} not found", plan=name, file=plan.strategy)
-    try:
-        cls = load_strategy(code, plan.strategy, plan.class_name)
-    except StrategyError as e:
-        where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
-        raise StrategyError(str(e).removeprefix(where), plan=name, file=e.file, line=e.line) from e
+    cls = load_plan_strategy(snapshot, plan)
     commission = plan.commission if plan.commission is not None else snapshot.settings.commission
     on_bar = (lambda done, total: progress("backtest", done, total)) if progress is not None else None
     return run_backtest(plan, prices, cls, commission=commission, end=end, progress=on_bar)
+
+
+def load_plan_strategy(snapshot: Snapshot, plan: Plan) -> type:
+    """The strategy class `plan` runs, from the snapshot's code; errors name the plan and file:line."""
+    code = snapshot.strategies.get(plan.strategy)
+    if code is None:
+        raise StrategyError(f"strategy file {plan.strategy} not found", plan=plan.name, file=plan.strategy)
+    try:
+        return load_strategy(code, plan.strategy, plan.class_name)
+    except StrategyError as e:
+        where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
+        raise StrategyError(str(e).removeprefix(where), plan=plan.name, file=e.file, line=e.line) from e
