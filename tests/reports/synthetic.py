@@ -49,7 +49,8 @@ def seed_plan(store: Store, name: str, *, days: int = 2520, start: date = date(2
     ph = pd.concat([pd.DataFrame({"plan": name, "ticker": t, "date": dates.date, "open": c, "high": c * 1.01,
                                   "low": c * 0.99, "close": c, "run_id": run_id}) for t, c in closes.items()])
     with store.transaction() as con:
-        con.execute("INSERT INTO applied_resources VALUES ('plan', ?, 'd1g35t', ?, ?, ?)",
+        con.execute("INSERT INTO applied_resources (kind, name, digest, spec, commit_sha, applied_at) "
+                    "VALUES ('plan', ?, 'd1g35t', ?, ?, ?)",
                     [name, json.dumps(plan_spec(name, tickers, start=start)), COMMIT, started])
         con.execute("INSERT INTO runs (run_id, plan, kind, started_at, finished_at, status, error, commit_sha, "
                     "plan_digest) VALUES (?, ?, 'scheduled', ?, ?, 'FAILED', ?, ?, 'd1g35t')",
@@ -61,32 +62,39 @@ def seed_plan(store: Store, name: str, *, days: int = 2520, start: date = date(2
                     [run_id, name, started, started + timedelta(seconds=3), COMMIT, dates[0].date(),
                      dates[-1].date(), json.dumps(stats)])
         con.register("eq_frame", eq)
-        con.execute("INSERT INTO equity SELECT run_id, date, equity, cash, positions FROM eq_frame")
+        con.execute("INSERT INTO equity (run_id, date, equity, cash, positions) "
+                    "SELECT run_id, date, equity, cash, positions FROM eq_frame")
         con.unregister("eq_frame")
         con.register("ph_frame", ph)
-        con.execute("INSERT INTO price_history SELECT plan, ticker, date, open, high, low, close, run_id FROM ph_frame")
+        con.execute("INSERT INTO price_history (plan, ticker, date, open, high, low, close, run_id) "
+                    "SELECT plan, ticker, date, open, high, low, close, run_id FROM ph_frame")
         con.unregister("ph_frame")
         for seq in range(3):
-            con.execute("INSERT INTO backtest_trades VALUES (?, ?, ?, 10, ?, ?, 100, 110, ?, ?)",
+            con.execute("INSERT INTO backtest_trades (run_id, seq, ticker, size, entry_date, exit_date, "
+                        "entry_price, exit_price, pnl, return_pct) VALUES (?, ?, ?, 10, ?, ?, 100, 110, ?, ?)",
                         [run_id, seq, tickers[seq % len(tickers)], dates[seq * 10].date(),
                          dates[seq * 10 + 5].date(), 100.0 if seq != 1 else -50.0, 10.0 if seq != 1 else -5.0])
-            con.execute("INSERT INTO backtest_fills VALUES (?, ?, ?, ?, 10, 100, 0.1)",
+            con.execute("INSERT INTO backtest_fills (run_id, seq, date, ticker, size, price, commission) "
+                        "VALUES (?, ?, ?, ?, 10, 100, 0.1)",
                         [run_id, seq, dates[seq * 10].date(), tickers[seq % len(tickers)]])
         day = dates[-1].date()
         for i in range(orders):
             cid = f"{name}-{day:%Y%m%d}-1545-{tickers[i % len(tickers)]}-{i}"
             status = "FILLED" if i % 3 == 0 else ("HELD" if i % 3 == 1 else "SUBMITTED")
-            con.execute("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'TOC', 'manual', ?, NULL, ?, "
-                        "'d1g35t', ?, ?, NULL)",
+            con.execute("INSERT INTO orders (client_id, plan, run_id, trading_day, tick_at, ticker, side, "
+                        "quantity, order_type, broker, status, commit_sha, plan_digest, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'TOC', 'manual', ?, ?, 'd1g35t', ?, ?)",
                         [cid, name, run_id, day, started, tickers[i % len(tickers)], "BUY" if i % 2 else "SELL",
                          5 + i, status, COMMIT, started, started])
             if status == "FILLED":
-                con.execute("INSERT INTO fills VALUES (?, ?, ?, 101.5, 1.0, ?, 'manual', ?, 'd1g35t', ?)",
+                con.execute("INSERT INTO fills (fill_id, client_id, quantity, price, commission, filled_at, "
+                            "source, commit_sha, plan_digest, recorded_at) "
+                            "VALUES (?, ?, ?, 101.5, 1.0, ?, 'manual', ?, 'd1g35t', ?)",
                             [f"fill-{cid}", cid, 5 + i, started + timedelta(minutes=20), COMMIT, started])
     return run_id
 
 
 def seed_reconciliation(store: Store) -> None:
     with store.transaction() as con:
-        con.execute("INSERT INTO reconciliations VALUES (nextval('reconciliation_ids'), ?, false, NULL, "
-                    "'add plans', ?, 'applied', NULL, 'apply')", [COMMIT, datetime(2026, 11, 24, 12, tzinfo=UTC)])
+        con.execute("INSERT INTO reconciliations (id, commit_sha, dirty, message, attempted_at, outcome, source) "
+                    "VALUES (nextval('reconciliation_ids'), ?, false, 'add plans', ?, 'applied', 'apply')", [COMMIT, datetime(2026, 11, 24, 12, tzinfo=UTC)])
