@@ -7,6 +7,7 @@ briefly, then reported as StoreLocked naming the holder.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,12 @@ from minitrade.store.schema import MIGRATIONS
 LOCK_RETRY_SECONDS = 5.0
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
+
+
+def _lock_holder(message: str) -> str:
+    """'/usr/bin/python3.11 (PID 1234)' out of DuckDB's lock error (the program path has dots in it)."""
+    match = re.search(r"Conflicting lock is held in (.+?\(PID \d+\))", message)
+    return match.group(1) if match else "unknown process"
 
 
 class Store:
@@ -63,7 +70,7 @@ class Store:
                 if "lock" not in str(e).lower():
                     raise StoreError(f"{self.path}: cannot open the state database: {e}") from e
                 if time.monotonic() >= deadline:
-                    holder = str(e).split("Conflicting lock is held in", 1)[-1].split(".")[0].strip()
+                    holder = _lock_holder(str(e))
                     raise StoreLocked(f"{self.path} is in use by another process ({holder}); "
                                       "retry when it finishes, or stop it") from e
                 time.sleep(delay)
