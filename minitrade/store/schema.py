@@ -141,6 +141,7 @@ CREATE TABLE orders (
     broker_order_id VARCHAR,
     commit_sha      VARCHAR,
     plan_digest     VARCHAR,
+    conid           BIGINT,                 -- IB contract id, when the plan pins or resolved it
     created_at      TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL,
     note            VARCHAR

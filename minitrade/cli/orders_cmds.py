@@ -1,0 +1,189 @@
+"""`minitrade orders`, `minitrade trades` and `minitrade fill`: the order book from the state database.
+
+These read and write the store even when the trading repo's files do not validate (a person
+must be able to record a fill while fixing a broken plan), so the store is found leniently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
+from minitrade.errors import ConfigError, MinitradeError
+from minitrade.records import Fill, Order
+from minitrade.store import Store
+
+PLAN_ARG = typer.Argument(None, help="Only this plan's orders (default: every plan).", show_default=False)
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON (a list of objects).")
+CSV_OPTION = typer.Option(False, "--csv", help="Print CSV with a header row.")
+
+
+def _store(root: Path) -> tuple[Store, Any]:
+    """The repo's store and its snapshot (None when the files do not validate)."""
+    from minitrade.cli.config_cmds import _state_store
+    from minitrade.loader import load_worktree
+
+    try:
+        snap = load_worktree(root)
+    except ConfigError:
+        return _state_store(root), None
+    return snap.store(), snap
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, as_csv: bool,
+          title: str, empty: str) -> None:
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv")
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if as_csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(out.getvalue(), nl=False)
+        return
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("quantity", "filled", "price", "commission")
+                         else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(_cell(row.get(c))) for c in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return str(value)
+
+
+def _order_row(order: Order, filled: float) -> dict[str, Any]:
+    row = asdict(order)
+    row.update(side=order.side.value, order_type=order.order_type.value, status=order.status.value,
+               filled=filled, remaining=order.quantity - filled)
+    return row
+
+
+@app.command("orders")
+def orders(plan: Annotated[str | None, PLAN_ARG] = None,
+           show_all: bool = typer.Option(False, "--all", "-a", help="Every order, not only the open ones."),
+           as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION, repo: Path | None = REPO_OPTION) -> None:
+    """Open orders (waiting for the broker or for you), or every order with --all.
+
+    Example: minitrade orders sma-aapl --all --csv
+    """
+    from minitrade.store import orders as order_sql
+
+    with handle_errors():
+        store, _ = _store(repo_path(repo))
+        with store.transaction() as con:
+            found = order_sql.orders_of(con, plan) if show_all else order_sql.open_orders(con, plan)
+            filled = order_sql.filled_quantities(con, plan)
+        rows = [_order_row(o, filled.get(o.client_id, 0.0)) for o in found]
+        which = "orders" if show_all else "open orders"
+        _emit(rows, ["client_id", "plan", "trading_day", "ticker", "side", "quantity", "filled", "order_type",
+                     "broker", "status", "note"], as_json=as_json, as_csv=as_csv,
+              title=f"{which.capitalize()}{f' of {plan}' if plan else ''}",
+              empty=f"No {which}{f' for plan {plan}' if plan else ''}.")
+
+
+@app.command("trades")
+def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION,
+           repo: Path | None = REPO_OPTION) -> None:
+    """Fills recorded against the orders (broker executions and `minitrade fill`), oldest first.
+
+    Example: minitrade trades sma-aapl --json
+    """
+    from minitrade.store import orders as order_sql
+
+    with handle_errors():
+        store, _ = _store(repo_path(repo))
+        with store.transaction() as con:
+            fills = order_sql.fills_of(con, plan)
+            book = {o.client_id: o for o in order_sql.orders_of(con, plan)}
+        rows = [_fill_row(f, book.get(f.client_id)) for f in fills]
+        _emit(rows, ["filled_at", "plan", "ticker", "side", "quantity", "price", "commission", "client_id",
+                     "fill_id", "source"], as_json=as_json, as_csv=as_csv,
+              title=f"Trades{f' of {plan}' if plan else ''}",
+              empty=f"No trades{f' for plan {plan}' if plan else ''}.")
+
+
+def _fill_row(fill: Fill, order: Order | None) -> dict[str, Any]:
+    row = asdict(fill)
+    row.update(plan=order.plan if order else None, ticker=order.ticker if order else None,
+               side=order.side.value if order else None)
+    return row
+
+
+@app.command("fill")
+def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `minitrade orders` lists it.")],
+         price: float = typer.Option(..., "--price", "-p", help="The execution price."),
+         qty: float | None = typer.Option(None, "--qty", "-q", help="Shares filled (default: all that remain)."),
+         commission: float = typer.Option(0.0, "--commission", "-c", help="Commission paid, in cash."),
+         at: str | None = typer.Option(None, "--at", help="When it executed, e.g. '2026-11-25 15:59', in the "
+                                       "plan's exchange time unless an offset is given (default: now)."),
+         repo: Path | None = REPO_OPTION) -> None:
+    """Record a real execution of an order you placed by hand (manual broker); partial fills allowed.
+
+    Example: minitrade fill sma-aapl.20261125.204500Z.AAPL.0 --price 231.50 --qty 10 --commission 1
+    """
+    from minitrade.runner.fills import record_fill
+    from minitrade.store import orders as order_sql
+
+    with handle_errors():
+        store, snap = _store(repo_path(repo))
+        when = None
+        if at is not None:
+            with store.transaction() as con:
+                known = order_sql.get_order(con, order)
+            when = _parse_at(at, _zone_of(snap, known.plan) if known else UTC)
+        done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when)
+        with store.transaction() as con:
+            settled = order_sql.get_order(con, order)
+            total = sum(f.quantity for f in order_sql.fills_of(con, client_id=order))
+        assert settled is not None
+        console.print(f"Recorded fill {escape(done.fill_id)}: {settled.side.value} {done.quantity:g} "
+                      f"{escape(settled.ticker)} @ {done.price:g} (commission {done.commission:g}) at "
+                      f"{done.filled_at:%Y-%m-%d %H:%M %Z}")
+        console.print(f"Order {escape(order)} is now {settled.status.value}: {total:g} of "
+                      f"{settled.quantity:g} filled, {settled.quantity - total:g} remaining.")
+
+
+def _zone_of(snap: Any, plan: str) -> ZoneInfo | Any:
+    """The plan's exchange timezone from the working tree; UTC when the plan is not there."""
+    if snap is None or plan not in snap.plans:
+        return UTC
+    from minitrade.scheduler import plan_zone
+    from minitrade.trading_calendar import get_calendar
+
+    spec = snap.plans[plan]
+    return plan_zone(spec, get_calendar(spec.calendar))
+
+
+def _parse_at(text: str, zone: Any) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MinitradeError(f"--at {text!r} is not a time: use e.g. '2026-11-25 15:59' "
+                             "or '2026-11-25T15:59-05:00'") from None
+    return when.replace(tzinfo=zone) if when.tzinfo is None else when

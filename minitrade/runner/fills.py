@@ -1,0 +1,110 @@
+"""Recording what really executed: a person's manual fills, checked against the order book.
+
+A fill moves money, so every doubt is a refusal with the reason and the way out: an unknown
+order id (with the closest open ids), an order that can no longer fill (cancelled, rejected,
+expired, already filled), a quantity above what remains, a price or quantity that is not a
+positive number. A fill and its order's new status are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from datetime import UTC, datetime
+
+import duckdb
+
+from minitrade.errors import BrokerError
+from minitrade.records import Fill, Order, OrderStatus
+from minitrade.runner.orders import QUANTITY_TOLERANCE
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+
+
+class FillRefused(BrokerError):
+    """A fill that would corrupt the order book; nothing was recorded."""
+
+
+def record_fill(store: Store, client_id: str, *, price: float, quantity: float | None = None,
+                commission: float = 0.0, at: datetime | None = None, source: str = "manual") -> Fill:
+    """Record an execution of order `client_id` and move the order to PARTIAL or FILLED.
+
+    `quantity` defaults to what remains of the order; `at` to now. The fill id is
+    ``<client_id>#<n>`` (n = 1 for the order's first fill) and the fill carries the commit and
+    plan digest of the order it executes.
+
+    Example: ``record_fill(store, "sma-aapl.20261125.204500Z.AAPL.0", price=231.5)``
+    """
+    with store.transaction() as con:
+        order = _fillable(con, client_id)
+        done = sum(f.quantity for f in order_sql.fills_of(con, client_id=client_id))
+        count = len(order_sql.fills_of(con, client_id=client_id))
+        remaining = order.quantity - done
+        qty = remaining if quantity is None else float(quantity)
+        _check_numbers(order, price=price, quantity=qty, commission=commission, remaining=remaining)
+        when = (at or datetime.now(UTC))
+        if when.tzinfo is None:
+            raise FillRefused(f"order {client_id}: fill time {when.isoformat()} has no timezone")
+        fill = Fill(fill_id=f"{client_id}#{count + 1}", client_id=client_id, quantity=qty, price=float(price),
+                    commission=float(commission), filled_at=when.astimezone(UTC), source=source)
+        order_sql.insert_fill(con, fill, commit_sha=order.commit_sha, plan_digest=order.plan_digest)
+        filled = remaining - qty <= QUANTITY_TOLERANCE
+        order_sql.set_status(con, client_id, OrderStatus.FILLED if filled else OrderStatus.PARTIAL)
+        return fill
+
+
+def _fillable(con: duckdb.DuckDBPyConnection, client_id: str) -> Order:
+    order = order_sql.get_order(con, client_id)
+    if order is None:
+        open_ids = [o.client_id for o in order_sql.open_orders(con)]
+        close = difflib.get_close_matches(client_id, open_ids, n=3, cutoff=0.5)
+        hint = (f"; did you mean {' or '.join(close)}?" if close
+                else f"; open orders: {', '.join(open_ids[:5])}" if open_ids else "; there are no open orders")
+        raise FillRefused(f"no order {client_id!r}{hint} (list them with `minitrade orders`)")
+    if order.status is OrderStatus.FILLED:
+        raise FillRefused(f"order {client_id} is already FILLED; a fill for it is refused", account=order.broker)
+    if not order.status.is_open:
+        raise FillRefused(f"order {client_id} is {order.status.value}; a fill for it is refused "
+                          "(it can no longer execute)", account=order.broker)
+    return order
+
+
+def _check_numbers(order: Order, *, price: float, quantity: float, commission: float, remaining: float) -> None:
+    name = f"order {order.client_id} ({order.side.value} {order.quantity:g} {order.ticker}, {order.status.value})"
+    if not math.isfinite(price) or price <= 0:
+        raise FillRefused(f"{name}: price must be a positive number, not {price:g}", account=order.broker)
+    if not math.isfinite(quantity) or quantity <= 0:
+        raise FillRefused(f"{name}: quantity must be a positive number, not {quantity:g}", account=order.broker)
+    if quantity - remaining > QUANTITY_TOLERANCE:
+        raise FillRefused(f"{name}: {quantity:g} is more than the {remaining:g} that remain "
+                          f"({order.quantity - remaining:g} already filled)", account=order.broker)
+    if not math.isfinite(commission) or commission < 0:
+        raise FillRefused(f"{name}: commission must be zero or positive, not {commission:g}", account=order.broker)
+
+
+def record_broker_fills(con: duckdb.DuckDBPyConnection, fills: list[Fill]) -> list[Fill]:
+    """Store executions a broker reported (read again every pass) and settle their orders.
+
+    Returns the fills seen for the first time. Executions of orders not in the book (placed by
+    hand or by other software) are left out. An order reaches PARTIAL or FILLED by its summed
+    fills; a CANCELLED or EXPIRED order keeps its status (what filled before the cancel still counts).
+    """
+    new: list[Fill] = []
+    touched: dict[str, Order] = {}
+    for fill in fills:
+        order = touched.get(fill.client_id) or order_sql.get_order(con, fill.client_id)
+        if order is None:
+            continue
+        touched[fill.client_id] = order
+        if order_sql.insert_fill(con, fill, commit_sha=order.commit_sha, plan_digest=order.plan_digest):
+            new.append(fill)
+    for client_id, order in touched.items():
+        if not order.status.is_open:
+            continue
+        done = sum(f.quantity for f in order_sql.fills_of(con, client_id=client_id))
+        if done <= 0:
+            continue
+        status = OrderStatus.FILLED if order.quantity - done <= QUANTITY_TOLERANCE else OrderStatus.PARTIAL
+        if status is not order.status:
+            order_sql.set_status(con, client_id, status)
+    return new
