@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 
 from minitrade.cli import config_cmds  # noqa: F401  (registers commands)
+from minitrade.cli import live_cmds  # noqa: F401  (registers commands)
 from minitrade.cli import orders_cmds  # noqa: F401  (registers commands)
 from minitrade.cli import backtest_cmd  # noqa: F401  (registers commands)
 from minitrade.cli import notify_cmds, report_cmd  # noqa: F401  (registers commands)

@@ -24,7 +24,7 @@ from minitrade.errors import ConfigError, MinitradeError
 from minitrade.records import Fill, Order
 from minitrade.store import Store
 
-PLAN_ARG = typer.Argument(None, help="Only this plan's orders (default: every plan).", show_default=False)
+PLAN_ARG = typer.Argument(help="Only this plan's orders (default: every plan).", show_default=False)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON (a list of objects).")
 CSV_OPTION = typer.Option(False, "--csv", help="Print CSV with a header row.")
 

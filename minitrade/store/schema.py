@@ -10,6 +10,7 @@ The tables, for people who query the file directly:
 - ticks: durable schedule ticks (STARTED/FINISHED/FAILED/SKIPPED), never run twice
 - orders, fills: orders with deterministic client ids and the fills recorded against them
 - notifications: what was sent to whom, for dedup and audit
+- plan_storage: each incremental plan's strategy `storage` dict, as JSON
 """
 
 from __future__ import annotations
@@ -167,6 +168,11 @@ CREATE TABLE notifications (
     sent_at   TIMESTAMPTZ NOT NULL,
     outcome   VARCHAR NOT NULL,             -- sent | failed | suppressed
     error     VARCHAR
+);
+CREATE TABLE plan_storage (
+    plan       VARCHAR PRIMARY KEY,
+    data       VARCHAR NOT NULL,            -- JSON: a strategy's `storage` dict between incremental runs
+    updated_at TIMESTAMPTZ NOT NULL
 );
 CREATE SEQUENCE reconciliation_ids START 1;
 CREATE SEQUENCE notification_ids START 1;

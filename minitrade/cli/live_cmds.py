@@ -1,0 +1,147 @@
+"""The live loop's commands: run one plan now, replay the past, run the daemon."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.errors import ConfigError, ConfigIssue
+from minitrade.loader import load_worktree
+from minitrade.reconcile_pass import PassResult, applied_snapshot, live_env
+from minitrade.runner.run import RunOutcome, run_plan
+
+
+def _parse_time(text: str) -> datetime:
+    """An ISO time; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(ConfigIssue("--at", None, "", f"{text!r} is not a time",
+                                      "e.g. 2026-11-25T15:45:00-05:00")) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    if outcome.status != "FINISHED":
+        err_console.print(f"[red]{escape(outcome.plan)}: run failed:[/] {escape(outcome.error or '')}")
+        return
+    stats = outcome.result.stats if outcome.result else {}
+    ret = stats.get("return_pct")
+    console.print(f"{escape(outcome.plan)}: run {outcome.run_id} finished for {outcome.signal_day}"
+                  + (f", return {ret:.2f}%" if isinstance(ret, float) else ""))
+    for order in outcome.orders:
+        console.print(f"  {order.side.value} {order.quantity:g} {escape(order.ticker)} {order.order_type.value}"
+                      f"  -> {order.status.value}  [dim]{escape(order.client_id)}[/]")
+    for note in outcome.notes:
+        console.print(f"  [yellow]note:[/] {escape(note)}")
+
+
+@app.command("run")
+def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
+            at: str | None = typer.Option(None, "--at", help="Run as if at this time (ISO, e.g. 2026-11-25T15:45-05:00)."),
+            repo: Path | None = REPO_OPTION) -> None:
+    """Run one applied plan now (or as if at --at), through the daemon's own code path.
+
+    Orders are recorded and, when trading is enabled and the broker is logged in, submitted.
+
+    Example: minitrade run sma-aapl --at 2013-01-02T15:45-05:00
+    """
+    root = repo_path(repo)
+    with handle_errors():
+        store = load_worktree(root).store()
+        snapshot = applied_snapshot(root, store)
+        if snapshot is None:
+            raise ConfigError(ConfigIssue("state", None, "", "nothing applied yet", "run `minitrade apply` first"))
+        if plan not in snapshot.plans:
+            raise ConfigError(ConfigIssue("state", None, "plan", f"no applied plan named {plan!r}",
+                                          f"applied: {', '.join(sorted(snapshot.plans))}"))
+        moment = _parse_time(at) if at else datetime.now(UTC)
+        outcome = run_plan(live_env(snapshot, kind="manual", clock=lambda: moment), plan, moment)
+        _print_outcome(outcome)
+        if outcome.status != "FINISHED":
+            raise typer.Exit(1)
+
+
+@app.command("replay")
+def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (default: all)."),
+               start: str = typer.Option(..., "--from", help="First day, e.g. 2013-01-02."),
+               end: str = typer.Option(..., "--to", help="Last day, e.g. 2013-02-28."),
+               repo: Path | None = REPO_OPTION) -> None:
+    """Rehearse live trading: the whole loop over past sessions on a simulated clock.
+
+    Runs every tick of every plan in time order, fills orders at simulated prices, and writes the
+    report site. Uses its own state (state/replay/), never the real records or brokers.
+
+    Example: minitrade replay --from 2013-01-02 --to 2013-02-28
+    """
+    from rich.progress import Progress
+
+    from minitrade.cli.report_cmd import write_site
+    from minitrade.runner.replay import replay
+
+    root = repo_path(repo)
+    with handle_errors():
+        first, last = _day(start, "--from"), _day(end, "--to")
+        snapshot = load_worktree(root)
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task("replay", total=None)
+
+            def progress(done: int, total: int, what: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"replay {what}")
+
+            summary = replay(snapshot, start=first, end=last, plans=plans or None, progress=progress)
+        index = write_site(summary.store, summary.state_dir / "reports")
+        orders = sum(len(r.orders) for r in summary.runs)
+        console.print(f"Replayed {summary.sessions} sessions: {len(summary.runs)} runs, {orders} orders, "
+                      f"{len(summary.fills)} fills, {len(summary.failed)} failed runs.")
+        for failed in summary.failed[:5]:
+            err_console.print(f"[red]failed:[/] {escape(failed.plan)}: {escape(failed.error or '')}")
+        console.print(f"Report: {index}")
+        if summary.failed:
+            raise typer.Exit(1)
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(ConfigIssue(option, None, "", f"{text!r} is not a date", "e.g. 2013-01-02")) from None
+
+
+@app.command("daemon")
+def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pass and exit."),
+               at: str | None = typer.Option(None, "--at", help="With --once: run the pass as if at this time."),
+               poll: float = typer.Option(60.0, "--poll", help="Seconds between passes when nothing is due."),
+               repo: Path | None = REPO_OPTION) -> None:
+    """The reconciler: apply each new commit, run every plan's ticks, hold or submit orders.
+
+    Level-triggered: each pass re-reads the git HEAD and the state database. Stops cleanly on
+    SIGTERM. Only one daemon runs per state dir.
+
+    Example: minitrade daemon --repo ~/trading
+    """
+    from minitrade.daemon import run_daemon
+
+    root = repo_path(repo)
+    with handle_errors():
+        snapshot = load_worktree(root)
+        moment = _parse_time(at) if at else None
+        console.print(f"minitrade daemon on {root} (state {snapshot.state_dir})")
+        run_daemon(root, snapshot.store(), snapshot.state_dir, once=once, branch=snapshot.settings.branch,
+                   poll=poll, now=(lambda: moment) if moment else None, report=_print_pass)
+
+
+def _print_pass(result: PassResult) -> None:
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    if result.attempted:
+        console.print(f"{stamp} commit {result.attempted[:8]}: {result.outcome}")
+    for outcome in result.runs:
+        _print_outcome(outcome)
+    for plan, tick in result.skipped:
+        console.print(f"{stamp} [yellow]skipped[/] {escape(plan)} tick {tick:%Y-%m-%d %H:%M:%S %Z}")
+    if result.next_tick is not None:
+        console.print(f"{stamp} next tick {result.next_tick:%Y-%m-%d %H:%M:%S %Z}")

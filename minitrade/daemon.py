@@ -1,0 +1,157 @@
+"""The daemon's process lifetime: one per state dir, signals, file-event wake-ups, the pass loop.
+
+The loop is level-triggered: every pass re-reads everything (reconcile_pass), so file events
+(watchdog) only wake it early. A `git checkout` produces hundreds of events; they are debounced
+into one pass. SIGTERM/SIGINT stop the loop between runs: a run in progress finishes, and
+anything it left half-done is resolved by the next start (STARTED ticks, PENDING_SUBMIT orders).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from minitrade.errors import MinitradeError
+from minitrade.loader import Snapshot
+from minitrade.notify import Notifier, messages
+from minitrade.reconcile_pass import PassResult, applied_snapshot, reconcile_once
+from minitrade.store import Store
+
+log = logging.getLogger("minitrade.daemon")
+DEBOUNCE_SECONDS = 0.5
+POLL_SECONDS = 60.0
+
+
+class AlreadyRunning(MinitradeError):
+    """Another daemon holds this state dir; stop it first."""
+
+
+@contextmanager
+def single_instance(state_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `state_dir/daemon.lock` for the daemon's lifetime."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "daemon.lock"
+    handle = open(path, "a+")  # noqa: SIM115 (held for the process lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown pid"
+        handle.close()
+        raise AlreadyRunning(f"a daemon already runs on {state_dir} ({holder}); stop it first") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class Wakeup:
+    """Debounced wake-ups from file events under the repo (state dir and git objects ignored)."""
+
+    def __init__(self, root: Path, ignore: list[Path]) -> None:
+        self.event = threading.Event()
+        self._root = root
+        self._ignore = [str(p) for p in ignore] + [str(root / ".git" / "objects"), str(root / ".git" / "logs")]
+        self._observer: object | None = None
+
+    def start(self) -> None:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        wake = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                path = str(event.src_path)
+                if any(path.startswith(prefix) for prefix in wake._ignore):
+                    return
+                wake.event.set()
+
+        observer = Observer()
+        observer.schedule(Handler(), str(self._root), recursive=True)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()  # type: ignore[attr-defined]
+
+    def wait(self, timeout: float, stop: threading.Event) -> None:
+        """Sleep up to `timeout`; on a file event, wait for quiet (debounce) and return early."""
+        if not self.event.wait(timeout) or stop.is_set():
+            return
+        while True:  # debounce: return once no event arrived for DEBOUNCE_SECONDS
+            self.event.clear()
+            if not self.event.wait(DEBOUNCE_SECONDS) or stop.is_set():
+                return
+
+
+def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
+               branch: str | None = None, poll: float = POLL_SECONDS,
+               now: Callable[[], datetime] | None = None,
+               report: Callable[[PassResult], None] | None = None) -> int:
+    """Run passes until SIGTERM/SIGINT (or one pass with `once`); returns the number of passes."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping after the current run", signum)
+        stop.set()
+        wake.event.set()
+
+    passes = 0
+    with single_instance(state_dir):
+        wake = Wakeup(root, [state_dir])
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        if not once:
+            wake.start()
+            _announce(root, store, lambda snap: messages.daemon_started(snap.commit, plans=len(snap.plans)))
+        try:
+            while True:
+                try:
+                    result = reconcile_once(root, store, now=now, branch=branch)
+                except MinitradeError as e:  # e.g. the store is locked by a CLI for a moment
+                    log.error("pass failed: %s", e)
+                    result = PassResult()
+                passes += 1
+                if report is not None:
+                    report(result)
+                if once or stop.is_set():
+                    break
+                sleep = poll
+                if result.next_tick is not None:
+                    sleep = max(0.05, min(poll, (result.next_tick - datetime.now(UTC)).total_seconds()))
+                wake.wait(sleep, stop)
+                if stop.is_set():
+                    break
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            wake.stop()
+            if not once:
+                _announce(root, store, lambda _snap: messages.daemon_stopped("signal" if stop.is_set() else ""))
+    return passes
+
+
+def _announce(root: Path, store: Store, message: Callable[[Snapshot], messages.Message]) -> None:
+    try:
+        snapshot = applied_snapshot(root, store)
+    except MinitradeError:
+        return
+    if snapshot is not None:
+        Notifier.from_settings(snapshot.settings, store=store).notify(message(snapshot))

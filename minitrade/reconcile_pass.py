@@ -1,0 +1,192 @@
+"""One level-triggered pass of the daemon: apply a new commit, resolve leftovers, run due ticks.
+
+Each pass re-reads desired state (the tracked branch's HEAD) and observed state (DuckDB, brokers),
+so a missed file event or a crash does no harm:
+1. HEAD differs from the last *attempted* commit -> attempt it once, exactly like `apply`; a
+   rejection is recorded and notified once, and the last *applied* state keeps running.
+2. Ticks left STARTED by a crash are closed as FAILED; orders left PENDING_SUBMIT are looked up at
+   the broker by client id before anything is sent again; HELD orders go out once a session is live.
+3. Due ticks of the applied plans run one at a time, oldest first; a tick that cannot start within
+   the grace period (3 minutes) of its time is recorded SKIPPED, never run late. A tick is recorded
+   STARTED before its run, so it never runs twice, also across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from minitrade import gitrepo
+from minitrade.brokers.base import Broker
+from minitrade.data.base import DataSource
+from minitrade.data.cache import PriceCache
+from minitrade.data.registry import source_for
+from minitrade.errors import ConfigError, GitError
+from minitrade.loader import Snapshot, load_commit, load_worktree
+from minitrade.models import IBBroker, Plan
+from minitrade.notify import Notifier, messages
+from minitrade.reconciler import apply, record_rejected_load
+from minitrade.records import TickStatus
+from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
+from minitrade.runner.submit import resolve_pending
+from minitrade.scheduler import due_ticks, next_run_times
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+from minitrade.store.applied import applied_resources, last_applied, last_attempt
+
+GRACE = timedelta(minutes=3)
+LOOKBACK = timedelta(days=1)  # never replay ticks older than this after a long outage
+
+
+@dataclass
+class PassResult:
+    attempted: str | None = None        # commit attempted in this pass, if any
+    outcome: str | None = None          # applied | unchanged | rejected
+    applied_commit: str | None = None
+    runs: list[RunOutcome] = field(default_factory=list)
+    skipped: list[tuple[str, datetime]] = field(default_factory=list)
+    next_tick: datetime | None = None
+
+
+def brokers_for(snapshot: Snapshot) -> Callable[[str], Broker]:
+    """Broker adapters by account name, built once per pass."""
+    cache: dict[str, Broker] = {}
+
+    def get(name: str) -> Broker:
+        if name not in cache:
+            spec = snapshot.settings.brokers[name]
+            if isinstance(spec, IBBroker):
+                from minitrade.brokers.ib.broker import IBBroker as IBAdapter
+
+                cache[name] = IBAdapter(name, spec)
+            else:
+                from minitrade.brokers.manual import ManualBroker
+
+                cache[name] = ManualBroker(name)
+        return cache[name]
+
+    return get
+
+
+def cached_prices(snapshot: Snapshot, store: Store) -> Callable[[Plan], DataSource]:
+    sources: dict[str, DataSource] = {}
+
+    def get(plan: Plan) -> DataSource:
+        if plan.data_source not in sources:
+            spec = snapshot.settings.data_sources[plan.data_source]
+            sources[plan.data_source] = PriceCache(store, source_for(plan.data_source, spec, root=snapshot.root))
+        return sources[plan.data_source]
+
+    return get
+
+
+def live_env(snapshot: Snapshot, *, kind: str, clock: Callable[[], datetime] | None = None) -> RunEnv:
+    store = snapshot.store()
+    return RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
+                  prices=cached_prices(snapshot, store),
+                  notifier=Notifier.from_settings(snapshot.settings, store=store),
+                  kind=kind, clock=clock or (lambda: datetime.now(UTC)))
+
+
+def applied_snapshot(root: Path, store: Store) -> Snapshot | None:
+    """The desired state that is applied now (its commit; the working tree if applied dirty)."""
+    with store.transaction() as con:
+        applied = last_applied(con)
+    if applied is None:
+        return None
+    if applied.dirty or applied.commit_sha is None:
+        return load_worktree(root)
+    return load_commit(root, applied.commit_sha)
+
+
+def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassResult,
+                 notifier: Callable[[messages.Message], None]) -> None:
+    head = gitrepo.resolve(root, branch or "HEAD")
+    with store.transaction() as con:
+        attempt = last_attempt(con)
+    if head is None or (attempt is not None and attempt.commit_sha == head):
+        return
+    result.attempted = head
+    try:
+        snapshot = load_commit(root, head)
+    except (ConfigError, GitError) as e:
+        record_rejected_load(root, store, head, e, "daemon")
+        result.outcome = "rejected"
+        notifier(messages.config_rejected(head, str(e)))
+        return
+    outcome = apply(snapshot, store, source="daemon")
+    result.outcome = outcome.outcome
+    if outcome.outcome == "rejected":
+        notifier(messages.config_rejected(head, outcome.errors))
+    elif outcome.outcome == "applied":
+        notifier(messages.config_applied(head, [f"{c.action.symbol} {c.kind} {c.name}"
+                                               for c in outcome.changes.changes]))
+
+
+def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | None = None,
+                   branch: str | None = None, run_ticks: bool = True) -> PassResult:
+    """One pass; see the module docstring. `now` is the clock (tests and `--at` pass their own)."""
+    clock = now or (lambda: datetime.now(UTC))
+    result = PassResult()
+    current = applied_snapshot(root, store)
+    notify_settings = current.settings if current is not None else None
+
+    def notify(message: messages.Message) -> None:
+        if notify_settings is not None:
+            Notifier.from_settings(notify_settings, store=store).notify(message)
+
+    attempt_head(root, store, branch=branch, result=result, notifier=notify)
+    snapshot = applied_snapshot(root, store)
+    if snapshot is None:
+        return result
+    result.applied_commit = snapshot.commit
+    env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
+                 prices=cached_prices(snapshot, store),
+                 notifier=Notifier.from_settings(snapshot.settings, store=store), kind="scheduled", clock=clock)
+    close_interrupted_ticks(store)
+    resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
+    if run_ticks:
+        run_due_ticks(env, result)
+    upcoming = [t for p in snapshot.plans.values() if p.backtest_enabled for t in next_run_times(p, clock(), 1)]
+    result.next_tick = min(upcoming) if upcoming else None
+    return result
+
+
+def close_interrupted_ticks(store: Store) -> None:
+    with store.transaction() as con:
+        for tick in order_sql.ticks_of(con, statuses=[TickStatus.STARTED]):
+            order_sql.finish_tick(con, tick.plan, tick.scheduled_at, TickStatus.FAILED,
+                                  error="interrupted: the daemon stopped or crashed during this run")
+
+
+def run_due_ticks(env: RunEnv, result: PassResult) -> None:
+    store, now = env.store, env.clock()
+    with store.transaction() as con:
+        since_applied = {name: r.applied_at for (kind, name), r in applied_resources(con).items() if kind == "plan"}
+        last = {t.plan: t.scheduled_at for t in order_sql.ticks_of(con)}
+    due: list[tuple[datetime, str]] = []
+    for name, plan in env.snapshot.plans.items():
+        if not plan.backtest_enabled:
+            continue
+        since = max(t for t in (last.get(name), since_applied.get(name), now - LOOKBACK) if t is not None)
+        due += [(tick, name) for tick in due_ticks(plan, since, now)]
+    for tick, name in sorted(due):
+        if env.clock() - tick > GRACE:
+            with store.transaction() as con:
+                order_sql.skip_tick(con, name, tick, f"could not start within {GRACE} of its time")
+            result.skipped.append((name, tick))
+            continue
+        run_id = new_run_id(name, tick)
+        with store.transaction() as con:
+            if not order_sql.start_tick(con, name, tick, run_id):
+                continue  # already ran (another pass or before a restart)
+        outcome = None
+        try:
+            outcome = run_plan(env, name, tick, run_id=run_id)
+        finally:
+            status = TickStatus.FINISHED if outcome is not None and outcome.status == "FINISHED" else TickStatus.FAILED
+            with store.transaction() as con:
+                order_sql.finish_tick(con, name, tick, status, error=outcome.error if outcome else "internal error")
+        result.runs.append(outcome)

@@ -1,0 +1,163 @@
+"""Getting recorded orders to the broker, exactly once.
+
+Orders are recorded PENDING_SUBMIT before any broker call. A broker that is not logged in gets
+nothing: the orders are HELD and the person is asked to log in (never a silent login). Before an
+order that may have reached the broker is sent again (a crash or timeout left it PENDING_SUBMIT),
+the broker is asked for its client id. A held order is sent later only while it is still valid
+for its entry type: a TOC order after the close-auction cutoff has expired and is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from minitrade.brokers.base import Broker, BrokerOrder, SessionState
+from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
+from minitrade.models import OrderType, Plan
+from minitrade.notify import Notifier, messages
+from minitrade.records import Order, OrderStatus
+from minitrade.scheduler import CLOSE_AUCTION_CUTOFF
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+from minitrade.trading_calendar import get_calendar
+
+BrokerFor = Callable[[str], Broker]
+READY = (SessionState.READY, SessionState.AUTHENTICATED)
+
+
+def expiry(order: Order, plan: Plan) -> datetime:
+    """The moment after which `order` must no longer be sent, by its entry type."""
+    cal = get_calendar(plan.calendar)
+    day = order.trading_day
+    if order.order_type is OrderType.TOC:
+        return cal.session(day).close - CLOSE_AUCTION_CUTOFF
+    following = cal.next_session_day(day + timedelta(days=1))
+    if following is None:
+        return cal.session(day).close
+    nxt = cal.session(following)
+    return nxt.open if order.order_type is OrderType.TOO else nxt.close
+
+
+def _set(store: Store, order: Order, status: OrderStatus, *, broker_order_id: str | None = None,
+         note: str | None = None) -> Order:
+    with store.transaction() as con:
+        order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id, note=note)
+        updated = order_sql.get_order(con, order.client_id)
+    assert updated is not None
+    return updated
+
+
+def _ready(broker: Broker) -> tuple[bool, str]:
+    try:
+        state = broker.session()
+    except BrokerError as e:
+        return False, str(e)
+    return state in READY, f"broker session: {state.value}"
+
+
+def _send(store: Store, broker: Broker, order: Order) -> Order:
+    """Send one order; a lost answer leaves it PENDING_SUBMIT for the next lookup, never resent blindly."""
+    try:
+        placed: BrokerOrder = broker.submit(order)
+    except OrderRejected as e:
+        return _set(store, order, OrderStatus.REJECTED, note=str(e))
+    except BrokerNotReady as e:
+        return _set(store, order, OrderStatus.HELD, note=str(e))
+    except BrokerUnavailable as e:
+        return _set(store, order, OrderStatus.PENDING_SUBMIT, note=f"outcome unknown, will look up: {e}")
+    return _set(store, order, placed.status if placed.status.is_open or placed.status in (
+        OrderStatus.FILLED,) else OrderStatus.SUBMITTED, broker_order_id=placed.broker_order_id)
+
+
+def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
+               notify: Notifier | None, now: datetime) -> list[Order]:
+    """Submit a run's new orders, or hold them (broker not ready) or park them (trading disabled)."""
+    if not plan.trading_enabled:
+        return [_set(store, o, OrderStatus.CANCELLED, note="trading disabled: recorded, never submitted")
+                for o in orders]
+    broker = brokers(plan.broker)
+    ready, why = _ready(broker)
+    if not ready:
+        held = [_set(store, o, OrderStatus.HELD, note=why) for o in orders]
+        if notify is not None:
+            notify.notify(messages.orders_pending(plan.name, held, broker=plan.broker, reason=why))
+            notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held_orders=len(held)))
+        return held
+    sent = [_send(store, broker, o) for o in orders]
+    if notify is not None:
+        done = [o for o in sent if o.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED)]
+        if done:
+            notify.notify(messages.orders_submitted(plan.name, done, broker=plan.broker))
+    return sent
+
+
+def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *, now: datetime,
+                    notify: Notifier | None = None) -> list[Order]:
+    """Send what is waiting: PENDING_SUBMIT orders (looked up first) and HELD ones, while still valid.
+
+    Called on every daemon pass, after a login and on restart after a crash.
+    """
+    with store.transaction() as con:
+        waiting = order_sql.orders_of(con, None, statuses=[OrderStatus.PENDING_SUBMIT, OrderStatus.HELD])
+    out: list[Order] = []
+    for order in sorted(waiting, key=lambda o: o.client_id):
+        plan = plans.get(order.plan)
+        if plan is None or not plan.trading_enabled:
+            continue
+        if now >= expiry(order, plan):
+            expired = _set(store, order, OrderStatus.EXPIRED,
+                           note=f"{order.order_type.value} order no longer valid at {now:%Y-%m-%d %H:%M %Z}")
+            out.append(expired)
+            if notify is not None:
+                notify.notify(messages.run_failed(plan.name, f"order {order.client_id} expired unsent: "
+                                                  f"{expired.note}"))
+            continue
+        broker = brokers(plan.broker)
+        if not _ready(broker)[0]:
+            continue
+        if order.status is OrderStatus.PENDING_SUBMIT:
+            known = broker.find(order.client_id)
+            if known is not None:
+                out.append(_set(store, order, known.status, broker_order_id=known.broker_order_id,
+                                note="found at the broker by client id; not resent"))
+                continue
+        out.append(_send(store, broker, order))
+    return out
+
+
+def cancel_open(store: Store, plan: Plan, brokers: BrokerFor, *, reason: str) -> list[Order]:
+    """Cancel this plan's open orders (incremental mode, step 3): at the broker first, then here."""
+    with store.transaction() as con:
+        open_orders = order_sql.orders_of(con, plan.name, statuses=[s for s in OrderStatus if s.is_open])
+    out = []
+    broker = brokers(plan.broker) if open_orders else None
+    for order in open_orders:
+        if broker is not None and order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
+            broker.cancel(order)
+        out.append(_set(store, order, OrderStatus.CANCELLED, note=reason))
+    return out
+
+
+def sync_from_broker(store: Store, plan: Plan, brokers: BrokerFor) -> None:
+    """Bring this plan's orders and fills up to date with what the broker reports (incremental step 1)."""
+    broker = brokers(plan.broker)
+    with store.transaction() as con:
+        mine = {o.client_id: o for o in order_sql.orders_of(con, plan.name)}
+        known_fills = {f.fill_id for f in order_sql.fills_of(con, plan.name)}
+    if not mine:
+        return
+    new_fills = [f for f in broker.fills() if f.client_id in mine and f.fill_id not in known_fills]
+    with store.transaction() as con:
+        for fill in new_fills:
+            order = mine[fill.client_id]
+            order_sql.insert_fill(con, fill, commit_sha=order.commit_sha, plan_digest=order.plan_digest)
+    for order in mine.values():
+        if order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
+            seen = broker.find(order.client_id)
+            if seen is not None and seen.status != order.status:
+                _set(store, order, seen.status, broker_order_id=seen.broker_order_id)
+
+
+def open_orders(orders: Iterable[Order]) -> list[Order]:
+    return [o for o in orders if o.status.is_open]
