@@ -17,7 +17,9 @@ interrupted fetch leaves the cached history exactly as it was.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -31,6 +33,7 @@ from minitrade.store import prices as sql
 
 OVERLAP_DAYS = 10          # calendar days re-fetched before the cached end to spot revisions
 REVISION_RTOL = 1e-6       # relative change of a cached price that counts as a revision
+CONCURRENCY = 4            # fetches in flight at once; modest, providers rate-limit
 
 Progress = Callable[[str, int, int], None]
 
@@ -39,7 +42,7 @@ class PriceCache:
     """A DataSource that serves `source` through the store's price cache."""
 
     def __init__(self, store: Store, source: DataSource, *, overlap_days: int = OVERLAP_DAYS,
-                 today: Callable[[], date] | None = None) -> None:
+                 today: Callable[[], date] | None = None, concurrency: int = CONCURRENCY) -> None:
         self.store = store
         self.source = source
         self.name = source.name
@@ -47,7 +50,9 @@ class PriceCache:
         self.overlap = timedelta(days=overlap_days)
         # Bars dated before today's UTC date are final on every exchange east of Hawaii.
         self.today = today or (lambda: datetime.now(UTC).date())
+        self.concurrency = max(1, concurrency)
         self.fetches = 0   # requests made to the source by this object (for benchmarks and reports)
+        self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PriceCache({self.store!r}, {self.source!r})"
@@ -107,15 +112,26 @@ class PriceCache:
             if not jobs:  # all cached: answer from this one transaction
                 cached = sql.read_many(con, self.name, tickers, start, last)
         failures: dict[str, DataError] = {}
-        for number, ticker in enumerate(tickers, 1):
-            job = jobs.get(ticker)
-            if job is not None:
-                try:
-                    self._run(ticker, job, today)
-                except DataError as e:
-                    failures[ticker] = e
-            if progress is not None:
-                progress(ticker, number, len(tickers))
+        done = 0
+        for ticker in tickers:
+            if ticker not in jobs:
+                done += 1
+                if progress is not None:
+                    progress(ticker, done, len(tickers))
+        if jobs:
+            # a few fetches at a time: a 15:45 refresh of 100 tickers must not take 100 round trips
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)),
+                                    thread_name_prefix=f"cache {self.name}") as pool:
+                running = {pool.submit(self._run, ticker, job, today): ticker for ticker, job in jobs.items()}
+                for future in as_completed(running):
+                    ticker = running[future]
+                    try:
+                        future.result()
+                    except DataError as e:
+                        failures[ticker] = e
+                    done += 1
+                    if progress is not None:
+                        progress(ticker, done, len(tickers))
         served = [t for t in tickers if t not in failures]
         if cached is None:
             with self.store.transaction() as con:
@@ -159,7 +175,8 @@ class PriceCache:
                        self._covered_to(bars, job.last, today))
 
     def _fetch(self, ticker: str, first: date, last: date) -> pd.DataFrame:
-        self.fetches += 1
+        with self._count_lock:
+            self.fetches += 1
         bars = self.source.daily(ticker, first, last)
         got = str(bars.attrs.get("adjustment", self.adjustment))
         if got != self.adjustment:

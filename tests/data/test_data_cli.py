@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from minitrade.cli import data_cmds  # noqa: F401  (registers `data` even before cli/__init__ does)
-from minitrade.cli.app import app
+from minitrade.cli.data_cmds import data_app
 from minitrade.data.changes import record_history
 from minitrade.store import Store
 
@@ -48,7 +47,8 @@ cash: 10000
 
 
 def run(repo: Path, *args: str):
-    return CliRunner().invoke(app, ["data", *args, "--repo", str(repo)])
+    # the `data` group alone: other command groups' state does not matter here
+    return CliRunner().invoke(data_app, [*args, "--repo", str(repo)])
 
 
 def cached_tickers(repo: Path) -> dict[str, int]:
