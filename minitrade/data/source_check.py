@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from minitrade.data.registry import source_for
 from minitrade.errors import DataError
+from minitrade.models import CsvSource
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
@@ -32,9 +33,11 @@ def check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[str]:
         if not users:
             continue
         ticker = next(iter(users[0].universe))
+        # a folder of CSV files is history, not a live feed: it must serve the plan's range
+        start = users[0].backtest_start if isinstance(spec, CsvSource) else datetime.now(UTC).date() - LOOKBACK
         try:
             source = source_for(name, spec, root=snapshot.root)
-            source.daily(ticker, datetime.now(UTC).date() - LOOKBACK)
+            source.daily(ticker, start)
         except DataError as e:
             errors.append(f"data source {name}: could not fetch {ticker} for plan {users[0].name}: "
                           f"{str(e).split(': ', 1)[-1]}")
