@@ -62,22 +62,35 @@ class _Universe(OrderedDict[str, Any]):
         raise StrategyError(f"ticker {key!r} is not in the plan's universe ({', '.join(self)})", plan=self.plan)
 
 
-class _Recorder(bt.Analyzer):  # type: ignore[misc]
-    """Seeds preexisting positions, records fills and where each bar's orders start."""
+class _Broker(bt.brokers.BackBroker):  # type: ignore[misc]
+    """backtrader's broker, plus what a run records: seeded positions, fills, each bar's first order.
 
-    params = (("positions", None), ("progress", None), ("total", 0))
+    Hooking the broker (called once per bar anyway) instead of adding an analyzer keeps the
+    engine's per-bar overhead to one counter update.
+    """
 
-    def start(self) -> None:
+    def __init__(self, seeded: dict[Any, tuple[float, float]], progress: Progress | None, total: int) -> None:
+        super().__init__()
+        self.seeded, self.progress, self.total = seeded, progress, total
         self.fills: list[tuple[Any, str, float, float, float]] = []
         self.rejected: list[str] = []
-        self.marks: list[int] = []
-        broker = self.strategy.broker
-        for data in self.strategy.datas:
-            size, price = (self.p.positions or {}).get(data._name, (0, 0.0))
-            if size:
-                broker.positions[data] = bt.Position(size=size, price=price)
+        self.bar_orders_from = 0  # index in self.orders of the first order placed during the current bar
+        self.bars = 0
 
-    def notify_order(self, order: Any) -> None:
+    def start(self) -> None:
+        super().start()
+        for data, (size, price) in self.seeded.items():
+            self.positions[data] = bt.Position(size=size, price=price)
+
+    def next(self) -> None:
+        self.bar_orders_from = len(self.orders)
+        self.bars += 1
+        if self.progress is not None and self.bars % PROGRESS_EVERY == 0:
+            self.progress(self.bars, self.total)
+        super().next()
+
+    def notify(self, order: Any) -> None:
+        super().notify(order)
         if order.status == order.Completed:
             ex = order.executed
             self.fills.append((bt.num2date(ex.dt).date(), order.data._name, float(ex.size),
@@ -85,11 +98,6 @@ class _Recorder(bt.Analyzer):  # type: ignore[misc]
         elif order.status in (order.Margin, order.Rejected):
             day = bt.num2date(order.data.datetime[0]).date()
             self.rejected.append(f"{day} {order.data._name} {order.created.size:+g}: {order.getstatusname()}")
-
-    def next(self) -> None:
-        self.marks.append(len(self.strategy.broker.orders))
-        if self.p.progress is not None and len(self.marks) % PROGRESS_EVERY == 0:
-            self.p.progress(len(self.marks), self.p.total)
 
 
 def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: type, *,
@@ -121,6 +129,9 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
     dates = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
 
     cerebro = bt.Cerebro(stdstats=False)
+    feeds = {t: bt.feeds.PandasData(dataname=f, name=t) for t, f in frames.items()}
+    broker = _Broker({feeds[t]: v for t, v in seeded.items()}, progress, len(dates))
+    cerebro.setbroker(broker)
     universe = _Universe()
     universe.plan = plan.name
     cerebro.datasbyname = universe
@@ -128,24 +139,22 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
     cerebro.broker.setcommission(commission=commission)
     if plan.order_type is OrderType.TOC:
         cerebro.broker.set_coc(True)
-    for ticker, frame in frames.items():
-        cerebro.adddata(bt.feeds.PandasData(dataname=frame, name=ticker))
+    for feed in feeds.values():
+        cerebro.adddata(feed)
     context = StrategyContext(plan=plan.name, tickers=list(frames), timezone=plan.timezone,
                               positions=dict(held), storage=storage if storage is not None else {})
     setattr(cerebro, CONTEXT_ATTR, context)
     cerebro.addstrategy(strategy_cls, **plan.params)
-    cerebro.addanalyzer(_Recorder, _name="minitrade", positions=seeded, progress=progress, total=len(dates))
     try:
-        strategy = cerebro.run()[0]
+        cerebro.run()
     except (MinitradeError, Exception) as e:
         if isinstance(e, DataError):
             raise
         raise user_error(e, file=file, plan=plan.name) from e
-    recorder: _Recorder = strategy.analyzers.minitrade
     if progress is not None:
         progress(len(dates), len(dates))
 
-    fills = pd.DataFrame(recorder.fills, columns=["date", "ticker", "size", "price", "commission"])
+    fills = pd.DataFrame(broker.fills, columns=["date", "ticker", "size", "price", "commission"])
     fills["date"] = pd.to_datetime(fills["date"])
     closes = pd.DataFrame({t: f["close"] for t, f in frames.items()}).reindex(dates)
     book = daily_book(dates, closes, fills, cash=cash, positions=held)
@@ -156,11 +165,10 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
     last_date = dates[-1].date()
     intents: list[OrderIntent] = []
     if trade_start is None or last_date >= trade_start:
-        since = recorder.marks[-2] if len(recorder.marks) > 1 else 0
-        intents = last_bar_intents(strategy.broker.orders[since:], plan, file)
+        intents = last_bar_intents(broker.orders[broker.bar_orders_from:], plan, file)
     return BacktestResult(plan=plan.name, start_equity=start_equity, equity=book.equity,
                           positions=book.positions, fills=fills, trades=trades, stats=stats,
-                          intents=intents, last_date=last_date, rejected=recorder.rejected)
+                          intents=intents, last_date=last_date, rejected=broker.rejected)
 
 
 def prepare_prices(plan: Plan, prices: Mapping[str, pd.DataFrame], *, end: date | None = None

@@ -131,5 +131,5 @@ def _names(classes: list[type]) -> str:
 
 
 def _class_line(source: str, name: str) -> int | None:
-    match = re.search(rf"^\s*class\s+{re.escape(name)}\b", source, re.MULTILINE)
+    match = re.search(rf"^[ \t]*class[ \t]+{re.escape(name)}\b", source, re.MULTILINE)
     return source.count("\n", 0, match.start()) + 1 if match else None
