@@ -1,6 +1,6 @@
 """Price cache: cost of a plan's second run vs its first, 20 tickers x 10 years from the fake Yahoo.
 
-    python bench/bench_data_cache.py [--tickers 20] [--years 10]
+    python bench/bench_data_cache.py [--tickers 20] [--years 10] [--latency 0.1]
 
 Everything runs in this process against the fake on 127.0.0.1 (the production Yahoo client and
 cache, a real DuckDB file). Prints:
@@ -54,10 +54,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=20)
     parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="Seconds the fake waits before each answer (a real round trip is 0.1-0.5).")
     args = parser.parse_args()
     tickers = [f"T{i:02d}" for i in range(args.tickers)]
     start = AFTER_CLOSE.date() - timedelta(days=365 * args.years)
     with FakeYahoo() as fake, tempfile.TemporaryDirectory() as tmp:
+        fake.latency = args.latency
         closed = scenario(fake, Path(tmp) / "closed", tickers, start, AFTER_CLOSE, AFTER_CLOSE)
         live = scenario(fake, Path(tmp) / "open", tickers, start, OPEN, OPEN + timedelta(minutes=30))
 
@@ -72,7 +75,8 @@ def main() -> None:
         assert not fake.requests, "cache reads must not reach the network"
 
     n = len(tickers)
-    print(f"price cache, {n} tickers x {args.years} years ({closed['rows']:,.0f} bars), fake Yahoo on 127.0.0.1")
+    print(f"price cache, {n} tickers x {args.years} years ({closed['rows']:,.0f} bars), fake Yahoo on 127.0.0.1, "
+          f"{args.latency * 1000:.0f} ms added latency")
     print(f"  first run (empty cache):      {closed['first']:7.3f} s  {closed['first_requests'] / n:.2f} requests/ticker")
     print(f"  second run after the close:   {closed['second']:7.3f} s  {closed['second_requests'] / n:.2f} requests/ticker"
           f"  -> {closed['first'] / closed['second']:.1f}x less time (target >= 20x)")

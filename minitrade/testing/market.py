@@ -167,6 +167,7 @@ class FakeHTTPServer:
     def __init__(self, book: PriceBook | None = None) -> None:
         self.book = book or PriceBook()
         self.requests: list[Request] = []
+        self.latency = 0.0  # seconds added before every answer, to model a real round trip
         self._faults: list[tuple[str, str | None, list[int]]] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -260,6 +261,8 @@ class FakeHTTPServer:
             self.requests.append(Request(handler.command, parts.path, query, ticker, via_proxy,
                                          {k.lower(): v for k, v in handler.headers.items()}))
         fault = self._take_fault(ticker)
+        if self.latency > 0:
+            self._stopping.wait(self.latency)
         if fault == HANG:
             self._stopping.wait(120)
             handler.close_connection = True
