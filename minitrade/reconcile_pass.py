@@ -170,7 +170,10 @@ def run_due_ticks(env: RunEnv, result: PassResult) -> None:
     for name, plan in env.snapshot.plans.items():
         if not plan.backtest_enabled:
             continue
-        since = max(t for t in (last.get(name), since_applied.get(name), now - LOOKBACK) if t is not None)
+        applied_at = since_applied.get(name)
+        if applied_at is not None and applied_at > now:
+            applied_at = None  # a simulated clock (`daemon --once --at`) runs before the apply time
+        since = max(t for t in (last.get(name), applied_at, now - LOOKBACK) if t is not None)
         due += [(tick, name) for tick in due_ticks(plan, since, now)]
     for tick, name in sorted(due):
         if env.clock() - tick > GRACE:

@@ -1,0 +1,153 @@
+"""One run, orders exactly once, manual fills, durable ticks and the daemon pass, on real git and DuckDB."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from minitrade.cli import app
+from minitrade.loader import load_worktree
+from minitrade.reconcile_pass import reconcile_once
+from minitrade.records import OrderStatus, TickStatus
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+from minitrade.store import runs as run_sql
+from minitrade.store.applied import last_applied, last_attempt
+
+NY = ZoneInfo("America/New_York")
+runner = CliRunner()
+
+
+def cli(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def store_of(repo) -> Store:  # type: ignore[no-untyped-def]
+    return Store(repo.path / "state" / "minitrade.duckdb")
+
+
+def orders(repo):  # type: ignore[no-untyped-def]
+    with store_of(repo).transaction() as con:
+        return order_sql.orders_of(con, "alt")
+
+
+def closes() -> pd.Series:
+    from importlib import resources
+
+    with resources.as_file(resources.files("minitrade") / "sample_data" / "AAPL.csv") as path:
+        frame = pd.read_csv(path, index_col="date", parse_dates=True)
+    return frame["close"]
+
+
+def test_run_records_an_order_once_with_commit_and_digest(live_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = str(live_repo.path)
+    assert cli("apply", "--yes", "--repo", repo).exit_code == 0
+    first = cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
+    assert first.exit_code == 0, first.output
+    (order,) = orders(live_repo)
+    assert order.trading_day == date(2013, 1, 3) and order.status is OrderStatus.SUBMITTED
+    assert order.commit_sha == live_repo.head
+    snap = load_worktree(live_repo.path)
+    assert order.plan_digest == snap.digests()[("plan", "alt")]
+    again = cli("run", "alt", "--at", "2013-01-03T15:50:00-05:00", "--repo", repo)
+    assert again.exit_code == 0
+    assert len(orders(live_repo)) == 1, "strict mode never records a second order for one signal"
+    with store_of(live_repo).transaction() as con:
+        runs = run_sql.list_runs(con, plan="alt")
+    assert [r.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert all(r.commit_sha == live_repo.head for r in runs)
+
+
+def test_manual_fill_counts_and_shows_in_trades(live_repo) -> None:  # type: ignore[no-untyped-def]
+    repo = str(live_repo.path)
+    cli("apply", "--yes", "--repo", repo)
+    cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
+    (order,) = orders(live_repo)
+    filled = cli("fill", order.client_id, "--price", "75.5", "--commission", "1", "--repo", repo)
+    assert filled.exit_code == 0, filled.output
+    assert orders(live_repo)[0].status is OrderStatus.FILLED
+    trades = json.loads(cli("trades", "--json", "--repo", repo).output)
+    assert [(t["client_id"], t["price"]) for t in trades] == [(order.client_id, 75.5)]
+    refused = cli("fill", order.client_id, "--price", "75.5", "--repo", repo)
+    assert refused.exit_code == 1
+
+
+def test_trading_disabled_records_but_never_submits(live_repo) -> None:  # type: ignore[no-untyped-def]
+    live_repo.edit("plans/alt.yaml", "trading: enabled", "trading: disabled")
+    live_repo.commit("no trading")
+    repo = str(live_repo.path)
+    cli("apply", "--yes", "--repo", repo)
+    assert cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
+    (order,) = orders(live_repo)
+    assert order.status is OrderStatus.CANCELLED and "trading disabled" in (order.note or "")
+
+
+def test_daemon_pass_runs_a_due_tick_once_and_skips_late_ones(live_repo) -> None:  # type: ignore[no-untyped-def]
+    store = store_of(live_repo)
+    tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
+    first = reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(seconds=30))
+    assert first.outcome == "applied" and [r.status for r in first.runs] == ["FINISHED"]
+    second = reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(seconds=40))
+    assert second.attempted is None and second.runs == []
+    late = datetime(2013, 1, 4, 15, 45, tzinfo=NY) + timedelta(minutes=5)
+    third = reconcile_once(live_repo.path, store, now=lambda: late)
+    assert third.runs == [] and [(p, t.astimezone(NY).day) for p, t in third.skipped] == [("alt", 4)]
+    with store.transaction() as con:
+        ticks = {t.scheduled_at.astimezone(NY).day: t.status for t in order_sql.ticks_of(con, "alt")}
+    assert ticks == {3: TickStatus.FINISHED, 4: TickStatus.SKIPPED}
+    assert len(orders(live_repo)) == 1
+
+
+def test_invalid_commit_is_rejected_once_and_last_good_keeps_running(live_repo) -> None:  # type: ignore[no-untyped-def]
+    store = store_of(live_repo)
+    day3 = datetime(2013, 1, 3, 15, 45, 30, tzinfo=NY)
+    reconcile_once(live_repo.path, store, now=lambda: day3)
+    good = live_repo.head
+    live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: nothing")
+    bad = live_repo.commit("broken")
+    day4 = datetime(2013, 1, 4, 15, 45, 30, tzinfo=NY)
+    result = reconcile_once(live_repo.path, store, now=lambda: day4)
+    assert result.attempted == bad and result.outcome == "rejected"
+    assert [r.status for r in result.runs] == ["FINISHED"], "the last applied plan keeps running"
+    with store.transaction() as con:
+        assert last_applied(con).commit_sha == good  # type: ignore[union-attr]
+        assert last_attempt(con).commit_sha == bad  # type: ignore[union-attr]
+    again = reconcile_once(live_repo.path, store, now=lambda: day4 + timedelta(seconds=10))
+    assert again.attempted is None, "a rejected commit is attempted once"
+
+
+def test_restart_closes_interrupted_ticks_and_looks_up_before_resubmitting(live_repo) -> None:  # type: ignore[no-untyped-def]
+    store = store_of(live_repo)
+    tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
+    reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(seconds=30))
+    (order,) = orders(live_repo)
+    with store.transaction() as con:  # as if the process died after recording, before the broker answered
+        order_sql.set_status(con, order.client_id, OrderStatus.PENDING_SUBMIT)
+        order_sql.start_tick(con, "alt", tick + timedelta(hours=1), "crashed-run")
+    reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(minutes=1))
+    with store.transaction() as con:
+        ticks = {t.run_id: t for t in order_sql.ticks_of(con, "alt")}
+    assert ticks["crashed-run"].status is TickStatus.FAILED and "interrupted" in (ticks["crashed-run"].error or "")
+    after = orders(live_repo)
+    assert len(after) == 1 and after[0].status is OrderStatus.SUBMITTED
+
+
+def test_replay_fills_toc_orders_at_the_signal_close(live_repo) -> None:  # type: ignore[no-untyped-def]
+    result = cli("replay", "--from", "2013-01-02", "--to", "2013-01-08", "--repo", str(live_repo.path))
+    assert result.exit_code == 0, result.output
+    assert "Report: " in result.output
+    replay_store = Store(live_repo.path / "state" / "replay" / "minitrade.duckdb")
+    with replay_store.transaction() as con:
+        fills = order_sql.fills_of(con, "alt")
+        placed = {o.client_id: o for o in order_sql.orders_of(con, "alt")}
+    assert len(fills) == len(placed) == 5  # one order a session, each filled
+    close = closes()
+    for fill in fills:
+        order = placed[fill.client_id]
+        assert fill.price == close[pd.Timestamp(order.trading_day)]
+        assert fill.filled_at.astimezone(NY).date() == order.trading_day
+    assert (live_repo.path / "state" / "replay" / "reports" / "index.html").is_file()
