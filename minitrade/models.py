@@ -12,7 +12,15 @@ from datetime import date, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{file:([^}]+)\}")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -59,7 +67,7 @@ class CsvSource(Resource):
 
 
 class YahooSource(Resource):
-    """Yahoo Finance chart API through yfinance."""
+    """Yahoo Finance chart API (the v8 chart endpoint yfinance uses), with a hard deadline per fetch."""
 
     type: Literal["yahoo"]
     proxy: str | None = None
@@ -100,7 +108,7 @@ class IBBroker(Resource):
     account_id: str | None = Field(None, description="Which account to trade; the first if unset.")
     username: str = Field(description="Secret reference, e.g. ${IB_USERNAME}.")
     password: str = Field(description="Secret reference, e.g. ${IB_PASSWORD}.")
-    gateway: GatewaySpec = GatewaySpec()
+    gateway: GatewaySpec = Field(default_factory=lambda: GatewaySpec.model_validate({}))
     max_login_attempts: int = Field(2, ge=1, le=5)
     suppress_message_ids: list[str] = Field(default_factory=list)
 
@@ -131,7 +139,7 @@ class NotifierSpec(Resource):
     """Apprise URLs and the events they receive."""
 
     urls: list[str] = Field(min_length=1, description="Apprise URLs; put secrets in ${ENV} references.")
-    events: list[EventName] = Field(default_factory=lambda: list(EVENTS))
+    events: list[EventName] = Field(default_factory=lambda: list(EVENTS))  # type: ignore[arg-type]
     dedup_minutes: float = Field(10.0, ge=0, description="Suppress the same message within this window.")
 
 
@@ -143,7 +151,8 @@ class Settings(Resource):
     branch: str | None = Field(None, description="Branch the daemon tracks; the checked-out one if unset.")
     commission: float = Field(0.0, ge=0, lt=0.1, description="Commission rate of traded value.")
     data_sources: dict[str, DataSourceSpec] = Field(default_factory=dict)
-    brokers: dict[str, BrokerSpec] = Field(default_factory=lambda: {"manual": ManualBroker(type="manual")})
+    brokers: dict[str, BrokerSpec] = Field(
+        default_factory=lambda: {"manual": ManualBroker(type="manual")})  # type: ignore[arg-type]
     notifiers: dict[str, NotifierSpec] = Field(default_factory=dict)
 
     @field_validator("data_sources", "brokers", "notifiers")
@@ -206,10 +215,21 @@ def _check_run_at(spec: str) -> str:
 RunAt = Annotated[str, AfterValidator(_check_run_at)]
 
 
+def _not_bool(value: Any) -> Any:
+    # YAML reads yes/no/on/off as booleans and pydantic would take True as 1: one share, or conid 1.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, not {str(value).lower()} "
+                         "(YAML reads yes/no/on/off/true/false as booleans)")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class Instrument(Resource):
     """A universe entry; `conid` pins the IB contract once resolved."""
 
-    conid: int | None = Field(None, gt=0, lt=2**63)
+    conid: WholeNumber | None = Field(None, gt=0, lt=2**63)
 
 
 class Plan(Resource):
@@ -229,7 +249,8 @@ class Plan(Resource):
     order_type: OrderType = Field(OrderType.TOC, validate_default=True)
     broker: str = "manual"
     cash: float = Field(gt=0, le=1e13)
-    positions: dict[str, Annotated[int, Field(ge=-MAX_SHARES, le=MAX_SHARES)]] = Field(default_factory=dict)
+    positions: dict[str, Annotated[WholeNumber, Field(ge=-MAX_SHARES, le=MAX_SHARES)]] = Field(
+        default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     backtest: Switch = Switch.ENABLED
     trading: Switch = Switch.DISABLED

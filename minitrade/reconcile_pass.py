@@ -13,6 +13,7 @@ so a missed file event or a crash does no harm:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from minitrade.brokers.base import Broker
 from minitrade.data.base import DataSource
 from minitrade.data.cache import PriceCache
 from minitrade.data.registry import source_for
-from minitrade.errors import ConfigError, GitError
+from minitrade.errors import ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import IBBroker, Plan
 from minitrade.notify import Notifier, messages
@@ -36,6 +37,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store.applied import applied_resources, last_applied, last_attempt
 
+log = logging.getLogger("minitrade.daemon")
 GRACE = timedelta(minutes=3)
 LOOKBACK = timedelta(days=1)  # never replay ticks older than this after a long outage
 
@@ -149,9 +151,24 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
     resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
     if run_ticks:
         run_due_ticks(env, result)
+    if result.runs or result.outcome == "applied":
+        publish(snapshot, store, [r.plan for r in result.runs])
     upcoming = [t for p in snapshot.plans.values() if p.backtest_enabled for t in next_run_times(p, clock(), 1)]
     result.next_tick = min(upcoming) if upcoming else None
     return result
+
+
+def publish(snapshot: Snapshot, store: Store, plans: list[str]) -> None:
+    """Rewrite the report site (the index and the pages of the plans that ran); a failure is logged,
+    never allowed to break the loop that trades."""
+    from minitrade.notify import settings_secrets
+    from minitrade.runner.publish import write_site
+
+    try:
+        write_site(store, snapshot.state_dir / "reports", plans=sorted(set(plans)) or None,
+                   secrets=settings_secrets(snapshot.settings))
+    except (MinitradeError, OSError) as e:
+        log.error("report site not written: %s", e)
 
 
 def close_interrupted_ticks(store: Store) -> None:

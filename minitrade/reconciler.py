@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from minitrade import gitrepo
@@ -125,7 +126,7 @@ def record_rejected_load(root: Path, store: Store, commit: str | None, error: Co
                               outcome="rejected", error=str(error), source=source)
 
 
-def _commit_info(snapshot: Snapshot) -> tuple[object, str | None]:
+def _commit_info(snapshot: Snapshot) -> tuple[datetime | None, str | None]:
     if not snapshot.commit:
         return None, None
     meta = gitrepo.commit_info(snapshot.root, snapshot.commit)

@@ -8,7 +8,8 @@ from typing import Any
 
 from minitrade.models import Plan, Settings
 
-SCHEMA_FILES = {"minitrade.schema.json": Settings, "plan.schema.json": Plan}
+SCHEMA_FILES: dict[str, type[Settings] | type[Plan]] = {"minitrade.schema.json": Settings,
+                                                         "plan.schema.json": Plan}
 
 
 def schema_of(model: type[Settings] | type[Plan]) -> dict[str, Any]:

@@ -22,10 +22,10 @@ Path_ = tuple[str | int, ...]
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys and reports bad dates at their line."""
 
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
             except TypeError:
@@ -37,9 +37,9 @@ class _StrictLoader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
-    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:  # type: ignore[override]
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
         try:
-            return super().construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+            return super().construct_yaml_timestamp(node)
         except ValueError as e:
             raise ConstructorError(None, None, f"{node.value!r} is not a real date ({e})",
                                    node.start_mark) from None
@@ -84,7 +84,7 @@ def parse_yaml(raw: bytes, file: str) -> YamlDoc | ConfigIssue:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
+        line: int | None = raw[: e.start].count(b"\n") + 1
         return ConfigIssue(file, line, "", f"not UTF-8 text (byte 0x{raw[e.start]:02x})",
                            "save the file as UTF-8")
     if text.startswith("\ufeff"):

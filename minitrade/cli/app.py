@@ -39,13 +39,12 @@ class handle_errors:  # noqa: N801  (used as a context manager, reads like a sta
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         from minitrade.errors import MinitradeError
 
         if isinstance(exc, MinitradeError):
             err_console.print(f"[bold red]error:[/] {rich_escape(str(exc))}")
             raise typer.Exit(1)
-        return False
 
 
 def rich_escape(text: str) -> str:

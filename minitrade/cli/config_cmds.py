@@ -164,8 +164,8 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
         result = apply_snapshot(snapshot, store, checks=default_checks(),
                                 progress=lambda m: err_console.print(f"[dim]{escape(m)}...[/]"))
         if result.outcome == "rejected":
-            for e in result.errors:
-                err_console.print(f"[red]check failed:[/] {escape(e)}")
+            for error in result.errors:
+                err_console.print(f"[red]check failed:[/] {escape(error)}")
             err_console.print("Nothing applied; the previously applied state is unchanged.")
             raise typer.Exit(1)
         commit = (snapshot.commit or "")[:8] + (" (dirty)" if snapshot.dirty else "")

@@ -80,7 +80,7 @@ def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (de
     """
     from rich.progress import Progress
 
-    from minitrade.cli.report_cmd import write_site
+    from minitrade.runner.publish import write_site
     from minitrade.runner.replay import replay
 
     root = repo_path(repo)

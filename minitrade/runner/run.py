@@ -29,9 +29,8 @@ from minitrade.runner.backtest import BacktestResult, run_backtest
 from minitrade.runner.research import load_plan_strategy
 from minitrade.runner.submit import submit_new
 from minitrade.scheduler import plan_zone
-from minitrade.store import Store
+from minitrade.store import Store, plan_state
 from minitrade.store import orders as order_sql
-from minitrade.store import plan_state
 from minitrade.store import runs as run_sql
 from minitrade.trading_calendar import get_calendar
 
@@ -119,7 +118,8 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
     if plan.mode is Mode.STRICT:
         price_changes.check_unchanged(store, plan.name, prices, source=plan.data_source)
 
-    cash, positions, trade_start, storage = plan.cash, dict(plan.positions), plan.trade_start, None
+    cash, trade_start, storage = plan.cash, plan.trade_start, None
+    positions: dict[str, float] = {t: float(q) for t, q in plan.positions.items()}
     if plan.mode is Mode.INCREMENTAL:
         cash, positions = _incremental_book(env, plan, outcome)
         trade_start = day

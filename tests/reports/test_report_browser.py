@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from minitrade.cli.report_cmd import write_site
+from minitrade.runner.publish import write_site
 from tests.reports.conftest import ARTIFACTS
 from tests.reports.synthetic import seed_plan, seed_reconciliation
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from minitrade.cli import app
-from minitrade.cli.report_cmd import write_site
 from minitrade.reports import PlanInput, SiteInput, buy_and_hold, curves, render_site
+from minitrade.runner.publish import write_site
 from tests.reports.synthetic import COMMIT, seed_plan, seed_reconciliation
 
 pytestmark = pytest.mark.filterwarnings(  # exchange_calendars 4.13 on pandas 3.1, via next_run_times
