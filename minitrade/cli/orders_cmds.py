@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
 from minitrade.errors import ConfigError, MinitradeError
@@ -42,7 +41,8 @@ def _store(root: Path) -> tuple[Store, Any]:
 
 
 def _emit(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, as_csv: bool,
-          title: str, empty: str) -> None:
+          title: str, empty: str, view: list[tuple[str, str]]) -> None:
+    """JSON or CSV of every column, or the `view` columns ((key, header)) as aligned lines for people."""
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
     if as_json:
@@ -58,13 +58,18 @@ def _emit(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, as_c
     if not rows:
         console.print(empty)
         return
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("quantity", "filled", "price", "commission")
-                         else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(escape(_cell(row.get(c))) for c in columns))
-    console.print(table)
+    # Aligned lines, not a boxed table: a narrow terminal must never cut or fold an id that a
+    # person copies into `minitrade fill`; notes go on their own indented line.
+    shown = [(key, header) for key, header in view if key != "note"]
+    cells = [[_cell(row.get(key)) for key, _ in shown] for row in rows]
+    widths = [max(len(header), *(len(line[i]) for line in cells)) for i, (_, header) in enumerate(shown)]
+    console.print(f"[bold]{escape(title)}[/]")
+    console.print("  ".join(h.ljust(w) for (_, h), w in zip(shown, widths, strict=True)).rstrip(), style="dim")
+    for row, line in zip(rows, cells, strict=True):
+        console.print(escape("  ".join(c.rjust(w) if key in ("price", "commission") else c.ljust(w)
+                                       for (key, _), c, w in zip(shown, line, widths, strict=True)).rstrip()))
+        if row.get("note"):
+            console.print(f"    note: {escape(str(row['note']))}", style="dim")
 
 
 def _cell(value: Any) -> str:
@@ -73,14 +78,16 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4f}".rstrip("0").rstrip(".")
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S %Z")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     return str(value)
 
 
 def _order_row(order: Order, filled: float) -> dict[str, Any]:
     row = asdict(order)
     row.update(side=order.side.value, order_type=order.order_type.value, status=order.status.value,
-               filled=filled, remaining=order.quantity - filled)
+               filled=filled, remaining=order.quantity - filled,
+               trade=f"{order.side.value} {order.quantity:g} {order.ticker}",
+               progress=f"{filled:g}/{order.quantity:g}")
     return row
 
 
@@ -103,6 +110,8 @@ def orders(plan: Annotated[str | None, PLAN_ARG] = None,
         which = "orders" if show_all else "open orders"
         _emit(rows, ["client_id", "plan", "trading_day", "ticker", "side", "quantity", "filled", "order_type",
                      "broker", "status", "note"], as_json=as_json, as_csv=as_csv,
+              view=[("client_id", "order"), ("trade", "trade"), ("order_type", "type"), ("progress", "filled"),
+                    ("status", "status"), ("note", "note")],
               title=f"{which.capitalize()}{f' of {plan}' if plan else ''}",
               empty=f"No {which}{f' for plan {plan}' if plan else ''}.")
 
@@ -124,6 +133,8 @@ def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OP
         rows = [_fill_row(f, book.get(f.client_id)) for f in fills]
         _emit(rows, ["filled_at", "plan", "ticker", "side", "quantity", "price", "commission", "client_id",
                      "fill_id", "source"], as_json=as_json, as_csv=as_csv,
+              view=[("filled_at", "filled at (UTC)"), ("trade", "trade"), ("price", "price"),
+                    ("commission", "commission"), ("fill_id", "fill")],
               title=f"Trades{f' of {plan}' if plan else ''}",
               empty=f"No trades{f' for plan {plan}' if plan else ''}.")
 
@@ -131,7 +142,8 @@ def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OP
 def _fill_row(fill: Fill, order: Order | None) -> dict[str, Any]:
     row = asdict(fill)
     row.update(plan=order.plan if order else None, ticker=order.ticker if order else None,
-               side=order.side.value if order else None)
+               side=order.side.value if order else None,
+               trade=f"{order.side.value} {fill.quantity:g} {order.ticker}" if order else "?")
     return row
 
 
