@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import sys
 
-from minitrade.cli import config_cmds  # noqa: F401  (registers commands)
-from minitrade.cli import live_cmds  # noqa: F401  (registers commands)
-from minitrade.cli import orders_cmds  # noqa: F401  (registers commands)
-from minitrade.cli import backtest_cmd  # noqa: F401  (registers commands)
-from minitrade.cli import notify_cmds, report_cmd  # noqa: F401  (registers commands)
-from minitrade.cli import data_cmds  # noqa: F401
-from minitrade.cli import ib_cmds  # noqa: F401  (registers commands)
+# Each module registers its commands on `app` when imported.
+from minitrade.cli import (  # noqa: F401
+    backtest_cmd,
+    config_cmds,
+    data_cmds,
+    ib_cmds,
+    live_cmds,
+    notify_cmds,
+    orders_cmds,
+    report_cmd,
+)
 from minitrade.cli.app import app, err_console
 from minitrade.errors import MinitradeError
 
