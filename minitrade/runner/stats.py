@@ -39,8 +39,7 @@ def compute_stats(equity: pd.Series, *, start_equity: float, trades: pd.DataFram
     drawdown = equity / equity.cummax() - 1
     episodes = drawdown_episodes(drawdown)
     max_dd = float(drawdown.min())
-    first_closes = closes.apply(lambda c: c.dropna().iloc[0] if c.notna().any() else math.nan)
-    last_closes = closes.apply(lambda c: c.dropna().iloc[-1] if c.notna().any() else math.nan)
+    first_closes, last_closes = closes.bfill().iloc[0], closes.ffill().iloc[-1]
     stats: dict[str, Any] = {
         "start": start.date().isoformat(),
         "end": end.date().isoformat(),
