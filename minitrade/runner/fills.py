@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -19,6 +19,8 @@ from minitrade.records import Fill, Order, OrderStatus
 from minitrade.runner.orders import QUANTITY_TOLERANCE
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
+
+FILL_TIME_SLACK = timedelta(minutes=1)
 
 
 class FillRefused(BrokerError):
@@ -42,9 +44,8 @@ def record_fill(store: Store, client_id: str, *, price: float, quantity: float |
         remaining = order.quantity - done
         qty = remaining if quantity is None else float(quantity)
         _check_numbers(order, price=price, quantity=qty, commission=commission, remaining=remaining)
-        when = (at or datetime.now(UTC))
-        if when.tzinfo is None:
-            raise FillRefused(f"order {client_id}: fill time {when.isoformat()} has no timezone")
+        when = at or datetime.now(UTC)
+        _check_time(order, when)
         fill = Fill(fill_id=f"{client_id}#{count + 1}", client_id=client_id, quantity=qty, price=float(price),
                     commission=float(commission), filled_at=when.astimezone(UTC), source=source)
         order_sql.insert_fill(con, fill, commit_sha=order.commit_sha, plan_digest=order.plan_digest)
@@ -67,6 +68,16 @@ def _fillable(con: duckdb.DuckDBPyConnection, client_id: str) -> Order:
         raise FillRefused(f"order {client_id} is {order.status.value}; a fill for it is refused "
                           "(it can no longer execute)", account=order.broker)
     return order
+
+
+def _check_time(order: Order, when: datetime) -> None:
+    """An execution cannot precede the tick that decided the order (slack for a time typed to the minute)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise FillRefused(f"order {order.client_id}: fill time {when.isoformat()} has no timezone")
+    if order.tick_at is not None and when < order.tick_at - FILL_TIME_SLACK:
+        raise FillRefused(f"order {order.client_id}: a fill at {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC is "
+                          f"before the order was decided ({order.tick_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC); "
+                          "check --at (a time without offset is the plan's exchange time)", account=order.broker)
 
 
 def _check_numbers(order: Order, *, price: float, quantity: float, commission: float, remaining: float) -> None:

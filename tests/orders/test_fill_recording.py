@@ -122,3 +122,14 @@ def test_broker_fills_are_stored_once_and_settle_their_orders(store: Store) -> N
         assert [f.fill_id for f in record_broker_fills(con, again)] == ["ex-3"]
         assert len(order_sql.fills_of(con)) == 3
     assert _status(store, buy.client_id) is OrderStatus.FILLED
+
+
+def test_a_fill_before_the_order_was_decided_is_refused(store: Store) -> None:
+    order = make_order("AAPL", 10)   # decided at 20:45 UTC (15:45 New York)
+    _book(store, order)
+    with pytest.raises(FillRefused, match="before the order was decided .2026-11-25 20:45 UTC"):
+        record_fill(store, order.client_id, price=100, at=datetime(2026, 11, 25, 15, 30, tzinfo=ZoneInfo(
+            "America/New_York")))
+    with pytest.raises(FillRefused, match="has no timezone"):
+        record_fill(store, order.client_id, price=100, at=datetime(2026, 11, 25, 21, 0))
+    assert record_fill(store, order.client_id, price=100, at=datetime(2026, 11, 25, 20, 44, 30, tzinfo=UTC))
