@@ -118,8 +118,9 @@ def _run_one(snapshot: Snapshot, name: str, first: date | None, last: date | Non
 def _write_files(folder: Path, run_id: str, snapshot: Snapshot, result: BacktestResult) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     result.equity.join(result.positions.add_prefix("shares_")).to_csv(folder / "equity.csv", float_format="%.6f")
-    result.trades.to_csv(folder / "trades.csv", index=False, date_format="%Y-%m-%d")
-    result.fills.to_csv(folder / "fills.csv", index=False, date_format="%Y-%m-%d")
+    # %.10g: backtrader averages fill prices, which leaves float noise like 1.1758999999999997
+    result.trades.to_csv(folder / "trades.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    result.fills.to_csv(folder / "fills.csv", index=False, date_format="%Y-%m-%d", float_format="%.10g")
     meta = {"plan": result.plan, "run_id": run_id, "commit": snapshot.commit, "dirty": snapshot.dirty,
             "stats": result.stats, "rejected_orders": result.rejected}
     (folder / "result.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")

@@ -10,7 +10,7 @@ import backtrader as bt
 import pandas as pd
 import pytest
 
-from minitrade.errors import DataError
+from minitrade.errors import DataError, StrategyError
 from minitrade.models import OrderType
 from minitrade.records import OrderIntent, Side
 from minitrade.runner.backtest import run_backtest
@@ -181,3 +181,18 @@ def test_equity_curve_equals_backtraders_broker_value_on_every_bar(order_type: s
     _, _, values = plain_backtrader(cls, frame, coc=order_type == "TOC", commission=0.0)
     result = run_backtest(make_plan(order_type=order_type, backtest_start=date(2020, 1, 1)), {"AAA": frame}, cls)
     assert result.equity["equity"].tolist() == pytest.approx(values, abs=1e-6)
+
+
+def test_progress_is_reported_up_to_the_last_bar() -> None:
+    seen: list[tuple[int, int]] = []
+    frame = random_walk(600, seed=2)
+    run_backtest(make_plan(backtest_start=date(2020, 1, 1)), {"AAA": frame}, scripted(),
+                 progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(250, 600), (500, 600), (600, 600)]
+
+
+def test_limit_order_on_the_last_bar_cannot_become_an_intent() -> None:
+    source = "import backtrader as bt\n\nclass Lim(bt.Strategy):\n    def next(self):\n" \
+             "        self.buy(size=1, price=1.0, exectype=bt.Order.Limit)\n"
+    with pytest.raises(StrategyError, match=r"the last bar placed a Limit order for AAA; only market orders"):
+        run_backtest(make_plan(), {"AAA": bars(OPENS, CLOSES)}, load_strategy(source, "strategies/lim.py"))
