@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
+from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.errors import ConfigError, MinitradeError
 from minitrade.records import Fill, Order
 from minitrade.store import Store
@@ -114,6 +114,9 @@ def orders(plan: Annotated[str | None, PLAN_ARG] = None,
                     ("status", "status"), ("note", "note")],
               title=f"{which.capitalize()}{f' of {plan}' if plan else ''}",
               empty=f"No {which}{f' for plan {plan}' if plan else ''}.")
+        if not (as_json or as_csv) and any(o.status.is_open for o in found):
+            console.print("Placed one by hand? Record it: minitrade fill ORDER --price P [--qty Q] "
+                          "[--commission C] [--at 'YYYY-MM-DD HH:MM']", style="dim")
 
 
 @app.command("trades")
@@ -179,6 +182,20 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
                       f"{done.filled_at:%Y-%m-%d %H:%M %Z}")
         console.print(f"Order {escape(order)} is now {settled.status.value}: {total:g} of "
                       f"{settled.quantity:g} filled, {settled.quantity - total:g} remaining.")
+        if snap is not None and snap.settings.notifiers:
+            _notify_fill(snap, store, settled, done)
+
+
+def _notify_fill(snap: Any, store: Store, order: Order, done: Fill) -> None:
+    """Tell the fills.recorded subscribers; a delivery failure is reported, never fatal (the fill is in)."""
+    from minitrade.notify import Notifier, messages
+
+    outcomes = Notifier.from_settings(snap.settings, store=store).notify(
+        messages.fills_recorded(order.plan, [done], orders={order.client_id: order}))
+    for outcome in outcomes:
+        if not outcome.ok:
+            err_console.print(f"[yellow]warning:[/] notifier {escape(outcome.notifier)} failed: "
+                              f"{escape(outcome.error or 'unknown error')}")
 
 
 def _zone_of(snap: Any, plan: str) -> ZoneInfo | Any:

@@ -104,3 +104,24 @@ def test_csv_output_from_a_real_process(trading_repo) -> None:  # type: ignore[n
     assert rows[1]["quantity"] == "10.0" and rows[1]["status"] == "SUBMITTED"
     empty = cli("orders", "nobody", "--repo", str(trading_repo.path))
     assert "No open orders for plan nobody." in empty.stdout
+
+
+def test_fill_notifies_the_fills_recorded_subscribers(trading_repo) -> None:  # type: ignore[no-untyped-def]
+    from minitrade.testing.apprise_sink import AppriseSink, closed_port_url
+
+    with AppriseSink() as sink:
+        trading_repo.edit("minitrade.yaml", "notifiers: {}", "notifiers:\n"
+                          f"  desk:\n    urls: ['{sink.url('desk')}']\n    events: [fills.recorded]\n"
+                          f"  gone:\n    urls: ['{closed_port_url('gone')}']\n    events: [fills.recorded]\n")
+        _, (aapl, *_) = _seed(trading_repo.path)
+        done = cli("fill", aapl.client_id, "--price", "230", "--qty", "2", "--at", "2026-11-25 15:59",
+                   "--repo", str(trading_repo.path))
+        assert done.exit_code == 0, done.output
+        [post] = sink.posts
+    assert post.title == "sma-aapl: 1 fill(s)" and "BUY 2 AAPL @ 230" in post.message
+    assert "notifier gone failed" in done.output
+
+
+def test_json_and_csv_together_is_a_usage_error(trading_repo) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["orders", "--json", "--csv", "--repo", str(trading_repo.path)])
+    assert result.exit_code == 2 and "choose one of --json and --csv" in result.output
