@@ -1,0 +1,68 @@
+"""The daemon as a real process: applies new commits, one per state dir, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from minitrade.store import Store
+from minitrade.store.applied import last_applied, last_attempt
+
+
+def start_daemon(repo: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "minitrade", "daemon", "--poll", "1", "--repo", str(repo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 90.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except Exception:  # the daemon may hold the file for a moment
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -> None:  # type: ignore[no-untyped-def]
+    store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
+
+    def applied() -> str | None:
+        with store.transaction() as con:
+            row = last_applied(con)
+        return row.commit_sha if row else None
+
+    daemon = start_daemon(live_repo.path)
+    try:
+        assert wait_for(lambda: applied() == live_repo.head), "the daemon applies HEAD on its first pass"
+        twin = subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--repo", str(live_repo.path)],
+                              capture_output=True, text=True, timeout=60)
+        assert twin.returncode == 1 and "already runs" in twin.stderr
+
+        live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: 120000")
+        second = live_repo.commit("more cash")
+        assert wait_for(lambda: applied() == second), "a new commit is applied without a restart"
+
+        live_repo.edit("plans/alt.yaml", "cash: 120000", "cash: -1")
+        bad = live_repo.commit("broken")
+
+        def rejected() -> bool:
+            with store.transaction() as con:
+                attempt = last_attempt(con)
+            return attempt is not None and attempt.commit_sha == bad and attempt.outcome == "rejected"
+
+        assert wait_for(rejected), "an invalid commit is recorded as rejected"
+        assert applied() == second, "the last good state keeps running"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "rejected" in out
