@@ -162,15 +162,21 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
 
     Example: minitrade fill sma-aapl.20261125.204500Z.AAPL.0 --price 231.50 --qty 10 --commission 1
     """
-    from minitrade.runner.fills import record_fill
+    from minitrade.runner.fills import FillRefused, record_fill
     from minitrade.store import orders as order_sql
 
     with handle_errors():
         store, snap = _store(repo_path(repo))
+        with store.transaction() as con:
+            known = order_sql.get_order(con, order)
+        if known is not None and snap is not None:
+            spec = snap.settings.brokers.get(known.broker)
+            if spec is not None and spec.type != "manual":
+                raise FillRefused(f"order {order} went to {spec.type} broker {known.broker}, which reports its "
+                                  "own executions (they are synced on each run); a hand-typed fill would count "
+                                  "twice", account=known.broker)
         when = None
         if at is not None:
-            with store.transaction() as con:
-                known = order_sql.get_order(con, order)
             when = _parse_at(at, _zone_of(snap, known.plan) if known else UTC)
         done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when)
         with store.transaction() as con:

@@ -125,3 +125,16 @@ def test_fill_notifies_the_fills_recorded_subscribers(trading_repo) -> None:  # 
 def test_json_and_csv_together_is_a_usage_error(trading_repo) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(app, ["orders", "--json", "--csv", "--repo", str(trading_repo.path)])
     assert result.exit_code == 2 and "choose one of --json and --csv" in result.output
+
+
+def test_a_hand_typed_fill_for_an_ib_order_is_refused(trading_repo) -> None:  # type: ignore[no-untyped-def]
+    trading_repo.edit("minitrade.yaml", "  manual: {type: manual}\n", "  manual: {type: manual}\n"
+                      "  paper: {type: ib, username: '${IB_USER}', password: '${IB_PASS}'}\n")
+    store = load_worktree(trading_repo.path).store()
+    order = make_order("AAPL", 10, broker="paper")
+    with store.transaction() as con:
+        order_sql.insert_orders(con, [order])
+    result = cli("fill", order.client_id, "--price", "10", "--repo", str(trading_repo.path))
+    assert result.exit_code == 1 and "a hand-typed fill would count twice" in result.output
+    with store.transaction() as con:
+        assert order_sql.fills_of(con) == []
