@@ -18,9 +18,10 @@ from typing import Any
 os.environ.setdefault("MPLBACKEND", "Agg")  # backtrader's plotting must never need a display
 
 import backtrader as bt
+import numpy as np
 import pandas as pd
 
-from minitrade.data.base import canonical
+from minitrade.data.base import COLUMNS, canonical
 from minitrade.errors import DataError, MinitradeError, StrategyError
 from minitrade.models import OrderType, Plan
 from minitrade.records import OrderIntent, Side
@@ -185,7 +186,7 @@ def prepare_prices(plan: Plan, prices: Mapping[str, pd.DataFrame], *, end: date 
             raise DataError(f"plan {plan.name}: dates are not in ascending order ({index[at - 1].date()} "
                             f"comes before {index[at].date()})", source=plan.data_source, ticker=ticker)
         try:
-            clean = canonical(frame, source=plan.data_source, ticker=ticker)
+            clean = frame if _is_canonical(frame) else canonical(frame, source=plan.data_source, ticker=ticker)
         except DataError as e:
             raise DataError(f"plan {plan.name}: {str(e).split(': ', 1)[-1]}", source=plan.data_source,
                             ticker=ticker) from e
@@ -195,6 +196,19 @@ def prepare_prices(plan: Plan, prices: Mapping[str, pd.DataFrame], *, end: date 
                             f"{f' to {end}' if end else ''}", source=plan.data_source, ticker=ticker)
         frames[ticker] = clean
     return frames
+
+
+def _is_canonical(frame: pd.DataFrame) -> bool:
+    """Cheap check that a frame already is what `canonical` returns (sources and the cache give that)."""
+    if list(frame.columns) != COLUMNS or not all(t == np.float64 for t in frame.dtypes):
+        return False
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is not None:
+        return False
+    if not (index.is_monotonic_increasing and index.is_unique) or (index != index.normalize()).any():
+        return False
+    values = frame.to_numpy()
+    return bool(np.isfinite(values).all() and (values[:, :4] > 0).all())
 
 
 def last_bar_intents(orders: list[Any], plan: Plan, file: str | None) -> list[OrderIntent]:
