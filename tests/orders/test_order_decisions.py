@@ -120,3 +120,33 @@ def test_actual_book_counts_only_filled_quantities_and_commissions() -> None:
 def test_actual_book_without_fills_is_the_plans_initial_book() -> None:
     plan = make_plan(cash=5_000, positions={"AAPL": 3})
     assert actual_book(plan, [make_order("AAPL", 10)], []) == (5_000.0, {"AAPL": 3.0})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_strict_many_ticks_with_changing_sizes_never_make_a_second_order(seed: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import random
+
+    from minitrade.store import Store
+    from minitrade.store import orders as order_sql
+
+    rng = random.Random(seed)
+    plan = make_plan(universe=["AAPL", "MSFT", "IBM"])
+    store = Store(tmp_path / "book.duckdb")
+    first_wish: dict[tuple[date, str], tuple[Side, float]] = {}
+    for day_offset in range(3):
+        day = DAY + timedelta(days=day_offset)
+        for n in range(13):   # 09:30:01-16:00/30min
+            tick = datetime(day.year, day.month, day.day, 14, 30, 1, tzinfo=UTC) + timedelta(minutes=30 * n)
+            wishes = [intent(t, rng.choice([5, 10, 15]), rng.choice(list(Side)))
+                      for t in rng.sample(plan.tickers, rng.randint(0, 3))]
+            for w in wishes:
+                first_wish.setdefault((day, w.ticker), (w.side, w.quantity))
+            with store.transaction() as con:
+                decision = decide(plan, wishes, tick=tick, day=day,
+                                  existing=order_sql.orders_of(con, plan.name, trading_day=day))
+                order_sql.insert_orders(con, decision.new)
+            assert len(decision.new) + len(decision.kept) == len(wishes)
+    with store.transaction() as con:
+        book = order_sql.orders_of(con, plan.name)
+    assert sorted((o.trading_day, o.ticker) for o in book) == sorted(first_wish)
+    assert {(o.trading_day, o.ticker): (o.side, o.quantity) for o in book} == first_wish
