@@ -39,8 +39,8 @@ def record_fill(store: Store, client_id: str, *, price: float, quantity: float |
     """
     with store.transaction() as con:
         order = _fillable(con, client_id)
-        done = sum(f.quantity for f in order_sql.fills_of(con, client_id=client_id))
-        count = len(order_sql.fills_of(con, client_id=client_id))
+        earlier = order_sql.fills_of(con, client_id=client_id)
+        done, count = sum(f.quantity for f in earlier), len(earlier)
         remaining = order.quantity - done
         qty = remaining if quantity is None else float(quantity)
         _check_numbers(order, price=price, quantity=qty, commission=commission, remaining=remaining)
