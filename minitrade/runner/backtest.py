@@ -25,6 +25,7 @@ from minitrade.data.base import COLUMNS, canonical
 from minitrade.errors import DataError, MinitradeError, StrategyError
 from minitrade.models import OrderType, Plan
 from minitrade.records import OrderIntent, Side
+from minitrade.runner.feed import ArrayFeed
 from minitrade.runner.ledger import closed_trades, daily_book
 from minitrade.runner.stats import compute_stats
 from minitrade.runner.strategy import check_params, strategy_file, user_error
@@ -130,7 +131,7 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
     dates = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
 
     cerebro = bt.Cerebro(stdstats=False)
-    feeds = {t: bt.feeds.PandasData(dataname=f, name=t) for t, f in frames.items()}
+    feeds = {t: ArrayFeed(frame=f, name=t) for t, f in frames.items()}
     broker = _Broker({feeds[t]: v for t, v in seeded.items()}, progress, len(dates))
     cerebro.setbroker(broker)
     universe = _Universe()
