@@ -111,6 +111,15 @@ def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | Non
     env = RunEnv(snapshot=rehearsal, store=store, brokers=SimulatedBroker, prices=prices, kind="replay",
                  clock=lambda: clock["now"])
     days = _sessions(chosen, start, end)
+    with store.held_open():
+        _replay_days(days, chosen, rehearsal, store, env, prices, clock, summary, progress)
+    summary.sessions = len(days)
+    return summary
+
+
+def _replay_days(days: list[date], chosen: dict[str, Plan], rehearsal: Snapshot, store: Store, env: RunEnv,
+                 prices: Callable[[Plan], DataSource], clock: dict[str, datetime], summary: ReplaySummary,
+                 progress: Progress | None) -> None:
     for i, day in enumerate(days, start=1):
         # Events in time order: a run before the open sees TOO fills only after it, at the open.
         opening, closing = _session_bounds(chosen, day)
@@ -124,8 +133,6 @@ def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | Non
                 summary.runs.append(run_plan(env, what, moment))
         if progress:
             progress(i, len(days), f"{day}")
-    summary.sessions = len(days)
-    return summary
 
 
 def _choose(snapshot: Snapshot, names: list[str] | None) -> dict[str, Plan]:

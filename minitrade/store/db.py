@@ -36,14 +36,31 @@ class Store:
     def __init__(self, path: str | Path, *, lock_timeout: float = LOCK_RETRY_SECONDS) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
+        self._held: duckdb.DuckDBPyConnection | None = None
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
     @contextmanager
+    def held_open(self) -> Iterator[None]:
+        """Keep one connection for every transaction inside (a batch job that owns its own file,
+        such as a replay): no other process can open the file meanwhile."""
+        if self._held is not None:
+            yield
+            return
+        self._held = self._connect()
+        try:
+            self._migrate(self._held)
+            yield
+        finally:
+            self._held.close()
+            self._held = None
+
+    @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the file, yield a connection inside BEGIN, COMMIT on success, always close."""
-        con = self._connect()
+        held = self._held
+        con = held if held is not None else self._connect()
         try:
             self._migrate(con)
             con.execute("BEGIN TRANSACTION")
@@ -57,7 +74,8 @@ class Store:
             except duckdb.Error as e:
                 raise StoreError(f"{self.path}: commit failed: {e}") from e
         finally:
-            con.close()
+            if held is None:
+                con.close()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
