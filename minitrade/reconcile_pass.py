@@ -29,7 +29,7 @@ from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import IBBroker, Plan
 from minitrade.notify import Notifier, messages
 from minitrade.reconciler import apply, record_rejected_load
-from minitrade.records import TickStatus
+from minitrade.records import Order, TickStatus
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
 from minitrade.runner.submit import resolve_pending
 from minitrade.scheduler import due_ticks, next_run_times
@@ -169,6 +169,16 @@ def publish(snapshot: Snapshot, store: Store, plans: list[str]) -> None:
                    secrets=settings_secrets(snapshot.settings))
     except (MinitradeError, OSError) as e:
         log.error("report site not written: %s", e)
+
+
+def send_held(root: Path, store: Store, *, now: datetime | None = None) -> list[Order]:
+    """Submit the applied plans' held and unconfirmed orders that are still valid (after a login)."""
+    snapshot = applied_snapshot(root, store)
+    if snapshot is None:
+        return []
+    notifier = Notifier.from_settings(snapshot.settings, store=store)
+    return resolve_pending(store, snapshot.plans, brokers_for(snapshot), now=now or datetime.now(UTC),
+                           notify=notifier)
 
 
 def close_interrupted_ticks(store: Store) -> None:

@@ -103,6 +103,16 @@ def login(account: str = typer.Argument(..., help="IB broker name in minitrade.y
         state = ib_login(name, spec, state_dir=snapshot.state_dir, twofa_timeout=twofa_timeout,
                          say=lambda line: console.print(escape(line)))
         console.print(f"{name}: {state.value}")
+        _send_held(snapshot)
+
+
+def _send_held(snapshot: Snapshot) -> None:
+    """After a login, held orders go out (those still valid for their entry type)."""
+    from minitrade.reconcile_pass import send_held
+
+    for order in send_held(snapshot.root, snapshot.store()):
+        console.print(f"  {escape(order.client_id)}: {order.status.value}"
+                      + (f" ({escape(order.note)})" if order.note else ""))
 
 
 @ib.command()

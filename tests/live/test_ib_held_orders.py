@@ -1,0 +1,91 @@
+"""Orders due while IB has no session are held and announced; after a login they go out exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from minitrade.cli import app
+from minitrade.reconcile_pass import send_held
+from minitrade.records import OrderStatus
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+from minitrade.testing.apprise_sink import AppriseSink
+from minitrade.testing.ib_gateway import FakeGateway
+
+NY = ZoneInfo("America/New_York")
+SIGNAL = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
+runner = CliRunner()
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway(two_factor="none", state="no_session", now=SIGNAL) as gw:
+        gw.set_price(265598, open=75.0, close=76.0, last=75.5)
+        yield gw
+
+
+@pytest.fixture
+def sink() -> Iterator[AppriseSink]:
+    with AppriseSink() as s:
+        yield s
+
+
+@pytest.fixture
+def ib_repo(live_repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("IB_USERNAME", "fakeuser")
+    monkeypatch.setenv("IB_PASSWORD", "fakepass-Secret-42")
+    live_repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
+  ib:
+    type: ib
+    username: ${{IB_USERNAME}}
+    password: ${{IB_PASSWORD}}
+    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
+    live_repo.edit("minitrade.yaml", "notifiers: {}", f"""notifiers:
+  phone:
+    urls: ["{sink.url('hook')}"]""")
+    live_repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
+    live_repo.edit("plans/alt.yaml", "universe: [AAPL]", "universe: {AAPL: {conid: 265598}}")
+    live_repo.commit("trade alt through IB")
+    result = runner.invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return live_repo
+
+
+def orders(repo) -> list:  # type: ignore[no-untyped-def]
+    with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
+        return order_sql.orders_of(con, "alt")
+
+
+def test_orders_are_held_without_a_session_and_sent_once_after_login(ib_repo, gateway: FakeGateway,
+                                                                      sink: AppriseSink) -> None:
+    run = runner.invoke(app, ["run", "alt", "--at", SIGNAL.isoformat(), "--repo", str(ib_repo.path)],
+                        catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    (held,) = orders(ib_repo)
+    assert held.status is OrderStatus.HELD and gateway.order_posts() == 0
+    bodies = [p.message for p in sink.posts]
+    assert any("HELD" in p.title and "minitrade ib login" in p.message for p in sink.posts), bodies
+    assert all("fakepass-Secret-42" not in body for body in bodies)
+
+    gateway.set_state("authenticated")  # the person logged in (`minitrade ib login`)
+    store = Store(ib_repo.path / "state" / "minitrade.duckdb")
+    sent = send_held(ib_repo.path, store, now=SIGNAL.replace(minute=46))
+    assert [o.status for o in sent] == [OrderStatus.SUBMITTED]
+    again = send_held(ib_repo.path, store, now=SIGNAL.replace(minute=47))
+    assert again == []
+    assert [o.coid for o in gateway.orders] == [held.client_id], "exactly one order at the broker"
+
+
+def test_a_held_toc_order_expires_after_the_close_cutoff_and_is_never_sent(ib_repo, gateway: FakeGateway) -> None:
+    runner.invoke(app, ["run", "alt", "--at", SIGNAL.isoformat(), "--repo", str(ib_repo.path)],
+                  catch_exceptions=False)
+    gateway.set_state("authenticated")
+    store = Store(ib_repo.path / "state" / "minitrade.duckdb")
+    (expired,) = send_held(ib_repo.path, store, now=SIGNAL.replace(minute=55))
+    assert expired.status is OrderStatus.EXPIRED and "no longer valid" in (expired.note or "")
+    assert gateway.order_posts() == 0
