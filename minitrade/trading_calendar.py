@@ -100,8 +100,13 @@ def get_calendar(code: str) -> TradingCalendar:
         except xcals.errors.InvalidCalendarName as e:
             raise ConfigError(ConfigIssue("calendar", None, code, "unknown exchange calendar")) from e
         except ValueError:
+            # Outside the years this calendar knows (XTKS starts in 1997, XSHG ends in 2026):
+            # clamp to its bounds, read from its class.
             try:
-                cal = xcals.get_calendar(code, start=start)  # the default end: all its data knows
+                kind = type(xcals.get_calendar(code))
+                low, high = kind.bound_min(), kind.bound_max()
+                cal = xcals.get_calendar(code, start=max(start, low) if low is not None else start,
+                                         end=min(end, high) if high is not None else end)
             except Exception as e:
                 raise ConfigError(ConfigIssue("calendar", None, code, f"cannot build calendar: {e}")) from e
         return TradingCalendar(code, cal)

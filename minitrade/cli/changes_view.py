@@ -25,15 +25,16 @@ def print_change(console: Console, change: Change) -> None:
     style = _STYLE[change.action]
     label = f"{change.action.symbol} {change.kind} {change.name}"
     reason = f"  [dim]# {escape(change.reason)}[/]" if change.reason else ""
-    console.print(f"  [{style}]{escape(label)}[/]{reason}")
+    lines = [f"  [{style}]{escape(label)}[/]{reason}"]
     for f in change.fields:
         if change.action is Action.CREATE:
-            console.print(f"      {escape(f.path)}: {escape(_value(f.after))}")
+            lines.append(f"      {escape(f.path)}: {escape(_value(f.after))}")
         elif change.action is Action.DELETE:
-            console.print(f"      [dim]{escape(f.path)}: {escape(_value(f.before))}[/]")
+            lines.append(f"      [dim]{escape(f.path)}: {escape(_value(f.before))}[/]")
         else:
-            console.print(f"      {escape(f.path)}: [red]{escape(_value(f.before))}[/] -> "
-                          f"[green]{escape(_value(f.after))}[/]")
+            lines.append(f"      {escape(f.path)}: [red]{escape(_value(f.before))}[/] -> "
+                         f"[green]{escape(_value(f.after))}[/]")
+    console.print("\n".join(lines))  # one call per change: rich's per-call cost dominates 500-plan plans
 
 
 def print_changes(console: Console, changes: ChangeSet) -> None:
@@ -53,12 +54,14 @@ def print_schedule(console: Console, next_runs: dict[str, list[datetime]], disab
         return
     console.print("\nNext runs:")
     width = max(len(n) for n in next_runs)
+    lines = []
     for name, times in next_runs.items():
         if name in disabled:
-            console.print(f"  {escape(name.ljust(width))}  [dim](backtest disabled: not scheduled)[/]")
+            lines.append(f"  {escape(name.ljust(width))}  [dim](backtest disabled: not scheduled)[/]")
             continue
         shown = ", ".join(t.strftime("%a %Y-%m-%d %H:%M:%S %Z") for t in times) or "none (calendar ended)"
-        console.print(f"  {escape(name.ljust(width))}  {escape(shown)}")
+        lines.append(f"  {escape(name.ljust(width))}  {escape(shown)}")
+    console.print("\n".join(lines))
 
 
 def changes_json(changes: ChangeSet, *, desired: dict[str, Any], applied: dict[str, Any],
@@ -77,4 +80,4 @@ def changes_json(changes: ChangeSet, *, desired: dict[str, Any], applied: dict[s
         "next_runs": {name: [t.isoformat() for t in times] for name, times in next_runs.items()},
         "warnings": warnings,
     }
-    return json.dumps(doc, indent=2, default=str)
+    return json.dumps(doc, indent=2, default=str, ensure_ascii=False)
