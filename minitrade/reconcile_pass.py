@@ -24,14 +24,14 @@ from minitrade.brokers.base import Broker
 from minitrade.data.base import DataSource
 from minitrade.data.cache import PriceCache
 from minitrade.data.registry import source_for
-from minitrade.errors import ConfigError, GitError, MinitradeError
+from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import IBBroker, Plan
 from minitrade.notify import Notifier, messages
 from minitrade.reconciler import apply, record_rejected_load
 from minitrade.records import Order, TickStatus
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
-from minitrade.runner.submit import resolve_pending
+from minitrade.runner.submit import resolve_pending, sync_from_broker
 from minitrade.scheduler import due_ticks, next_run_times
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
@@ -149,6 +149,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
                  notifier=Notifier.from_settings(snapshot.settings, store=store), kind="scheduled", clock=clock)
     close_interrupted_ticks(store)
     resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
+    collect_fills(env)
     if run_ticks:
         run_due_ticks(env, result)
     if result.runs or result.outcome == "applied":
@@ -179,6 +180,22 @@ def send_held(root: Path, store: Store, *, now: datetime | None = None) -> list[
     notifier = Notifier.from_settings(snapshot.settings, store=store)
     return resolve_pending(store, snapshot.plans, brokers_for(snapshot), now=now or datetime.now(UTC),
                            notify=notifier)
+
+
+def collect_fills(env: RunEnv) -> None:
+    """Record what brokers executed for every plan trading through one (manual fills come from
+    `minitrade fill`); a broker that cannot be asked now is asked again next pass."""
+    for plan in env.snapshot.plans.values():
+        spec = env.snapshot.settings.brokers.get(plan.broker)
+        if not isinstance(spec, IBBroker):
+            continue
+        try:
+            new = sync_from_broker(env.store, plan, env.brokers)
+        except BrokerError as e:
+            log.info("fills of %s not collected now: %s", plan.name, e)
+            continue
+        if new and env.notifier is not None:
+            env.notifier.notify(messages.fills_recorded(plan.name, new))
 
 
 def close_interrupted_ticks(store: Store) -> None:

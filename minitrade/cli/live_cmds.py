@@ -80,8 +80,8 @@ def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (de
     """
     from rich.progress import Progress
 
+    from minitrade.replay import replay
     from minitrade.runner.publish import write_site
-    from minitrade.runner.replay import replay
 
     root = repo_path(repo)
     with handle_errors():

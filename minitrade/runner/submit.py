@@ -9,14 +9,15 @@ for its entry type: a TOC order after the close-auction cutoff has expired and i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from minitrade.brokers.base import Broker, BrokerOrder, SessionState
 from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
 from minitrade.models import OrderType, Plan
 from minitrade.notify import Notifier, messages
-from minitrade.records import Order, OrderStatus
+from minitrade.records import Fill, Order, OrderStatus
+from minitrade.runner.fills import record_broker_fills
 from minitrade.scheduler import CLOSE_AUCTION_CUTOFF
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
@@ -139,25 +140,25 @@ def cancel_open(store: Store, plan: Plan, brokers: BrokerFor, *, reason: str) ->
     return out
 
 
-def sync_from_broker(store: Store, plan: Plan, brokers: BrokerFor) -> None:
-    """Bring this plan's orders and fills up to date with what the broker reports (incremental step 1)."""
-    broker = brokers(plan.broker)
+def sync_from_broker(store: Store, plan: Plan, brokers: BrokerFor) -> list[Fill]:
+    """Record the broker's executions of this plan's orders and settle their statuses; returns new fills.
+
+    Runs on every pass for plans with orders at a broker (strict and incremental alike), so every
+    fill is in DuckDB; incremental mode also needs it before computing actual positions.
+    """
     with store.transaction() as con:
         mine = {o.client_id: o for o in order_sql.orders_of(con, plan.name)}
-        known_fills = {f.fill_id for f in order_sql.fills_of(con, plan.name)}
-    if not mine:
-        return
-    new_fills = [f for f in broker.fills() if f.client_id in mine and f.fill_id not in known_fills]
+    if not mine or plan.broker not in {o.broker for o in mine.values()}:
+        return []
+    broker = brokers(plan.broker)
+    reported = [f for f in broker.fills() if f.client_id in mine]
     with store.transaction() as con:
-        for fill in new_fills:
-            order = mine[fill.client_id]
-            order_sql.insert_fill(con, fill, commit_sha=order.commit_sha, plan_digest=order.plan_digest)
+        new = record_broker_fills(con, reported)
     for order in mine.values():
         if order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL):
             seen = broker.find(order.client_id)
-            if seen is not None and seen.status != order.status:
-                _set(store, order, seen.status, broker_order_id=seen.broker_order_id)
-
-
-def open_orders(orders: Iterable[Order]) -> list[Order]:
-    return [o for o in orders if o.status.is_open]
+            if seen is not None and seen.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED,
+                                                     OrderStatus.EXPIRED):
+                _set(store, order, seen.status, broker_order_id=seen.broker_order_id,
+                     note="reported by the broker")
+    return new

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from minitrade.cli import app
-from minitrade.reconcile_pass import send_held
+from minitrade.reconcile_pass import reconcile_once, send_held
 from minitrade.records import OrderStatus
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
@@ -79,6 +79,16 @@ def test_orders_are_held_without_a_session_and_sent_once_after_login(ib_repo, ga
     again = send_held(ib_repo.path, store, now=SIGNAL.replace(minute=47))
     assert again == []
     assert [o.coid for o in gateway.orders] == [held.client_id], "exactly one order at the broker"
+
+    after_close = SIGNAL.replace(hour=16, minute=5)
+    gateway.set_time(after_close)  # the fake executes the MOC order at the close
+    reconcile_once(ib_repo.path, store, now=lambda: after_close)
+    (filled,) = orders(ib_repo)
+    assert filled.status is OrderStatus.FILLED
+    with store.transaction() as con:
+        (fill,) = order_sql.fills_of(con, "alt")
+    assert (fill.quantity, fill.price) == (held.quantity, 76.0)
+    assert any("fill" in p.title.lower() for p in sink.posts)
 
 
 def test_a_held_toc_order_expires_after_the_close_cutoff_and_is_never_sent(ib_repo, gateway: FakeGateway) -> None:
