@@ -1,0 +1,33 @@
+"""The layer contract (import-linter, pyproject) and ruff hold for the whole tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool(name: str, fallback: list[str]) -> list[str]:
+    found = shutil.which(name)
+    return [found] if found else [sys.executable, *fallback]
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    # The package is found from the checkout, whatever is installed; no caches written (parallel runs).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_import_layers_are_kept() -> None:
+    done = _run([*_tool("lint-imports", ["-c", "from importlinter.cli import lint_imports_command as c; c()"]), "--no-cache"])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_ruff_passes_on_package_tests_and_benchmarks() -> None:
+    done = _run([*_tool("ruff", ["-m", "ruff"]), "check", "--no-cache", "minitrade", "tests", "bench"])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
