@@ -71,9 +71,11 @@ class _Broker(bt.brokers.BackBroker):  # type: ignore[misc]
     engine's per-bar overhead to one counter update.
     """
 
-    def __init__(self, seeded: dict[Any, tuple[float, float]], progress: Progress | None, total: int) -> None:
+    def __init__(self, seeded: dict[Any, tuple[float, float]], progress: Progress | None, total: int,
+                 frozen_before: date | None = None) -> None:
         super().__init__()
         self.seeded, self.progress, self.total = seeded, progress, total
+        self.frozen_before = frozen_before
         self.fills: list[tuple[Any, str, float, float, float]] = []
         self.rejected: list[str] = []
         self.bar_orders_from = 0  # index in self.orders of the first order placed during the current bar
@@ -91,6 +93,14 @@ class _Broker(bt.brokers.BackBroker):  # type: ignore[misc]
             self.progress(self.bars, self.total)
         super().next()
 
+    def submit(self, order: Any, check: bool = True) -> Any:
+        # Incremental runs start from the actual book: nothing may trade before trade_start.
+        if self.frozen_before is not None and bt.num2date(order.data.datetime[0]).date() < self.frozen_before:
+            order.cancel()
+            self.notify(order)
+            return order
+        return super().submit(order, check)
+
     def notify(self, order: Any) -> None:
         super().notify(order)
         if order.status == order.Completed:
@@ -106,10 +116,12 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
                  cash: float | None = None, positions: Mapping[str, float] | None = None,
                  trade_start: date | None = None, commission: float = 0.0,
                  storage: dict[str, Any] | None = None, end: date | None = None,
-                 progress: Progress | None = None) -> BacktestResult:
+                 progress: Progress | None = None, frozen_before: date | None = None) -> BacktestResult:
     """Backtest `strategy_cls` for `plan` on `prices` (ticker -> daily OHLCV) from backtest_start.
 
-    `cash`, `positions` and `trade_start` default to the plan's. Raises DataError for bad prices
+    `cash`, `positions` and `trade_start` default to the plan's. With `frozen_before`, orders of
+    earlier bars are cancelled instead of executed, so the book on that day is exactly `cash` and
+    `positions` (incremental mode's actual holdings). Raises DataError for bad prices
     (naming plan and ticker) and StrategyError for anything the strategy does wrong (naming its
     file and line); the caller never sees a raw exception from user code.
     """
@@ -132,7 +144,7 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
 
     cerebro = bt.Cerebro(stdstats=False)
     feeds = {t: ArrayFeed(frame=f, name=t) for t, f in frames.items()}
-    broker = _Broker({feeds[t]: v for t, v in seeded.items()}, progress, len(dates))
+    broker = _Broker({feeds[t]: v for t, v in seeded.items()}, progress, len(dates), frozen_before)
     cerebro.setbroker(broker)
     universe = _Universe()
     universe.plan = plan.name

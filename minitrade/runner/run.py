@@ -129,7 +129,8 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
     strategy = load_plan_strategy(snapshot, plan)
     commission = plan.commission if plan.commission is not None else snapshot.settings.commission
     result = run_backtest(plan, prices, strategy, cash=cash, positions=positions, trade_start=trade_start,
-                          commission=commission, storage=storage, end=day)
+                          commission=commission, storage=storage, end=day,
+                          frozen_before=day if plan.mode is Mode.INCREMENTAL else None)
     outcome.result = result
     intents = result.intents
     if intents and result.last_date != day:

@@ -151,3 +151,45 @@ def test_replay_fills_toc_orders_at_the_signal_close(live_repo) -> None:  # type
         assert fill.price == close[pd.Timestamp(order.trading_day)]
         assert fill.filled_at.astimezone(NY).date() == order.trading_day
     assert (live_repo.path / "state" / "replay" / "reports" / "index.html").is_file()
+
+
+def test_incremental_mode_runs_from_actual_fills_and_cancels_open_orders(live_repo) -> None:  # type: ignore[no-untyped-def]
+    live_repo.edit("plans/alt.yaml", "mode: strict", "mode: incremental")
+    live_repo.commit("incremental")
+    repo = str(live_repo.path)
+    assert cli("apply", "--yes", "--repo", repo).exit_code == 0
+    assert cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
+    (first,) = orders(live_repo)
+    assert first.side.value == "BUY" and first.quantity == 10  # from the actual book: nothing held yet
+    assert cli("fill", first.client_id, "--price", "80", "--qty", "4", "--repo", repo).exit_code == 0
+    assert cli("run", "alt", "--at", "2013-01-04T15:45:00-05:00", "--repo", repo).exit_code == 0
+    by_day = {o.trading_day: o for o in orders(live_repo)}
+    assert by_day[date(2013, 1, 3)].status is OrderStatus.CANCELLED, "step 3: the open remainder is cancelled"
+    second = by_day[date(2013, 1, 4)]
+    # the strategy targets 10 or 0 shares; from the 4 actually held that is +6 or -4, never 10 again
+    assert (second.side.value, second.quantity) in {("BUY", 6.0), ("SELL", 4.0)}
+    with store_of(live_repo).transaction() as con:
+        (run,) = [r for r in run_sql.list_runs(con, plan="alt") if r.end_date == date(2013, 1, 4)]
+        equity = run_sql.read_equity(con, run.run_id)
+    assert equity["cash"].iloc[-2] == 100000 - 4 * 80  # the actual cash, unchanged before today
+
+
+def test_strict_run_aborts_when_past_prices_change(live_repo) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    from importlib import resources
+
+    with resources.as_file(resources.files("minitrade") / "sample_data" / "AAPL.csv") as path:
+        shutil.copyfile(path, live_repo.path / "AAPL.csv")
+    live_repo.edit("minitrade.yaml", 'path: "package:sample_data"', "path: .")
+    live_repo.commit("own price folder")
+    repo = str(live_repo.path)
+    assert cli("apply", "--yes", "--repo", repo).exit_code == 0
+    assert cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
+    frame = pd.read_csv(live_repo.path / "AAPL.csv")
+    # a 2:1 split on 2013-01-04: the provider halves every earlier bar
+    frame.loc[frame["date"] < "2013-01-04", ["open", "high", "low", "close"]] /= 2
+    frame.to_csv(live_repo.path / "AAPL.csv", index=False)
+    result = cli("run", "alt", "--at", "2013-01-04T15:45:00-05:00", "--repo", repo)
+    assert result.exit_code == 1
+    assert "past prices changed" in result.output and "AAPL" in result.output
+    assert [o.trading_day for o in orders(live_repo)] == [date(2013, 1, 3)], "no order from changed history"
