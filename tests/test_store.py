@@ -182,3 +182,11 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as err, Store(path).transaction():
         pass
     assert str(path) in str(err.value)
+
+
+def test_a_deleted_file_is_created_and_migrated_again_in_the_same_process(store: Store) -> None:
+    assert store.schema_version() == LATEST
+    store.path.unlink()  # `rm -r state` while a daemon keeps running
+    with store.transaction() as con:
+        assert con.execute("SELECT count(*) FROM reconciliations").fetchone() == (0,)
+    assert store.schema_version() == LATEST

@@ -98,8 +98,8 @@ class Store:
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         key = str(self.path.resolve())
-        if key in _migrated:
-            return
+        if key in _migrated and self._at_latest(con):
+            return  # a deleted or replaced file (`rm -r state` under a daemon) is migrated again
         with _migrate_lock:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version "
                         "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
@@ -121,6 +121,14 @@ class Store:
                     con.execute("ROLLBACK")
                     raise StoreError(f"{self.path}: migration {version} failed: {e}") from e
             _migrated.add(key)
+
+    @staticmethod
+    def _at_latest(con: duckdb.DuckDBPyConnection) -> bool:
+        try:
+            row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        except duckdb.CatalogException:
+            return False
+        return row is not None and row[0] == max(v for v, _ in MIGRATIONS)
 
     def schema_version(self) -> int:
         with self.transaction() as con:
