@@ -155,8 +155,13 @@ def test_secrets_never_reach_duckdb_state_files_or_plan_output(  # type: ignore[
     out = CliRunner().invoke(app, ["plan", "--json", "--repo", str(trading_repo.path)], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["format_version"] == 1
+    shown = [out.output]
+    for command in ("plan", "validate", "status"):
+        result = CliRunner().invoke(app, [command, "--repo", str(trading_repo.path)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        shown.append(result.output)
     for value in (PASSWORD, USERNAME, TOKEN):
-        assert value not in out.output
+        assert all(value not in text for text in shown)
     # The file itself could also be read by anyone with duckdb: check it raw, outside Store.
     con = duckdb.connect(str(store.path), read_only=True)
     try:
