@@ -23,7 +23,9 @@ from minitrade.errors import MinitradeError
 from minitrade.loader import Snapshot
 from minitrade.notify import Notifier, messages
 from minitrade.reconcile_pass import PassResult, applied_snapshot, reconcile_once
+from minitrade.scheduler import CALENDAR_WARNING_DAYS
 from minitrade.store import Store
+from minitrade.trading_calendar import get_calendar
 
 log = logging.getLogger("minitrade.daemon")
 DEBOUNCE_SECONDS = 0.5
@@ -121,6 +123,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
         if not once:
             wake.start()
             _announce(root, store, lambda snap: messages.daemon_started(snap.commit, plans=len(snap.plans)))
+            _warn_calendars(root, store)
         try:
             while True:
                 try:
@@ -146,6 +149,26 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
             if not once:
                 _announce(root, store, lambda _snap: messages.daemon_stopped("signal" if stop.is_set() else ""))
     return passes
+
+
+def _warn_calendars(root: Path, store: Store) -> None:
+    """Calendars whose holiday data ends within 60 days, told once per daemon start."""
+    try:
+        snapshot = applied_snapshot(root, store)
+    except MinitradeError:
+        return
+    if snapshot is None:
+        return
+    today = datetime.now(UTC).date()
+    by_calendar: dict[str, list[str]] = {}
+    for name, plan in snapshot.plans.items():
+        by_calendar.setdefault(plan.calendar, []).append(name)
+    notifier = Notifier.from_settings(snapshot.settings, store=store)
+    for code, plans in sorted(by_calendar.items()):
+        last = get_calendar(code).last_day
+        if (last - today).days <= CALENDAR_WARNING_DAYS:
+            log.warning("calendar %s has sessions only until %s", code, last)
+            notifier.notify(messages.calendar_ending(code, last, today=today, plans=sorted(plans)))
 
 
 def _announce(root: Path, store: Store, message: Callable[[Snapshot], messages.Message]) -> None:

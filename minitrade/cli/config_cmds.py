@@ -18,7 +18,9 @@ from minitrade.reconciler import apply as apply_snapshot
 from minitrade.reconciler import changeset, default_checks, record_rejected_load, strategy_compile_check
 from minitrade.scheduler import next_run_times, warnings_for
 from minitrade.store import Store
+from minitrade.store import runs as run_sql
 from minitrade.store.applied import applied_resources, last_applied, last_attempt
+from minitrade.store.orders import open_orders
 
 REV_OPTION = typer.Option(None, "--rev", help="Read this commit instead of the working tree.")
 
@@ -188,6 +190,9 @@ def status(repo: Path | None = REPO_OPTION) -> None:
         with store.transaction() as con:
             applied, attempt = last_applied(con), last_attempt(con)
             resources = applied_resources(con)
+            pending = [o.plan for o in open_orders(con)]
+            last_runs = {name: run_sql.list_runs(con, plan=name, limit=1) for (kind, name) in resources
+                         if kind == "plan"}
         if applied is None:
             console.print("Applied: nothing yet (run `minitrade apply`).")
         else:
@@ -200,20 +205,26 @@ def status(repo: Path | None = REPO_OPTION) -> None:
                 console.print(f"  {escape(line)}")
         plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
         if plans:
-            _print_plan_table(plans)
+            last = {name: (runs[0].status, runs[0].started_at) if runs else None for name, runs in last_runs.items()}
+            _print_plan_table(plans, last, {name: pending.count(name) for name in plans})
+        if pending:
+            console.print(f"{len(pending)} open order(s): `minitrade orders` lists them.")
 
 
-def _print_plan_table(plans: dict[str, dict[str, object]]) -> None:
+def _print_plan_table(plans: dict[str, dict[str, object]], last: dict[str, tuple[str, datetime] | None],
+                      pending: dict[str, int]) -> None:
     from rich.table import Table
 
     from minitrade.models import Plan
 
-    table = Table("plan", "backtest", "trading", "mode", "broker", "next run")
+    table = Table("plan", "backtest", "trading", "mode", "broker", "last run", "open orders", "next run")
     now = datetime.now(UTC)
     for name, spec in plans.items():
         plan = Plan.model_validate(spec)
         nxt = next_run_times(plan, now, 1) if plan.backtest_enabled else []
+        ran = last.get(name)
         table.add_row(name, plan.backtest.value, plan.trading.value, plan.mode.value, plan.broker,
+                      f"{ran[0]} {ran[1]:%Y-%m-%d %H:%M}" if ran else "-", str(pending.get(name, 0)),
                       nxt[0].strftime("%Y-%m-%d %H:%M:%S %Z") if nxt else "-")
     console.print(table)
 

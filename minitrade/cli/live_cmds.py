@@ -11,7 +11,7 @@ from rich.markup import escape
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.loader import load_worktree
-from minitrade.reconcile_pass import PassResult, applied_snapshot, live_env
+from minitrade.reconcile_pass import PassResult, applied_snapshot, live_env, publish
 from minitrade.runner.run import RunOutcome, run_plan
 
 
@@ -62,6 +62,7 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
         moment = _parse_time(at) if at else datetime.now(UTC)
         outcome = run_plan(live_env(snapshot, kind="manual", clock=lambda: moment), plan, moment)
         _print_outcome(outcome)
+        publish(snapshot, store, [plan])
         if outcome.status != "FINISHED":
             raise typer.Exit(1)
 
