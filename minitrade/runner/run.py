@@ -142,7 +142,7 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         decision = order_book.decide_orders(plan, intents, run_id=outcome.run_id, trading_day=day,
                                             tick_at=tick_at, existing=existing, commit_sha=snapshot.commit,
                                             plan_digest=digest, broker=plan.broker)
-        order_sql.insert_orders(con, decision.new)
+        order_sql.insert_orders(con, decision.new, now=env.clock())
         run_sql.write_results(con, outcome.run_id, equity=result.equity, positions=result.positions,
                               trades=result.trades, fills=result.fills)
         if storage is not None:
