@@ -167,11 +167,12 @@ def test_a_failing_unit_of_work_leaves_nothing_half_written(store: Store) -> Non
         assert con.execute("SELECT count(*) FROM reconciliations").fetchone() == (0,)
 
 
-def test_a_failing_statement_rolls_back_the_whole_unit(store: Store) -> None:
-    with pytest.raises(duckdb.Error), store.transaction() as con:
+def test_a_failing_statement_rolls_back_the_whole_unit_as_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError) as err, store.transaction() as con:
         record_reconciliation(con, commit_sha="c1", dirty=False, author_time=None, message=None,
                               outcome="applied", error=None, source="apply")
         con.execute("INSERT INTO reconciliations (id) VALUES (NULL)")  # violates NOT NULL
+    assert isinstance(err.value.__cause__, duckdb.Error) and str(store.path) in str(err.value)
     with store.transaction() as con:
         assert con.execute("SELECT count(*) FROM reconciliations").fetchone() == (0,)
 

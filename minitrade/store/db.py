@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -66,8 +66,11 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as e:
+                with suppress(duckdb.Error):  # a dead connection committed nothing; the first error matters
+                    con.execute("ROLLBACK")
+                if isinstance(e, duckdb.Error):  # the one place duckdb's errors become ours
+                    raise StoreError(f"{self.path}: {e}") from e
                 raise
             try:
                 con.execute("COMMIT")
