@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from minitrade import gitrepo
+from minitrade import failpoints, gitrepo
 from minitrade.brokers.base import Broker
 from minitrade.data.base import DataSource
 from minitrade.data.cache import PriceCache
@@ -92,6 +92,30 @@ def live_env(snapshot: Snapshot, *, kind: str, clock: Callable[[], datetime] | N
                   kind=kind, clock=clock or (lambda: datetime.now(UTC)))
 
 
+# A commit's content never changes, so its Snapshot is loaded once per process: re-reading 500
+# plan files through `git show` on every pass cost seconds (nobody mutates a Snapshot).
+_COMMIT_SNAPSHOTS: dict[tuple[Path, str], Snapshot] = {}
+_COMMIT_SNAPSHOTS_KEPT = 4
+
+
+def snapshot_of_commit(root: Path, sha: str) -> Snapshot:
+    """`load_commit(root, sha)` for a full SHA, cached in-process."""
+    key = (root.resolve(), sha)
+    snap = _COMMIT_SNAPSHOTS.get(key)
+    if snap is None:
+        snap = load_commit(root, sha)
+        remember_snapshot(snap)
+    return snap
+
+
+def remember_snapshot(snap: Snapshot) -> None:
+    if snap.commit is None or snap.dirty:
+        return
+    while len(_COMMIT_SNAPSHOTS) >= _COMMIT_SNAPSHOTS_KEPT:
+        del _COMMIT_SNAPSHOTS[next(iter(_COMMIT_SNAPSHOTS))]  # oldest first (dicts keep insertion order)
+    _COMMIT_SNAPSHOTS[(snap.root.resolve(), snap.commit)] = snap
+
+
 def applied_snapshot(root: Path, store: Store) -> Snapshot | None:
     """The desired state that is applied now (its commit; the working tree if applied dirty)."""
     with store.transaction() as con:
@@ -100,7 +124,7 @@ def applied_snapshot(root: Path, store: Store) -> Snapshot | None:
         return None
     if applied.dirty or applied.commit_sha is None:
         return load_worktree(root)
-    return load_commit(root, applied.commit_sha)
+    return snapshot_of_commit(root, applied.commit_sha)
 
 
 def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassResult,
@@ -112,7 +136,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
         return
     result.attempted = head
     try:
-        snapshot = load_commit(root, head)
+        snapshot = snapshot_of_commit(root, head)
     except (ConfigError, GitError) as e:
         record_rejected_load(root, store, head, e, "daemon")
         result.outcome = "rejected"
@@ -128,7 +152,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
 
 
 def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | None = None,
-                   branch: str | None = None, run_ticks: bool = True) -> PassResult:
+                   branch: str | None = None) -> PassResult:
     """One pass; see the module docstring. `now` is the clock (tests and `--at` pass their own)."""
     clock = now or (lambda: datetime.now(UTC))
     result = PassResult()
@@ -147,11 +171,9 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
     env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
                  prices=cached_prices(snapshot, store),
                  notifier=Notifier.from_settings(snapshot.settings, store=store), kind="scheduled", clock=clock)
-    close_interrupted_ticks(store)
     resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
     collect_fills(env)
-    if run_ticks:
-        run_due_ticks(env, result)
+    run_due_ticks(env, result)
     if result.runs or result.outcome == "applied":
         publish(snapshot, store, [r.plan for r in result.runs])
     upcoming = [t for p in snapshot.plans.values() if p.backtest_enabled for t in next_run_times(p, clock(), 1)]
@@ -198,19 +220,19 @@ def collect_fills(env: RunEnv) -> None:
             env.notifier.notify(messages.fills_recorded(plan.name, new))
 
 
-def close_interrupted_ticks(store: Store) -> None:
-    with store.transaction() as con:
-        for tick in order_sql.ticks_of(con, statuses=[TickStatus.STARTED]):
-            order_sql.finish_tick(con, tick.plan, tick.scheduled_at, TickStatus.FAILED,
-                                  error="interrupted: the daemon stopped or crashed during this run")
-
-
 def run_due_ticks(env: RunEnv, result: PassResult) -> None:
+    """Run due ticks oldest first. A tick left STARTED by a crash is resumed while within the grace
+    period (safe: client ids are deterministic per tick, so nothing is recorded twice), else closed
+    FAILED; a tick too late to start is SKIPPED."""
     store, now = env.store, env.clock()
     with store.transaction() as con:
         since_applied = {name: r.applied_at for (kind, name), r in applied_resources(con).items() if kind == "plan"}
-        last = {t.plan: t.scheduled_at for t in order_sql.ticks_of(con)}
-    due: list[tuple[datetime, str]] = []
+        ticks = order_sql.ticks_of(con)
+    last: dict[str, datetime] = {}
+    for t in ticks:
+        last[t.plan] = max(last.get(t.plan, t.scheduled_at), t.scheduled_at)
+    due: list[tuple[datetime, str, bool]] = [(t.scheduled_at, t.plan, True) for t in ticks
+                                             if t.status is TickStatus.STARTED]
     for name, plan in env.snapshot.plans.items():
         if not plan.backtest_enabled:
             continue
@@ -218,17 +240,25 @@ def run_due_ticks(env: RunEnv, result: PassResult) -> None:
         if applied_at is not None and applied_at > now:
             applied_at = None  # a simulated clock (`daemon --once --at`) runs before the apply time
         since = max(t for t in (last.get(name), applied_at, now - LOOKBACK) if t is not None)
-        due += [(tick, name) for tick in due_ticks(plan, since, now)]
-    for tick, name in sorted(due):
-        if env.clock() - tick > GRACE:
+        due += [(tick, name, False) for tick in due_ticks(plan, since, now)]
+    for tick, name, resumed in sorted(due):
+        late = env.clock() - tick > GRACE
+        if resumed and (late or name not in env.snapshot.plans):
+            with store.transaction() as con:
+                order_sql.finish_tick(con, name, tick, TickStatus.FAILED,
+                                      error="interrupted: the daemon stopped or crashed during this run")
+            continue
+        if late:
             with store.transaction() as con:
                 order_sql.skip_tick(con, name, tick, f"could not start within {GRACE} of its time")
             result.skipped.append((name, tick))
             continue
         run_id = new_run_id(name, tick)
-        with store.transaction() as con:
-            if not order_sql.start_tick(con, name, tick, run_id):
-                continue  # already ran (another pass or before a restart)
+        if not resumed:
+            with store.transaction() as con:
+                if not order_sql.start_tick(con, name, tick, run_id):
+                    continue  # already ran (another pass or before a restart)
+            failpoints.hit("tick-started")
         outcome = None
         try:
             outcome = run_plan(env, name, tick, run_id=run_id)

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
+from minitrade import failpoints
 from minitrade.brokers.base import Broker
 from minitrade.data import changes as price_changes
 from minitrade.data.base import DataSource
@@ -147,6 +148,7 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
                               trades=result.trades, fills=result.fills)
         if storage is not None:
             plan_state.save_storage(con, plan.name, storage)
+    failpoints.hit("order-recorded")
     outcome.notes += [note for _, note in decision.kept]
     data_digest = (price_changes.record_history(store, plan.name, outcome.run_id, prices)
                    if plan.mode is Mode.STRICT else price_changes.history_digest(prices))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from minitrade import failpoints
 from minitrade.brokers.base import Broker, BrokerOrder, SessionState
 from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
 from minitrade.models import OrderType, Plan
@@ -67,6 +68,7 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
         return _set(store, order, OrderStatus.HELD, note=str(e))
     except BrokerUnavailable as e:
         return _set(store, order, OrderStatus.PENDING_SUBMIT, note=f"outcome unknown, will look up: {e}")
+    failpoints.hit("submit-sent")
     return _set(store, order, placed.status if placed.status.is_open or placed.status in (
         OrderStatus.FILLED,) else OrderStatus.SUBMITTED, broker_order_id=placed.broker_order_id)
 

@@ -127,7 +127,7 @@ def test_restart_closes_interrupted_ticks_and_looks_up_before_resubmitting(live_
     (order,) = orders(live_repo)
     with store.transaction() as con:  # as if the process died after recording, before the broker answered
         order_sql.set_status(con, order.client_id, OrderStatus.PENDING_SUBMIT)
-        order_sql.start_tick(con, "alt", tick + timedelta(hours=1), "crashed-run")
+        order_sql.start_tick(con, "alt", tick - timedelta(hours=1), "crashed-run")  # too old to resume
     reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(minutes=1))
     with store.transaction() as con:
         ticks = {t.run_id: t for t in order_sql.ticks_of(con, "alt")}

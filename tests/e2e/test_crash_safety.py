@@ -1,0 +1,73 @@
+"""Kill the daemon with SIGKILL at named points, restart it: exactly one order per signal at the broker,
+no tick lost or doubled. The broker is the fake IB gateway over real HTTPS; the daemon a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from minitrade.records import OrderStatus, TickStatus
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+from minitrade.testing.ib_gateway import FakeGateway
+
+NY = ZoneInfo("America/New_York")
+TICK = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway(two_factor="none", state="authenticated", now=TICK) as gw:
+        gw.set_price(265598, open=75.0, close=76.0, last=75.5)
+        yield gw
+
+
+@pytest.fixture
+def ib_repo(live_repo, gateway: FakeGateway):  # type: ignore[no-untyped-def]
+    live_repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
+  ib:
+    type: ib
+    username: ${{IB_USERNAME}}
+    password: ${{IB_PASSWORD}}
+    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
+    live_repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
+    live_repo.edit("plans/alt.yaml", "universe: [AAPL]", "universe: {AAPL: {conid: 265598}}")
+    live_repo.commit("alt through IB")
+    return live_repo
+
+
+def daemon_once(repo, at: datetime, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "IB_USERNAME": "fakeuser", "IB_PASSWORD": "fakepass"}
+    env.pop("MINITRADE_FAILPOINT", None)
+    if failpoint:
+        env["MINITRADE_FAILPOINT"] = failpoint
+    return subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--once", "--at", at.isoformat(),
+                           "--repo", str(repo.path)], capture_output=True, text=True, env=env, timeout=240)
+
+
+@pytest.mark.parametrize("point", ["tick-started", "order-recorded", "submit-sent"])
+def test_sigkill_at_each_point_then_restart_gives_exactly_one_order(ib_repo, gateway: FakeGateway,
+                                                                    point: str) -> None:
+    crashed = daemon_once(ib_repo, TICK.replace(second=20), failpoint=point)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    restarted = daemon_once(ib_repo, TICK.replace(second=50))
+    assert restarted.returncode == 0, restarted.stderr
+
+    with Store(ib_repo.path / "state" / "minitrade.duckdb").transaction() as con:
+        orders = order_sql.orders_of(con, "alt")
+        ticks = order_sql.ticks_of(con, "alt")
+    assert len(orders) == 1 and orders[0].status is OrderStatus.SUBMITTED
+    assert [o.coid for o in gateway.orders] == [orders[0].client_id], "exactly one order at the broker"
+    assert [(t.scheduled_at, t.status) for t in ticks] == [(TICK, TickStatus.FINISHED)], \
+        "the interrupted tick was resumed within its grace period: neither lost nor doubled"
+
+    again = daemon_once(ib_repo, TICK.replace(minute=46))
+    assert again.returncode == 0
+    assert len(gateway.orders) == 1
