@@ -87,7 +87,10 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
             notify.notify(messages.orders_pending(plan.name, held, broker=plan.broker, reason=why))
             notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held_orders=len(held)))
         return held
-    sent = [_send(store, broker, o) for o in orders]
+    sent = [_send(store, broker, o) if now < expiry(o, plan) else
+            _set(store, o, OrderStatus.EXPIRED, note=f"{o.order_type.value} order already too late at "
+                                                      f"{now:%Y-%m-%d %H:%M %Z}; not sent")
+            for o in orders]
     if notify is not None:
         done = [o for o in sent if o.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED)]
         if done:

@@ -1,0 +1,96 @@
+"""Incremental mode end to end against the fake IB gateway: the broker's fills set the next run's
+book, and this plan's unfilled orders are cancelled at the broker before new ones are placed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from typer.testing import CliRunner
+
+from minitrade.cli import app
+from minitrade.records import OrderStatus
+from minitrade.store import Store
+from minitrade.store import orders as order_sql
+from minitrade.store import runs as run_sql
+from minitrade.testing.ib_gateway import FakeGateway
+
+NY = ZoneInfo("America/New_York")
+DAY3 = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
+runner = CliRunner()
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway(two_factor="none", state="authenticated", now=DAY3) as gw:
+        gw.set_price(265598, open=75.0, close=76.0, last=75.5)
+        yield gw
+
+
+@pytest.fixture
+def repo(live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("IB_USERNAME", "fakeuser")
+    monkeypatch.setenv("IB_PASSWORD", "fakepass")
+    live_repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
+  ib:
+    type: ib
+    username: ${{IB_USERNAME}}
+    password: ${{IB_PASSWORD}}
+    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
+    live_repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
+    live_repo.edit("plans/alt.yaml", "mode: strict", "mode: incremental")
+    live_repo.edit("plans/alt.yaml", "universe: [AAPL]", "universe: {AAPL: {conid: 265598}}")
+    live_repo.commit("incremental through IB")
+    assert runner.invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)]).exit_code == 0
+    return live_repo
+
+
+def run_at(repo, moment: datetime) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["run", "alt", "--at", moment.isoformat(), "--repo", str(repo.path)],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def book(repo) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
+        return order_sql.orders_of(con, "alt"), order_sql.fills_of(con, "alt")
+
+
+def test_unfilled_orders_are_cancelled_at_the_broker_before_the_next_run_orders(repo, gateway: FakeGateway) -> None:
+    run_at(repo, DAY3)
+    gateway.set_time(DAY3.replace(minute=48))
+    run_at(repo, DAY3.replace(minute=48))  # same day, the first MOC order is still working
+    first, second = sorted(gateway.orders, key=lambda o: o.order_id)
+    assert first.status == "Cancelled" and second.is_open
+    orders, _ = book(repo)
+    assert sorted(o.status for o in orders) == sorted([OrderStatus.CANCELLED, OrderStatus.SUBMITTED])
+
+
+def test_broker_fills_set_the_next_runs_positions_and_cash(repo, gateway: FakeGateway) -> None:
+    run_at(repo, DAY3)
+    gateway.set_time(DAY3.replace(hour=16, minute=5))  # the MOC order executes at the close
+    day4 = datetime(2013, 1, 4, 15, 45, tzinfo=NY)
+    gateway.set_time(day4)
+    run_at(repo, day4)
+    orders, fills = book(repo)
+    assert [(f.quantity, f.price) for f in fills] == [(10.0, 76.0)]
+    by_day = {o.trading_day: o for o in orders}
+    assert by_day[date(2013, 1, 3)].status is OrderStatus.FILLED
+    new = by_day.get(date(2013, 1, 4))
+    # the strategy targets 10 or 0 shares; holding the 10 filled at the broker that is "nothing" or SELL 10
+    assert new is None or (new.side.value, new.quantity) == ("SELL", 10.0)
+    with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
+        (run,) = [r for r in run_sql.list_runs(con, plan="alt") if r.end_date == date(2013, 1, 4)]
+        equity = run_sql.read_equity(con, run.run_id)
+    commission = fills[0].commission
+    assert equity["cash"].iloc[-2] == pytest.approx(100000 - 760 - commission)
+
+
+def test_a_toc_order_decided_after_the_auction_cutoff_expires_unsent(repo, gateway: FakeGateway) -> None:
+    late = DAY3.replace(minute=52)  # NYSE takes MOC orders until 15:50
+    gateway.set_time(late)
+    run_at(repo, late)
+    (order,), _ = book(repo)
+    assert order.status is OrderStatus.EXPIRED and gateway.order_posts() == 0
