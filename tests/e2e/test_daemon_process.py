@@ -61,8 +61,19 @@ def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -
 
         assert wait_for(rejected), "an invalid commit is recorded as rejected"
         assert applied() == second, "the last good state keeps running"
+
+        # a checkout of another branch rewrites files and HEAD at once: one attempt, applied
+        live_repo.git("checkout", "-q", "-b", "feature", second)
+        for i in range(40):  # plenty of file events
+            live_repo.write(f"plans/extra-{i}.yaml", (live_repo.path / "plans" / "alt.yaml").read_text()
+                            .replace("name: alt", f"name: extra-{i}"))
+        feature = live_repo.commit("forty more plans on a branch")
+        live_repo.git("checkout", "-q", "main")
+        live_repo.git("checkout", "-q", "feature")
+        assert wait_for(lambda: applied() == feature), "the checked-out branch's HEAD is applied"
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
     assert "rejected" in out
+    assert out.count(f"commit {feature[:8]}: applied") == 1, out
