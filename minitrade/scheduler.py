@@ -59,8 +59,12 @@ def due_ticks(plan: Plan, since: datetime, now: datetime) -> list[datetime]:
     cal = get_calendar(plan.calendar)
     tz = plan_zone(plan, cal)
     out: list[datetime] = []
-    for session in cal.sessions(since.astimezone(tz).date(), now.astimezone(tz).date()):
-        out += [t for t in ticks_on(plan, session.day, cal) if since < t <= now]
+    last = now.astimezone(tz).date()
+    # session by session (bisect each): cal.sessions() scans every later day of the calendar
+    day = cal.next_session_day(since.astimezone(tz).date())
+    while day is not None and day <= last:
+        out += [t for t in ticks_on(plan, day, cal) if since < t <= now]
+        day = cal.next_session_day(day + timedelta(days=1))
     return out
 
 
