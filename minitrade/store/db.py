@@ -62,7 +62,8 @@ class Store:
         held = self._held
         con = held if held is not None else self._connect()
         try:
-            self._migrate(con)
+            if held is None:  # a held connection was migrated when it was opened
+                self._migrate(con)
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
