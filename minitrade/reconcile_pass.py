@@ -36,7 +36,7 @@ from minitrade.runner.submit import resolve_pending, sync_from_broker
 from minitrade.scheduler import due_ticks, next_run_times
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
-from minitrade.store.applied import applied_resources, last_applied, last_attempt
+from minitrade.store.applied import applied_times, last_applied, last_attempt
 
 log = logging.getLogger("minitrade.daemon")
 GRACE = timedelta(minutes=3)
@@ -249,7 +249,7 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
     FAILED; a tick too late to start is SKIPPED."""
     store, now = env.store, env.clock()
     with store.transaction() as con:
-        since_applied = {name: r.applied_at for (kind, name), r in applied_resources(con).items() if kind == "plan"}
+        since_applied = applied_times(con, "plan")
         ticks = order_sql.ticks_of(con)
     last: dict[str, datetime] = {}
     for t in ticks:

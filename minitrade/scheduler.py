@@ -9,9 +9,10 @@ close are dropped; ticks outside regular hours (e.g. evening runs for TOO orders
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from minitrade.models import OrderType, Plan
+from minitrade.models import OrderType, Plan, parse_run_at
 from minitrade.trading_calendar import TradingCalendar, get_calendar
 
 CLOSE_AUCTION_CUTOFF = timedelta(minutes=10)  # NYSE MOC entry closes 15:50 for a 16:00 close
@@ -30,7 +31,7 @@ def ticks_on(plan: Plan, day: date, cal: TradingCalendar | None = None) -> list[
     session = cal.session(day)
     tz = plan_zone(plan, cal)
     out = []
-    for t in plan.run_times():
+    for t in _run_times(tuple(plan.run_at)):
         at = datetime.combine(day, t, tzinfo=tz)
         if session.early_close:
             regular_close = datetime.combine(day, cal.regular_close, tzinfo=cal.tz)
@@ -38,6 +39,12 @@ def ticks_on(plan: Plan, day: date, cal: TradingCalendar | None = None) -> list[
                 continue
         out.append(at)
     return out
+
+
+@lru_cache(maxsize=1024)
+def _run_times(run_at: tuple[str, ...]) -> tuple[time, ...]:
+    """Plan.run_times() by the plan's run_at specs: parsed once, not per plan per day per pass."""
+    return tuple(sorted({t for spec in run_at for t in parse_run_at(spec)}))
 
 
 def next_run_times(plan: Plan, after: datetime, count: int = 5) -> list[datetime]:

@@ -38,6 +38,12 @@ def applied_resources(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], A
     return {(r[0], r[1]): AppliedResource(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows}
 
 
+def applied_times(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, datetime]:
+    """name -> when each applied resource of `kind` last changed (no spec parsing: every daemon pass asks)."""
+    rows = con.execute("SELECT name, applied_at FROM applied_resources WHERE kind = ?", [kind]).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def replace_applied(con: duckdb.DuckDBPyConnection, resources: dict[tuple[str, str], tuple[str, dict[str, Any]]],
                     commit_sha: str | None) -> None:
     """Make the applied state exactly `resources` ((kind, name) -> (digest, spec)); unchanged rows keep
