@@ -127,11 +127,14 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         with store.transaction() as con:
             storage = plan_state.load_storage(con, plan.name)
 
+    # Live runs trade nothing before trade_start in the simulation either: the real account starts
+    # there with the plan's cash and positions, so strict mode's simulated book must start there too
+    # (backtest_start is indicator lead time). Research backtests (`minitrade backtest`) trade it all.
     strategy = load_plan_strategy(snapshot, plan)
     commission = plan.commission if plan.commission is not None else snapshot.settings.commission
     result = run_backtest(plan, prices, strategy, cash=cash, positions=positions, trade_start=trade_start,
                           commission=commission, storage=storage, end=day,
-                          frozen_before=day if plan.mode is Mode.INCREMENTAL else None)
+                          frozen_before=day if plan.mode is Mode.INCREMENTAL else plan.trade_start)
     outcome.result = result
     intents = result.intents
     if intents and result.last_date != day:

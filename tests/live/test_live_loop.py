@@ -144,7 +144,9 @@ def test_replay_fills_toc_orders_at_the_signal_close(live_repo) -> None:  # type
     with replay_store.transaction() as con:
         fills = order_sql.fills_of(con, "alt")
         placed = {o.client_id: o for o in order_sql.orders_of(con, "alt")}
-    assert len(fills) == len(placed) == 5  # one order a session, each filled
+    # nothing trades before trade_start (01-02): the empty book already matches the first target,
+    # then one order a session, each filled
+    assert len(fills) == len(placed) == 4
     close = closes()
     for fill in fills:
         order = placed[fill.client_id]
@@ -193,3 +195,16 @@ def test_strict_run_aborts_when_past_prices_change(live_repo) -> None:  # type: 
     assert result.exit_code == 1
     assert "past prices changed" in result.output and "AAPL" in result.output
     assert [o.trading_day for o in orders(live_repo)] == [date(2013, 1, 3)], "no order from changed history"
+
+
+def test_strict_live_run_starts_its_book_at_trade_start_not_backtest_start(live_repo) -> None:  # type: ignore[no-untyped-def]
+    live_repo.write("strategies/hold.py", "import backtrader as bt\n\n\nclass Hold(bt.Strategy):\n"
+                                          "    def next(self):\n        if not self.position:\n"
+                                          "            self.buy(size=10)\n")
+    live_repo.edit("plans/alt.yaml", "strategies/alternate.py", "strategies/hold.py")
+    live_repo.commit("buy and hold")
+    repo = str(live_repo.path)
+    assert cli("apply", "--yes", "--repo", repo).exit_code == 0
+    assert cli("run", "alt", "--at", "2013-01-02T15:45:00-05:00", "--repo", repo).exit_code == 0
+    (order,) = orders(live_repo)  # the warm-up since backtest_start bought nothing for real
+    assert (order.side.value, order.quantity, order.trading_day) == ("BUY", 10.0, date(2013, 1, 2))
