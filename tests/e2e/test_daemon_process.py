@@ -77,3 +77,49 @@ def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -
     assert daemon.returncode == 0, err
     assert "rejected" in out
     assert out.count(f"commit {feature[:8]}: applied") == 1, out
+
+
+SLOW = '''import time
+
+import backtrader as bt
+
+
+class SlowAlternate(bt.Strategy):
+    def next(self):
+        self.order_target_size(target=10 if len(self) % 2 else 0)
+
+    def stop(self):
+        time.sleep(4)  # long enough to be stopped in the middle of a run
+'''
+
+
+def test_sigterm_mid_run_finishes_the_run_then_exits(live_repo) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from minitrade.cli import app
+    from minitrade.records import TickStatus
+    from minitrade.store import orders as order_sql
+
+    live_repo.write("strategies/slow.py", SLOW)
+    live_repo.edit("plans/alt.yaml", "strategies/alternate.py", "strategies/slow.py")
+    live_repo.commit("slow strategy")
+    assert CliRunner().invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)]).exit_code == 0
+    store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
+    daemon = subprocess.Popen([sys.executable, "-m", "minitrade", "daemon", "--once", "--at",
+                               "2013-01-03T15:45:30-05:00", "--repo", str(live_repo.path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def started() -> bool:
+        with store.transaction() as con:
+            return any(t.status is TickStatus.STARTED for t in order_sql.ticks_of(con, "alt"))
+
+    try:
+        assert wait_for(started, timeout=60), "the tick starts"
+        daemon.send_signal(signal.SIGTERM)
+    finally:
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    with store.transaction() as con:
+        (tick,) = order_sql.ticks_of(con, "alt")
+        assert tick.status is TickStatus.FINISHED, "the run in progress was finished, not abandoned"
+        assert len(order_sql.orders_of(con, "alt")) == 1
