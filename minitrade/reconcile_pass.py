@@ -33,7 +33,7 @@ from minitrade.reconciler import apply, record_rejected_load
 from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
 from minitrade.runner.submit import resolve_pending, sync_from_broker
-from minitrade.scheduler import due_ticks, next_run_times
+from minitrade.scheduler import due_ticks, next_run_times, schedule_key
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store.applied import applied_times, last_applied, last_attempt
@@ -190,8 +190,12 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         hold.close()
     if result.runs or result.outcome == "applied":
         publish(snapshot, store, [r.plan for r in result.runs])
-    upcoming = [t for p in snapshot.plans.values() if p.backtest_enabled for t in next_run_times(p, clock(), 1)]
-    result.next_tick = min(upcoming) if upcoming else None
+    at = clock()
+    upcoming: dict[tuple[object, ...], list[datetime]] = {}  # per distinct schedule (500 plans share a few)
+    for p in snapshot.plans.values():
+        if p.backtest_enabled and schedule_key(p) not in upcoming:
+            upcoming[schedule_key(p)] = next_run_times(p, at, 1)
+    result.next_tick = min((t for ticks in upcoming.values() for t in ticks), default=None)
     return result
 
 
@@ -256,6 +260,7 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
         last[t.plan] = max(last.get(t.plan, t.scheduled_at), t.scheduled_at)
     due: list[tuple[datetime, str, bool]] = [(t.scheduled_at, t.plan, True) for t in ticks
                                              if t.status is TickStatus.STARTED]
+    computed: dict[tuple[object, ...], list[datetime]] = {}  # per distinct (schedule, since)
     for name, plan in env.snapshot.plans.items():
         if not plan.backtest_enabled:
             continue
@@ -263,7 +268,10 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
         if applied_at is not None and applied_at > now:
             applied_at = None  # a simulated clock (`daemon --once --at`) runs before the apply time
         since = max(t for t in (last.get(name), applied_at, now - LOOKBACK) if t is not None)
-        due += [(tick, name, False) for tick in due_ticks(plan, since, now)]
+        key = (*schedule_key(plan), since)
+        if key not in computed:
+            computed[key] = due_ticks(plan, since, now)
+        due += [(tick, name, False) for tick in computed[key]]
     if due:
         before_run()
     for tick, name, resumed in sorted(due):

@@ -47,6 +47,11 @@ def _run_times(run_at: tuple[str, ...]) -> tuple[time, ...]:
     return tuple(sorted({t for spec in run_at for t in parse_run_at(spec)}))
 
 
+def schedule_key(plan: Plan) -> tuple[str, str | None, tuple[str, ...]]:
+    """What a plan's ticks depend on: plans with equal keys tick at the same moments."""
+    return plan.calendar, plan.timezone, tuple(plan.run_at)
+
+
 def next_run_times(plan: Plan, after: datetime, count: int = 5) -> list[datetime]:
     """The next `count` ticks strictly after `after` (fewer if the calendar ends first)."""
     cal = get_calendar(plan.calendar)
