@@ -46,6 +46,7 @@ from minitrade.reconciler import apply  # noqa: E402
 from minitrade.runner.backtest import run_backtest  # noqa: E402
 from minitrade.runner.research import load_plan_strategy  # noqa: E402
 from minitrade.runner.run import signal_day  # noqa: E402
+from minitrade.store import Store  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
 IDLE_CLOCK = datetime(2013, 1, 7, 12, 0, tzinfo=NY)        # a Monday: nothing in the look-back day
@@ -216,6 +217,24 @@ def idle_cpu(root: Path, seconds: float) -> None:
               f"{passes[-1] if passes else '-'}")
 
 
+def count_opens() -> Callable[[], int]:
+    """Count DuckDB opens of the state file from here on (each costs ~20-40 ms of CPU)."""
+    calls = [0]
+    connect = Store._connect
+
+    def counting(self: Store) -> object:
+        calls[0] += 1
+        return connect(self)
+
+    Store._connect = counting  # type: ignore[assignment,method-assign]
+
+    def done() -> int:
+        Store._connect = connect  # type: ignore[method-assign]
+        return calls[0]
+
+    return done
+
+
 def due_minute(base: Path, n: int) -> None:
     cores = os.sched_getaffinity(0)
     if len(cores) > 2:
@@ -242,13 +261,16 @@ def due_minute(base: Path, n: int) -> None:
         for plan in snap.plans.values():
             strategy = load_plan_strategy(snap, plan)
             run_backtest(plan, {t: frames[(plan.name, t)] for t in plan.tickers}, strategy,
-                         commission=snap.settings.commission, end=day)
+                         cash=plan.cash, trade_start=plan.trade_start, commission=snap.settings.commission,
+                         end=day)
 
     base_s = timed(direct, 1)[0]
+    opens = count_opens()
     start = time.perf_counter()
     result = reconcile_once(root, store,
                             now=lambda: DUE_CLOCK + timedelta(seconds=time.perf_counter() - start))
     makespan = time.perf_counter() - start
+    opened = opens()
     ran = len(result.runs)
     finished = sum(r.status == "FINISHED" for r in result.runs)
     orders = sum(len(r.orders) for r in result.runs)
@@ -260,6 +282,7 @@ def due_minute(base: Path, n: int) -> None:
         print(f"  {'per run / baseline per backtest':<38} {(makespan / ran) / (base_s / n):9.2f} x")
     print(f"  ran {ran} (finished {finished}, orders {orders}), SKIPPED {len(result.skipped)} "
           f"of {n} (grace 3 min)")
+    print(f"  state-file opens in the pass: {opened} ({opened / max(ran, 1):.1f} per run)")
     if result.skipped:
         print("  finding: ticks that could not start within 3 minutes were skipped, not run late")
 
