@@ -254,7 +254,7 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
     store, now = env.store, env.clock()
     with store.transaction() as con:
         since_applied = applied_times(con, "plan")
-        ticks = order_sql.ticks_of(con)
+        ticks = order_sql.latest_and_started_ticks(con)
     last: dict[str, datetime] = {}
     for t in ticks:
         last[t.plan] = max(last.get(t.plan, t.scheduled_at), t.scheduled_at)

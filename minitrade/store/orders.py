@@ -209,6 +209,15 @@ def ticks_of(con: duckdb.DuckDBPyConnection, plan: str | None = None,
     return [_tick(r) for r in con.execute(sql + " ORDER BY scheduled_at, plan", params).fetchall()]
 
 
+def latest_and_started_ticks(con: duckdb.DuckDBPyConnection) -> list[TickRow]:
+    """Each plan's latest tick plus every STARTED one, in scheduled order: what a daemon pass needs,
+    read without scanning the whole tick history (it grows by hundreds of rows a day)."""
+    sql = (f"SELECT {_TICK_COLUMNS} FROM ticks "
+           "QUALIFY status = 'STARTED' OR scheduled_at = max(scheduled_at) OVER (PARTITION BY plan) "
+           "ORDER BY scheduled_at, plan")
+    return [_tick(r) for r in con.execute(sql).fetchall()]
+
+
 def last_tick_time(con: duckdb.DuckDBPyConnection, plan: str) -> datetime | None:
     """The latest scheduled time recorded for `plan` in any status (where catch-up resumes)."""
     row = con.execute("SELECT max(scheduled_at) FROM ticks WHERE plan = ?", [plan]).fetchone()
