@@ -292,11 +292,13 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
                 if not order_sql.start_tick(con, name, tick, run_id):
                     continue  # already ran (another pass or before a restart)
             failpoints.hit("tick-started")
-        outcome = None
+        outcome: RunOutcome | None = None
         try:
             outcome = run_plan(env, name, tick, run_id=run_id)
-        finally:
-            status = TickStatus.FINISHED if outcome is not None and outcome.status == "FINISHED" else TickStatus.FAILED
-            with store.transaction() as con:
-                order_sql.finish_tick(con, name, tick, status, error=outcome.error if outcome else "internal error")
-        result.runs.append(outcome)
+        except Exception:  # a bug must not stop the other plans' ticks; the run is recorded FAILED
+            log.exception("plan %s: internal error in run %s", name, run_id)
+        status = TickStatus.FINISHED if outcome is not None and outcome.status == "FINISHED" else TickStatus.FAILED
+        with store.transaction() as con:
+            order_sql.finish_tick(con, name, tick, status, error=outcome.error if outcome else "internal error")
+        if outcome is not None:
+            result.runs.append(outcome)
