@@ -69,8 +69,10 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
     except BrokerUnavailable as e:
         return _set(store, order, OrderStatus.PENDING_SUBMIT, note=f"outcome unknown, will look up: {e}")
     failpoints.hit("submit-sent")
-    return _set(store, order, placed.status if placed.status.is_open or placed.status in (
-        OrderStatus.FILLED,) else OrderStatus.SUBMITTED, broker_order_id=placed.broker_order_id)
+    # the broker's word on the order stands; "not yet sent" states are ours alone
+    status = OrderStatus.SUBMITTED if placed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.HELD) \
+        else placed.status
+    return _set(store, order, status, broker_order_id=placed.broker_order_id)
 
 
 def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
