@@ -7,7 +7,9 @@
    (git init + commit) of N plans, applied once without dry-run checks, one warm pass, then
    the best and mean of --passes `reconcile_once` calls at a fixed clock (Monday 2013-01-07
    12:00 New York; every plan runs after 12:00, and the day before is a Sunday, so the one-day
-   look-back holds no tick either). Baseline: `load_commit` alone, the part a pass cannot avoid.
+   look-back holds no tick either; on a Thursday every run_at falls in that look-back day).
+   Baseline: `load_commit` alone, which every pass used to do (twice); a ratio below 1 shows the
+   pass now reuses the applied commit's Snapshot instead of re-reading it through git.
 2. Idle CPU of `python -m minitrade daemon --poll 5` on that repo as a real subprocess over
    --idle-seconds (target < 1%): utime+stime from /proc/<pid>/stat (and the reaped children's,
    i.e. git) before and after, divided by wall time. The daemon uses the real clock, whose
