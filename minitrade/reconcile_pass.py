@@ -181,10 +181,10 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
                      prices=cached_prices(snapshot, store),
                      notifier=Notifier.from_settings(snapshot.settings, store=store), kind="scheduled",
                      clock=clock)
-        if brokers_ahead(env):
+        if brokers_ahead(env):  # else both steps below would find nothing to do
             hold.close()
-        resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
-        collect_fills(env)
+            resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
+            collect_fills(env)
         run_due_ticks(env, result, before_run=hold.close)
     finally:
         hold.close()
