@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,29 +16,20 @@ from minitrade.records import OrderStatus, TickStatus
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.testing.ib_gateway import FakeGateway
+from tests.live.conftest import trade_alt_through_ib
 
 NY = ZoneInfo("America/New_York")
 TICK = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
 
 
 @pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway(two_factor="none", state="authenticated", now=TICK) as gw:
-        gw.set_price(265598, open=75.0, close=76.0, last=75.5)
-        yield gw
+def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+    return start_gateway("authenticated", TICK)
 
 
 @pytest.fixture
 def ib_repo(live_repo, gateway: FakeGateway):  # type: ignore[no-untyped-def]
-    live_repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
-  ib:
-    type: ib
-    username: ${{IB_USERNAME}}
-    password: ${{IB_PASSWORD}}
-    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
-    live_repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
-    live_repo.edit("plans/alt.yaml", "universe: [AAPL]", "universe: {AAPL: {conid: 265598}}")
-    live_repo.commit("alt through IB")
+    trade_alt_through_ib(live_repo, gateway)
     return live_repo
 
 

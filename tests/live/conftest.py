@@ -41,3 +41,39 @@ def live_repo(trading_repo):  # type: ignore[no-untyped-def]
     trading_repo.write("plans/alt.yaml", PLAN)
     trading_repo.commit("alt plan")
     return trading_repo
+
+
+AAPL_CONID = 265598
+
+
+@pytest.fixture
+def start_gateway():  # type: ignore[no-untyped-def]
+    """Start the fake IB gateway (real HTTPS on 127.0.0.1) in a given session state, at a given time."""
+    from minitrade.testing.ib_gateway import FakeGateway
+
+    started: list[FakeGateway] = []
+
+    def start(state: str, now):  # type: ignore[no-untyped-def]
+        gw = FakeGateway(two_factor="none", state=state, now=now).start()
+        gw.set_price(AAPL_CONID, open=75.0, close=76.0, last=75.5)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+def trade_alt_through_ib(repo, gateway, *, mode: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Point the `alt` plan at an IB broker account whose gateway is the fake, and commit."""
+    repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
+  ib:
+    type: ib
+    username: ${{IB_USERNAME}}
+    password: ${{IB_PASSWORD}}
+    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
+    repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
+    repo.edit("plans/alt.yaml", "universe: [AAPL]", f"universe: {{AAPL: {{conid: {AAPL_CONID}}}}}")
+    if mode is not None:
+        repo.edit("plans/alt.yaml", "mode: strict", f"mode: {mode}")
+    repo.commit("alt through IB")

@@ -16,6 +16,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.testing.apprise_sink import AppriseSink
 from minitrade.testing.ib_gateway import FakeGateway
+from tests.live.conftest import trade_alt_through_ib
 
 NY = ZoneInfo("America/New_York")
 SIGNAL = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
@@ -23,10 +24,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway(two_factor="none", state="no_session", now=SIGNAL) as gw:
-        gw.set_price(265598, open=75.0, close=76.0, last=75.5)
-        yield gw
+def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+    return start_gateway("no_session", SIGNAL)
 
 
 @pytest.fixture
@@ -39,18 +38,10 @@ def sink() -> Iterator[AppriseSink]:
 def ib_repo(live_repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass-Secret-42")
-    live_repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
-  ib:
-    type: ib
-    username: ${{IB_USERNAME}}
-    password: ${{IB_PASSWORD}}
-    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"""notifiers:
   phone:
     urls: ["{sink.url('hook')}"]""")
-    live_repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
-    live_repo.edit("plans/alt.yaml", "universe: [AAPL]", "universe: {AAPL: {conid: 265598}}")
-    live_repo.commit("trade alt through IB")
+    trade_alt_through_ib(live_repo, gateway)
     result = runner.invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return live_repo

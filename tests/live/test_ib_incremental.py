@@ -3,7 +3,6 @@ book, and this plan's unfilled orders are cancelled at the broker before new one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
 from minitrade.testing.ib_gateway import FakeGateway
+from tests.live.conftest import trade_alt_through_ib
 
 NY = ZoneInfo("America/New_York")
 DAY3 = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
@@ -23,26 +23,15 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def gateway() -> Iterator[FakeGateway]:
-    with FakeGateway(two_factor="none", state="authenticated", now=DAY3) as gw:
-        gw.set_price(265598, open=75.0, close=76.0, last=75.5)
-        yield gw
+def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+    return start_gateway("authenticated", DAY3)
 
 
 @pytest.fixture
 def repo(live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass")
-    live_repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
-  ib:
-    type: ib
-    username: ${{IB_USERNAME}}
-    password: ${{IB_PASSWORD}}
-    gateway: {{url: "{gateway.url}", verify_tls: true, ca_cert: "{gateway.ca_pem}"}}""")
-    live_repo.edit("plans/alt.yaml", "broker: manual", "broker: ib")
-    live_repo.edit("plans/alt.yaml", "mode: strict", "mode: incremental")
-    live_repo.edit("plans/alt.yaml", "universe: [AAPL]", "universe: {AAPL: {conid: 265598}}")
-    live_repo.commit("incremental through IB")
+    trade_alt_through_ib(live_repo, gateway, mode="incremental")
     assert runner.invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)]).exit_code == 0
     return live_repo
 
