@@ -95,6 +95,3 @@ def warnings_for(plan: Plan, today: date) -> list[str]:
                    "exchange-calendars before then or the plan stops running")
     return out
 
-
-def clock(t: time) -> str:
-    return t.isoformat()

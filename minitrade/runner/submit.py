@@ -19,6 +19,7 @@ from minitrade.models import OrderType, Plan
 from minitrade.notify import Notifier, messages
 from minitrade.records import Fill, Order, OrderStatus
 from minitrade.runner.fills import record_broker_fills
+from minitrade.runner.orders import orders_to_cancel
 from minitrade.scheduler import CLOSE_AUCTION_CUTOFF
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
@@ -137,7 +138,7 @@ def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *,
 def cancel_open(store: Store, plan: Plan, brokers: BrokerFor, *, reason: str) -> list[Order]:
     """Cancel this plan's open orders (incremental mode, step 3): at the broker first, then here."""
     with store.transaction() as con:
-        open_orders = order_sql.orders_of(con, plan.name, statuses=[s for s in OrderStatus if s.is_open])
+        open_orders = orders_to_cancel(order_sql.orders_of(con, plan.name), plan.name)
     out = []
     broker = brokers(plan.broker) if open_orders else None
     for order in open_orders:
