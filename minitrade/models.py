@@ -125,13 +125,13 @@ BrokerSpec = Annotated[ManualBroker | IBBroker, Field(discriminator="type")]
 
 EVENTS = (
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
-    "fills.recorded", "config.applied", "config.rejected", "data.changed", "calendar.ending",
-    "broker.login_needed", "daemon.started", "daemon.stopped",
+    "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
+    "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
 )
 EventName = Literal[
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
-    "fills.recorded", "config.applied", "config.rejected", "data.changed", "calendar.ending",
-    "broker.login_needed", "daemon.started", "daemon.stopped",
+    "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
+    "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
 ]
 
 
@@ -255,6 +255,8 @@ class Plan(Resource):
     backtest: Switch = Switch.ENABLED
     trading: Switch = Switch.DISABLED
     commission: float | None = Field(None, ge=0, lt=0.1, description="Overrides minitrade.yaml's commission.")
+    allow_short: bool = Field(False, description="Let orders and fills take a position below zero. "
+                                                 "Off: a sell beyond what the plan holds is clipped or refused.")
 
     @field_validator("universe", mode="before")
     @classmethod
@@ -335,8 +337,20 @@ class Plan(Resource):
         return self.backtest is Switch.ENABLED
 
     def spec(self) -> dict[str, Any]:
-        """The plan as plain data, keys as written in YAML (for digests and diffs)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        """The plan as plain data, keys as written in YAML (for digests and diffs).
+
+        Fields added after plans were first applied are left out while they hold their default, so
+        an upgrade does not turn every applied plan into a pending change.
+        """
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for key, default in LATER_FIELD_DEFAULTS.items():
+            if key in data and data[key] == default:
+                del data[key]
+        return data
+
+
+# Plan fields added after the first release, with their defaults (see `Plan.spec`).
+LATER_FIELD_DEFAULTS: dict[str, Any] = {"allow_short": False}
 
 
 # Fields whose change means a new plan rather than an edit (terraform's "forces replacement").

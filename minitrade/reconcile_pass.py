@@ -17,11 +17,12 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from minitrade import failpoints, gitrepo
 from minitrade.brokers.base import Broker
+from minitrade.clock import now as real_now
 from minitrade.data.base import DataSource
 from minitrade.data.cache import PriceCache
 from minitrade.data.registry import source_for
@@ -90,7 +91,7 @@ def live_env(snapshot: Snapshot, *, kind: str, clock: Callable[[], datetime] | N
     return RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
                   prices=cached_prices(snapshot, store),
                   notifier=Notifier.from_settings(snapshot.settings, store=store),
-                  kind=kind, clock=clock or (lambda: datetime.now(UTC)))
+                  kind=kind, clock=clock or real_now)
 
 
 # A commit's content never changes, so its Snapshot is loaded once per process: re-reading 500
@@ -157,7 +158,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
 def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | None = None,
                    branch: str | None = None) -> PassResult:
     """One pass; see the module docstring. `now` is the clock (tests and `--at` pass their own)."""
-    clock = now or (lambda: datetime.now(UTC))
+    clock = now or real_now
     result = PassResult()
     # The pass's bookkeeping shares one open of the state file: an open costs 20-40 ms and an idle
     # pass made five. It is released before anything slow (an apply, a broker call, a run), so the
@@ -183,7 +184,8 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
                      clock=clock)
         if brokers_ahead(env):  # else both steps below would find nothing to do
             hold.close()
-            resolve_pending(store, snapshot.plans, env.brokers, now=clock(), notify=env.notifier)
+            # held orders are real: their validity is judged by the real present, never a simulated one
+            resolve_pending(store, snapshot.plans, env.brokers, now=env.real_clock(), notify=env.notifier)
             collect_fills(env)
         run_due_ticks(env, result, before_run=hold.close)
     finally:
@@ -227,7 +229,7 @@ def send_held(root: Path, store: Store, *, now: datetime | None = None) -> list[
     if snapshot is None:
         return []
     notifier = Notifier.from_settings(snapshot.settings, store=store)
-    return resolve_pending(store, snapshot.plans, brokers_for(snapshot), now=now or datetime.now(UTC),
+    return resolve_pending(store, snapshot.plans, brokers_for(snapshot), now=now or real_now(),
                            notify=notifier)
 
 

@@ -25,6 +25,7 @@ class OrderStatus(StrEnum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"        # no longer valid for its entry type (a TOC after the close)
+    REHEARSAL = "REHEARSAL"    # decided by a run at a time that is not the present: never sent, never filled
 
     @property
     def is_open(self) -> bool:

@@ -109,7 +109,7 @@ def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | Non
     summary = ReplaySummary(store, folder)
     clock = {"now": datetime.combine(start, datetime.min.time())}
     env = RunEnv(snapshot=rehearsal, store=store, brokers=SimulatedBroker, prices=prices, kind="replay",
-                 clock=lambda: clock["now"])
+                 clock=lambda: clock["now"], real_clock=lambda: clock["now"])
     days = _sessions(chosen, start, end)
     with store.held_open():
         _replay_days(days, chosen, rehearsal, store, env, prices, clock, summary, progress)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,37 @@ def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
         monkeypatch.setenv(f"GIT_{who}_NAME", "Test Trader")
         monkeypatch.setenv(f"GIT_{who}_EMAIL", "trader@example.invalid")
     monkeypatch.delenv("MINITRADE_REPO", raising=False)
+    monkeypatch.delenv(NOW_ENV, raising=False)
+
+
+# minitrade trades only at the real present; a past `--at` is a rehearsal. Tests of the live path
+# make the machine's clock read the tick's instant, as `faketime` would (minitrade.clock honours it).
+NOW_ENV = "MINITRADE_NOW"
+
+
+def present_env(moment: datetime | str) -> dict[str, str]:
+    """Environment in which minitrade's clock reads `moment` (for CliRunner and subprocesses)."""
+    return {NOW_ENV: moment if isinstance(moment, str) else moment.isoformat()}
+
+
+def at_own_present(args: Sequence[str]) -> dict[str, str]:
+    """The environment of a command whose `--at` is the present: the clock reads that instant."""
+    items = list(args)
+    return present_env(items[items.index("--at") + 1]) if "--at" in items else {}
+
+
+@contextmanager
+def present(moment: datetime) -> Iterator[None]:
+    """In this process, minitrade's clock reads `moment` (in-process daemon passes of the live path)."""
+    before = os.environ.get(NOW_ENV)
+    os.environ[NOW_ENV] = moment.isoformat()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[NOW_ENV]
+        else:
+            os.environ[NOW_ENV] = before
 
 
 class TradingRepo:

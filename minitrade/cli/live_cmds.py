@@ -9,9 +9,11 @@ import typer
 from rich.markup import escape
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.clock import now as real_now
 from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.loader import load_worktree
 from minitrade.reconcile_pass import PassResult, applied_snapshot, live_env, publish
+from minitrade.records import OrderStatus
 from minitrade.runner.run import RunOutcome, run_plan
 
 
@@ -25,6 +27,9 @@ def _parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+_EXPLAINED = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.HELD)
+
+
 def _print_outcome(outcome: RunOutcome) -> None:
     if outcome.status != "FINISHED":
         err_console.print(f"[red]{escape(outcome.plan)}: run failed:[/] {escape(outcome.error or '')}")
@@ -33,9 +38,13 @@ def _print_outcome(outcome: RunOutcome) -> None:
     ret = stats.get("return_pct")
     console.print(f"{escape(outcome.plan)}: run {outcome.run_id} finished for {outcome.signal_day}"
                   + (f", return {ret:.2f}%" if isinstance(ret, float) else ""))
+    if outcome.rehearsal:
+        console.print("  [yellow]rehearsal:[/] not the present; nothing was sent to the broker")
     for order in outcome.orders:
         console.print(f"  {order.side.value} {order.quantity:g} {escape(order.ticker)} {order.order_type.value}"
                       f"  -> {order.status.value}  [dim]{escape(order.client_id)}[/]")
+        if order.note and order.status in _EXPLAINED:
+            console.print(f"    [dim]{escape(order.note)}[/]")
     for note in outcome.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}")
 
@@ -46,7 +55,9 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
             repo: Path | None = REPO_OPTION) -> None:
     """Run one applied plan now (or as if at --at), through the daemon's own code path.
 
-    Orders are recorded and, when trading is enabled and the broker is logged in, submitted.
+    Orders are recorded and, when trading is enabled and the broker is logged in, submitted. A run
+    --at a time more than 3 minutes from now is a rehearsal: its orders are recorded REHEARSAL and
+    never submitted, and nothing at the broker changes.
 
     Example: minitrade run sma-aapl --at 2013-01-02T15:45-05:00
     """
@@ -59,7 +70,7 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
         if plan not in snapshot.plans:
             raise ConfigError(ConfigIssue("state", None, "plan", f"no applied plan named {plan!r}",
                                           f"applied: {', '.join(sorted(snapshot.plans))}"))
-        moment = _parse_time(at) if at else datetime.now(UTC)
+        moment = _parse_time(at) if at else real_now()
         outcome = run_plan(live_env(snapshot, kind="manual", clock=lambda: moment), plan, moment)
         _print_outcome(outcome)
         publish(snapshot, store, [plan])

@@ -178,7 +178,8 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
         when = None
         if at is not None:
             when = _parse_at(at, _zone_of(snap, known.plan) if known else UTC)
-        done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when)
+        plan = snap.plans.get(known.plan) if snap is not None and known is not None else None
+        done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when, plan=plan)
         with store.transaction() as con:
             settled = order_sql.get_order(con, order)
             total = sum(f.quantity for f in order_sql.fills_of(con, client_id=order))

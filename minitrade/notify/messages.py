@@ -18,7 +18,7 @@ MAX_BODY = 1500        # Telegram allows 4096; shorter reads better and fits eve
 
 _TYPES = {
     "run.failed": "failure", "config.rejected": "failure", "data.changed": "failure",
-    "orders.pending": "warning", "broker.login_needed": "warning", "calendar.ending": "warning",
+    "orders.pending": "warning", "orders.refused": "warning", "broker.login_needed": "warning", "calendar.ending": "warning",
     "daemon.stopped": "warning",
     "run.finished": "success", "config.applied": "success", "fills.recorded": "success",
 }
@@ -118,6 +118,15 @@ def orders_generated(plan: str, orders: Sequence[Order], *, trading_enabled: boo
         f"Plan {plan} generated {len(orders)} order(s):",
         *_capped([_order(o) for o in orders]),
         step,
+    ])
+
+
+def book_checked(plan: str, notes: Sequence[str]) -> Message:
+    """Orders refused or clipped against the plan's actual book, and a strict plan's divergence."""
+    return _message("orders.refused", f"{plan}: orders checked against the actual book", [
+        f"Plan {plan}: what its fills hold differs from what it wanted to trade:",
+        *_capped([n.removeprefix(f"plan {plan}: ") for n in notes]),
+        "Next: record missing fills with `minitrade fill`, or check the broker; refused orders were not sent.",
     ])
 
 

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 
 from minitrade.errors import BrokerError
-from minitrade.records import Fill, Order, OrderStatus
-from minitrade.runner.orders import QUANTITY_TOLERANCE
+from minitrade.models import Plan
+from minitrade.records import Fill, Order, OrderStatus, Side
+from minitrade.runner.orders import QUANTITY_TOLERANCE, actual_book
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 
@@ -28,10 +29,13 @@ class FillRefused(BrokerError):
 
 
 def record_fill(store: Store, client_id: str, *, price: float, quantity: float | None = None,
-                commission: float = 0.0, at: datetime | None = None, source: str = "manual") -> Fill:
+                commission: float = 0.0, at: datetime | None = None, source: str = "manual",
+                plan: Plan | None = None) -> Fill:
     """Record an execution of order `client_id` and move the order to PARTIAL or FILLED.
 
-    `quantity` defaults to what remains of the order; `at` to now. The fill id is
+    `quantity` defaults to what remains of the order; `at` to now. With the order's applied `plan`,
+    a SELL fill that would take the plan's position below zero is refused unless the plan has
+    `allow_short` (its position is its initial one plus its recorded fills). The fill id is
     ``<client_id>#<n>`` (n = 1 for the order's first fill) and the fill carries the commit and
     plan digest of the order it executes.
 
@@ -46,6 +50,8 @@ def record_fill(store: Store, client_id: str, *, price: float, quantity: float |
         _check_numbers(order, price=price, quantity=qty, commission=commission, remaining=remaining)
         when = at or datetime.now(UTC)
         _check_time(order, when)
+        if plan is not None:
+            _check_no_short(con, plan, order, qty)
         fill = Fill(fill_id=f"{client_id}#{count + 1}", client_id=client_id, quantity=qty, price=float(price),
                     commission=float(commission), filled_at=when.astimezone(UTC), source=source)
         order_sql.insert_fill(con, fill, commit_sha=order.commit_sha, plan_digest=order.plan_digest)
@@ -64,10 +70,25 @@ def _fillable(con: duckdb.DuckDBPyConnection, client_id: str) -> Order:
         raise FillRefused(f"no order {client_id!r}{hint} (list them with `minitrade orders`)")
     if order.status is OrderStatus.FILLED:
         raise FillRefused(f"order {client_id} is already FILLED; a fill for it is refused", account=order.broker)
+    if order.status is OrderStatus.REHEARSAL:
+        raise FillRefused(f"order {client_id} was decided by a rehearsal (a run at a time that was not the "
+                          "present) and was never sent; a fill for it is refused", account=order.broker)
     if not order.status.is_open:
         raise FillRefused(f"order {client_id} is {order.status.value}; a fill for it is refused "
                           "(it can no longer execute)", account=order.broker)
     return order
+
+
+def _check_no_short(con: duckdb.DuckDBPyConnection, plan: Plan, order: Order, quantity: float) -> None:
+    if order.side is not Side.SELL or plan.allow_short:
+        return
+    _, held = actual_book(plan, order_sql.orders_of(con, plan.name), order_sql.fills_of(con, plan.name))
+    have = held.get(order.ticker, 0.0)
+    if have - quantity < -QUANTITY_TOLERANCE:
+        raise FillRefused(f"order {order.client_id}: selling {quantity:g} {order.ticker} would leave plan "
+                          f"{plan.name} with {have - quantity:g} (it holds {have:g} by its recorded fills), a short "
+                          "the plan does not allow; record the missing BUY fills first, or set `allow_short: true` "
+                          "in the plan", account=order.broker)
 
 
 def _check_time(order: Order, when: datetime) -> None:

@@ -1,30 +1,39 @@
 """One run of one plan at one tick: the code path shared by the daemon, `minitrade run` and `replay`.
 
 prices (read-through cache) -> [strict: past prices unchanged?] -> [incremental: actual positions
-from fills, cancel open orders] -> backtest -> today's decisions become orders, recorded as
+from fills, cancel earlier ticks' open orders] -> backtest -> today's decisions become orders,
+checked against the actual book (no short nobody asked for, no buy beyond the cash), recorded as
 PENDING_SUBMIT with deterministic client ids *before* any broker call -> submit or hold ->
 results, equity and stats recorded -> notifications. Every step is recorded; a failure marks
 the run FAILED with its error and never damages what was recorded before.
+
+Only the real present trades: a run whose tick is not within `PRESENT_GRACE` of the real clock
+(`run --at` a past or future time, `daemon --once --at`) is a *rehearsal*. It reads what a real
+run reads but changes nothing outside its own records: no broker call (no fill sync, no cancel, no
+submit), orders recorded REHEARSAL under their own ids, incremental storage and strict price
+history left as they were. Replay's present is its simulated clock: it rehearses by construction,
+in its own state folder with a simulated broker.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
 from minitrade import failpoints
 from minitrade.brokers.base import Broker
+from minitrade.clock import now as real_now
 from minitrade.data import changes as price_changes
 from minitrade.data.base import DataSource
 from minitrade.errors import DataChanged, MinitradeError
 from minitrade.loader import Snapshot
 from minitrade.models import Mode, Plan
 from minitrade.notify import Notifier, messages
-from minitrade.records import Order
+from minitrade.records import Fill, Order, OrderStatus
 from minitrade.runner import orders as order_book
 from minitrade.runner.backtest import BacktestResult, run_backtest
 from minitrade.runner.research import load_plan_strategy
@@ -34,6 +43,8 @@ from minitrade.store import Store, plan_state
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
 from minitrade.trading_calendar import get_calendar
+
+PRESENT_GRACE = timedelta(minutes=3)  # a tick this close to the real clock is the present
 
 
 @dataclass
@@ -47,6 +58,11 @@ class RunEnv:
     notifier: Notifier | None = None
     kind: str = "scheduled"
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    real_clock: Callable[[], datetime] = real_now  # what tells the present from a rehearsal
+
+    def is_rehearsal(self, tick_at: datetime) -> bool:
+        """A tick that is not the real present (replay's present is its simulated clock)."""
+        return abs(self.real_clock() - tick_at) > PRESENT_GRACE
 
 
 @dataclass
@@ -59,6 +75,7 @@ class RunOutcome:
     orders: list[Order] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     result: BacktestResult | None = None
+    rehearsal: bool = False
 
 
 def signal_day(plan: Plan, at: datetime) -> date:
@@ -88,16 +105,21 @@ def run_plan(env: RunEnv, name: str, tick_at: datetime, *, run_id: str | None = 
     plan = snapshot.plans[name]
     digest = snapshot.digests()[("plan", name)]
     run_id = run_id or new_run_id(name, tick_at)
+    rehearsal = env.is_rehearsal(tick_at)
     with env.store.transaction() as con:
-        run_sql.start_run(con, run_id=run_id, plan=name, kind=env.kind, commit_sha=snapshot.commit,
-                          plan_digest=digest, tick_at=tick_at, started_at=env.clock())
-    outcome = RunOutcome(run_id, name, "FAILED")
+        run_sql.start_run(con, run_id=run_id, plan=name, kind="rehearsal" if rehearsal else env.kind,
+                          commit_sha=snapshot.commit, plan_digest=digest, tick_at=tick_at, started_at=env.clock())
+    outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal)
+    if rehearsal:
+        outcome.notes.append(f"rehearsal: the tick {tick_at.isoformat()} is not the present (now "
+                             f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
+                             "submitted, and nothing at the broker changes")
     try:
         _execute(env, plan, digest, tick_at, outcome)
     except MinitradeError as e:
         outcome.error = str(e)
         with env.store.transaction() as con:
-            run_sql.finish_run(con, run_id, error=outcome.error, finished_at=env.clock())
+            run_sql.finish_run(con, run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
         _notify(env, messages.data_changed(name, outcome.error) if isinstance(e, DataChanged)
                 else messages.run_failed(name, outcome.error))
         return outcome
@@ -111,7 +133,7 @@ def run_plan(env: RunEnv, name: str, tick_at: datetime, *, run_id: str | None = 
 
 
 def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: RunOutcome) -> None:
-    store, snapshot = env.store, env.snapshot
+    store, snapshot, rehearsal = env.store, env.snapshot, outcome.rehearsal
     day = signal_day(plan, tick_at)
     outcome.signal_day = day
     source = env.prices(plan)
@@ -122,7 +144,7 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
     cash, trade_start, storage = plan.cash, plan.trade_start, None
     positions: dict[str, float] = {t: float(q) for t, q in plan.positions.items()}
     if plan.mode is Mode.INCREMENTAL:
-        cash, positions = _incremental_book(env, plan, outcome)
+        cash, positions = _incremental_book(env, plan, outcome, tick_at)
         trade_start = day
         with store.transaction() as con:
             storage = plan_state.load_storage(con, plan.name)
@@ -142,39 +164,89 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         intents = []
 
     with store.transaction() as con:
-        existing = order_sql.orders_of(con, plan.name, trading_day=day)
+        existing = order_sql.orders_of(con, plan.name)
         decision = order_book.decide_orders(plan, intents, run_id=outcome.run_id, trading_day=day,
                                             tick_at=tick_at, existing=existing, commit_sha=snapshot.commit,
-                                            plan_digest=digest, broker=plan.broker)
-        order_sql.insert_orders(con, decision.new, now=env.clock())
+                                            plan_digest=digest, broker=plan.broker, rehearsal=rehearsal)
+        new, book_notes = decision.new, list[str]()
+        outcome.notes += [note for _, note in decision.kept]
+        if plan.trading_enabled and not rehearsal:
+            new, book_notes = _check_against_book(plan, new, existing, order_sql.fills_of(con, plan.name),
+                                                  result, closes=_last_closes(prices), commission=commission)
+            outcome.notes += book_notes
+        order_sql.insert_orders(con, new, now=env.clock())
         run_sql.write_results(con, outcome.run_id, equity=result.equity, positions=result.positions,
                               trades=result.trades, fills=result.fills)
-        if storage is not None:
+        if storage is not None and not rehearsal:
             plan_state.save_storage(con, plan.name, storage)
     failpoints.hit("order-recorded")
-    outcome.notes += [note for _, note in decision.kept]
-    data_digest = (price_changes.record_history(store, plan.name, outcome.run_id, prices)
-                   if plan.mode is Mode.STRICT else price_changes.history_digest(prices))
+    if plan.mode is Mode.STRICT and not rehearsal:
+        data_digest = price_changes.record_history(store, plan.name, outcome.run_id, prices)
+    else:
+        data_digest = price_changes.history_digest(prices)
 
-    if decision.new:
-        _notify(env, messages.orders_generated(plan.name, decision.new, trading_enabled=plan.trading_enabled))
-        outcome.orders = submit_new(env.store, plan, decision.new, env.brokers, notify=env.notifier,
-                                    now=env.clock())
+    to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
+    if book_notes:
+        _notify(env, messages.book_checked(plan.name, book_notes))
+    if rehearsal:
+        outcome.orders = new
+    elif to_send:
+        _notify(env, messages.orders_generated(plan.name, to_send, trading_enabled=plan.trading_enabled))
+        outcome.orders = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier,
+                                    now=env.real_clock())
+    outcome.orders += [o for o in new if o.status is OrderStatus.REJECTED]
     with store.transaction() as con:
         first = pd.DatetimeIndex(result.equity.index)[0].date() if len(result.equity) else None
         run_sql.finish_run(con, outcome.run_id, stats=result.stats, start_date=first, end_date=result.last_date,
-                           data_digest=data_digest, finished_at=env.clock())
-    _notify(env, messages.run_finished(plan.name, stats=result.stats, orders=outcome.orders))
+                           data_digest=data_digest, finished_at=env.clock(), notes=outcome.notes)
+    if not rehearsal:
+        _notify(env, messages.run_finished(plan.name, stats=result.stats, orders=outcome.orders))
 
 
-def _incremental_book(env: RunEnv, plan: Plan, outcome: RunOutcome) -> tuple[float, dict[str, float]]:
-    """Steps 1-3 of incremental mode: sync fills, actual cash and positions, cancel open orders."""
+def _last_closes(prices: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+    return {t: float(f["close"].iloc[-1]) for t, f in prices.items() if len(f)}
+
+
+def _check_against_book(plan: Plan, new: list[Order], existing: list[Order], fills: list[Fill],
+                        result: BacktestResult, *, closes: Mapping[str, float], commission: float
+                        ) -> tuple[list[Order], list[str]]:
+    """Hold new orders against the plan's actual book (its fills, less its open orders' claims).
+
+    Returns the orders to record (clipped ones carry a note; refused ones are recorded REJECTED,
+    never sent, so the decision stays on the record) and the notes to show and notify. A strict
+    plan also reports where its simulated holdings differ from the fills.
+    """
+    notes: list[str] = []
+    if plan.mode is Mode.STRICT and len(result.positions):
+        simulated = {str(t): float(q) for t, q in result.positions.iloc[-1].items() if q}
+        _, actual = order_book.actual_book(plan, existing, fills)
+        notes += [f"plan {plan.name}: {line}" for line in order_book.divergence(plan, simulated, actual, existing)]
+    if not new:
+        return new, notes
+    cash, held = order_book.reserved_book(plan, existing, fills, closes)
+    check = order_book.check_book(plan, new, cash=cash, positions=held, prices=closes, commission=commission)
+    notes += check.notes
+    clipped = {o.client_id: note for o, note in check.clipped}
+    recorded = [replace(o, note=clipped[o.client_id]) if o.client_id in clipped else o for o in check.orders]
+    recorded += [replace(o, status=OrderStatus.REJECTED, note=f"refused by minitrade: {why}")
+                 for o, why in check.refused]
+    return recorded, notes
+
+
+def _incremental_book(env: RunEnv, plan: Plan, outcome: RunOutcome, tick_at: datetime
+                      ) -> tuple[float, dict[str, float]]:
+    """Steps 1-3 of incremental mode: sync fills, actual cash and positions, cancel earlier ticks' open orders.
+
+    A rehearsal reads the recorded book only: it never talks to the broker.
+    """
     from minitrade.runner.submit import cancel_open, sync_from_broker
 
-    sync_from_broker(env.store, plan, env.brokers)
-    cancelled = cancel_open(env.store, plan, env.brokers, reason=f"superseded by run {outcome.run_id}")
-    if cancelled:
-        outcome.notes.append(f"cancelled {len(cancelled)} open order(s) of the previous run")
+    if not outcome.rehearsal:
+        sync_from_broker(env.store, plan, env.brokers)
+        cancelled = cancel_open(env.store, plan, env.brokers, keep_tick=tick_at,
+                                reason=f"superseded by run {outcome.run_id}")
+        if cancelled:
+            outcome.notes.append(f"cancelled {len(cancelled)} open order(s) of an earlier tick")
     with env.store.transaction() as con:
         orders = order_sql.orders_of(con, plan.name)
         fills = order_sql.fills_of(con, plan.name)

@@ -135,10 +135,14 @@ def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *,
     return out
 
 
-def cancel_open(store: Store, plan: Plan, brokers: BrokerFor, *, reason: str) -> list[Order]:
-    """Cancel this plan's open orders (incremental mode, step 3): at the broker first, then here."""
+def cancel_open(store: Store, plan: Plan, brokers: BrokerFor, *, reason: str,
+                keep_tick: datetime | None = None) -> list[Order]:
+    """Cancel this plan's open orders (incremental mode, step 3): at the broker first, then here.
+
+    Orders of `keep_tick` stand: a rerun of a tick never cancels what that tick placed.
+    """
     with store.transaction() as con:
-        open_orders = orders_to_cancel(order_sql.orders_of(con, plan.name), plan.name)
+        open_orders = orders_to_cancel(order_sql.orders_of(con, plan.name), plan.name, keep_tick=keep_tick)
     out = []
     broker = brokers(plan.broker) if open_orders else None
     for order in open_orders:

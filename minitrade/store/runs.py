@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 RUN_COLUMNS = ("run_id, plan, kind, tick_at, started_at, finished_at, status, error, commit_sha, plan_digest, "
-               "data_digest, start_date, end_date, stats")
+               "data_digest, start_date, end_date, stats, notes")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RunRow:
     start_date: date | None
     end_date: date | None
     stats: dict[str, Any] | None
+    notes: str | None = None
 
 
 def start_run(con: duckdb.DuckDBPyConnection, *, run_id: str, plan: str, kind: str,
@@ -49,13 +50,13 @@ def start_run(con: duckdb.DuckDBPyConnection, *, run_id: str, plan: str, kind: s
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, error: str | None = None,
                stats: dict[str, Any] | None = None, start_date: date | None = None,
                end_date: date | None = None, data_digest: str | None = None,
-               finished_at: datetime | None = None) -> None:
-    """Mark a run FINISHED (or FAILED when `error` is given) with its statistics."""
+               finished_at: datetime | None = None, notes: list[str] | None = None) -> None:
+    """Mark a run FINISHED (or FAILED when `error` is given) with its statistics and notes."""
     con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ?, stats = ?, start_date = ?, "
-                "end_date = ?, data_digest = coalesce(?, data_digest) WHERE run_id = ?",
+                "end_date = ?, data_digest = coalesce(?, data_digest), notes = ? WHERE run_id = ?",
                 ["FAILED" if error else "FINISHED", error, finished_at or datetime.now(UTC),
                  None if stats is None else json.dumps(_jsonable(stats), sort_keys=True),
-                 start_date, end_date, data_digest, run_id])
+                 start_date, end_date, data_digest, "\n".join(notes) if notes else None, run_id])
 
 
 def write_results(con: duckdb.DuckDBPyConnection, run_id: str, *, equity: pd.DataFrame,
@@ -127,7 +128,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, col
 
 def _run(row: tuple[Any, ...]) -> RunRow:
     values = list(row)
-    values[-1] = json.loads(values[-1]) if values[-1] else None
+    values[-2] = json.loads(values[-2]) if values[-2] else None
     return RunRow(*values)
 
 

@@ -3,7 +3,8 @@
 The tables, for people who query the file directly:
 - reconciliations: every attempt to apply a commit (applied, unchanged or rejected, with the error)
 - applied_resources: the applied desired state, one row per resource, with its spec digest and commit
-- runs: every backtest/run of a plan, with its commit, plan digest, outcome and statistics
+- runs: every backtest/run of a plan, with its commit, plan digest, outcome, statistics and notes
+  (kind rehearsal: a run at a time that was not the present; its orders are REHEARSAL, never sent)
 - equity, backtest_trades, backtest_fills: per-run results
 - prices, price_ranges, price_history: the price cache, the date ranges it holds complete per
   source and ticker, and the history each plan's last run used (strict-mode change detection)
@@ -138,7 +139,7 @@ CREATE TABLE orders (
     quantity        DOUBLE NOT NULL,
     order_type      VARCHAR NOT NULL,       -- TOO | TOC | TRG
     broker          VARCHAR NOT NULL,
-    status          VARCHAR NOT NULL,       -- PENDING_SUBMIT | HELD | SUBMITTED | FILLED | PARTIAL | CANCELLED | REJECTED | EXPIRED
+    status          VARCHAR NOT NULL,       -- PENDING_SUBMIT | HELD | SUBMITTED | FILLED | PARTIAL | CANCELLED | REJECTED | EXPIRED (| REHEARSAL, v2)
     broker_order_id VARCHAR,
     commit_sha      VARCHAR,
     plan_digest     VARCHAR,
@@ -178,6 +179,13 @@ CREATE SEQUENCE reconciliation_ids START 1;
 CREATE SEQUENCE notification_ids START 1;
 """
 
+# Run notes: what a run decided not to do and why (kept orders, refused or clipped orders, a strict
+# plan's simulated book against its fills, a rehearsal), shown by `minitrade runs` and the report.
+V2 = """
+ALTER TABLE runs ADD COLUMN notes VARCHAR;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
+    (2, V2),
 ]

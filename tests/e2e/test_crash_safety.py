@@ -16,6 +16,7 @@ from minitrade.records import OrderStatus, TickStatus
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.testing.ib_gateway import FakeGateway
+from tests.conftest import present_env
 from tests.live.conftest import trade_alt_through_ib
 
 NY = ZoneInfo("America/New_York")
@@ -36,6 +37,7 @@ def ib_repo(live_repo, gateway: FakeGateway):  # type: ignore[no-untyped-def]
 def daemon_once(repo, at: datetime, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = {**os.environ, "IB_USERNAME": "fakeuser", "IB_PASSWORD": "fakepass"}
     env.pop("MINITRADE_FAILPOINT", None)
+    env.update(present_env(at))  # the tick is the present: the live path, not a rehearsal
     if failpoint:
         env["MINITRADE_FAILPOINT"] = failpoint
     return subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--once", "--at", at.isoformat(),

@@ -16,6 +16,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.testing.apprise_sink import AppriseSink
 from minitrade.testing.ib_gateway import FakeGateway
+from tests.conftest import present, present_env
 from tests.live.conftest import trade_alt_through_ib
 
 NY = ZoneInfo("America/New_York")
@@ -55,7 +56,7 @@ def orders(repo) -> list:  # type: ignore[no-untyped-def]
 def test_orders_are_held_without_a_session_and_sent_once_after_login(ib_repo, gateway: FakeGateway,
                                                                       sink: AppriseSink) -> None:
     run = runner.invoke(app, ["run", "alt", "--at", SIGNAL.isoformat(), "--repo", str(ib_repo.path)],
-                        catch_exceptions=False)
+                        env=present_env(SIGNAL), catch_exceptions=False)
     assert run.exit_code == 0, run.output
     (held,) = orders(ib_repo)
     assert held.status is OrderStatus.HELD and gateway.order_posts() == 0
@@ -73,7 +74,8 @@ def test_orders_are_held_without_a_session_and_sent_once_after_login(ib_repo, ga
 
     after_close = SIGNAL.replace(hour=16, minute=5)
     gateway.set_time(after_close)  # the fake executes the MOC order at the close
-    reconcile_once(ib_repo.path, store, now=lambda: after_close)
+    with present(after_close):
+        reconcile_once(ib_repo.path, store, now=lambda: after_close)
     (filled,) = orders(ib_repo)
     assert filled.status is OrderStatus.FILLED
     with store.transaction() as con:
@@ -84,7 +86,7 @@ def test_orders_are_held_without_a_session_and_sent_once_after_login(ib_repo, ga
 
 def test_a_held_toc_order_expires_after_the_close_cutoff_and_is_never_sent(ib_repo, gateway: FakeGateway) -> None:
     runner.invoke(app, ["run", "alt", "--at", SIGNAL.isoformat(), "--repo", str(ib_repo.path)],
-                  catch_exceptions=False)
+                  env=present_env(SIGNAL), catch_exceptions=False)
     gateway.set_state("authenticated")
     store = Store(ib_repo.path / "state" / "minitrade.duckdb")
     (expired,) = send_held(ib_repo.path, store, now=SIGNAL.replace(minute=55))

@@ -15,6 +15,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
 from minitrade.testing.ib_gateway import FakeGateway
+from tests.conftest import present_env
 from tests.live.conftest import trade_alt_through_ib
 
 NY = ZoneInfo("America/New_York")
@@ -38,7 +39,7 @@ def repo(live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch):  # t
 
 def run_at(repo, moment: datetime) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(app, ["run", "alt", "--at", moment.isoformat(), "--repo", str(repo.path)],
-                           catch_exceptions=False)
+                           env=present_env(moment), catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 

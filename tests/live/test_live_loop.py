@@ -17,6 +17,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
 from minitrade.store.applied import last_applied, last_attempt
+from tests.conftest import at_own_present, present
 
 NY = ZoneInfo("America/New_York")
 runner = CliRunner()
@@ -24,6 +25,17 @@ runner = CliRunner()
 
 def cli(*args: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def live(*args: str):  # type: ignore[no-untyped-def]
+    """A command at its own `--at` as the real present (the live path, not a rehearsal)."""
+    return runner.invoke(app, list(args), env=at_own_present(args), catch_exceptions=False)
+
+
+def daemon_pass(repo, store: Store, moment: datetime):  # type: ignore[no-untyped-def]
+    """One daemon pass at `moment`, with the machine's clock reading `moment` too."""
+    with present(moment):
+        return reconcile_once(repo.path, store, now=lambda: moment)
 
 
 def store_of(repo) -> Store:  # type: ignore[no-untyped-def]
@@ -46,14 +58,14 @@ def closes() -> pd.Series:
 def test_run_records_an_order_once_with_commit_and_digest(live_repo) -> None:  # type: ignore[no-untyped-def]
     repo = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
-    first = cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
+    first = live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
     assert first.exit_code == 0, first.output
     (order,) = orders(live_repo)
     assert order.trading_day == date(2013, 1, 3) and order.status is OrderStatus.SUBMITTED
     assert order.commit_sha == live_repo.head
     snap = load_worktree(live_repo.path)
     assert order.plan_digest == snap.digests()[("plan", "alt")]
-    again = cli("run", "alt", "--at", "2013-01-03T15:50:00-05:00", "--repo", repo)
+    again = live("run", "alt", "--at", "2013-01-03T15:50:00-05:00", "--repo", repo)
     assert again.exit_code == 0
     assert len(orders(live_repo)) == 1, "strict mode never records a second order for one signal"
     with store_of(live_repo).transaction() as con:
@@ -65,7 +77,7 @@ def test_run_records_an_order_once_with_commit_and_digest(live_repo) -> None:  #
 def test_manual_fill_counts_and_shows_in_trades(live_repo) -> None:  # type: ignore[no-untyped-def]
     repo = str(live_repo.path)
     cli("apply", "--yes", "--repo", repo)
-    cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
+    live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
     (order,) = orders(live_repo)
     filled = cli("fill", order.client_id, "--price", "75.5", "--commission", "1", "--repo", repo)
     assert filled.exit_code == 0, filled.output
@@ -81,7 +93,7 @@ def test_trading_disabled_records_but_never_submits(live_repo) -> None:  # type:
     live_repo.commit("no trading")
     repo = str(live_repo.path)
     cli("apply", "--yes", "--repo", repo)
-    assert cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
+    assert live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
     (order,) = orders(live_repo)
     assert order.status is OrderStatus.CANCELLED and "trading disabled" in (order.note or "")
 
@@ -89,12 +101,12 @@ def test_trading_disabled_records_but_never_submits(live_repo) -> None:  # type:
 def test_daemon_pass_runs_a_due_tick_once_and_skips_late_ones(live_repo) -> None:  # type: ignore[no-untyped-def]
     store = store_of(live_repo)
     tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
-    first = reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(seconds=30))
+    first = daemon_pass(live_repo, store, tick + timedelta(seconds=30))
     assert first.outcome == "applied" and [r.status for r in first.runs] == ["FINISHED"]
-    second = reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(seconds=40))
+    second = daemon_pass(live_repo, store, tick + timedelta(seconds=40))
     assert second.attempted is None and second.runs == []
     late = datetime(2013, 1, 4, 15, 45, tzinfo=NY) + timedelta(minutes=5)
-    third = reconcile_once(live_repo.path, store, now=lambda: late)
+    third = daemon_pass(live_repo, store, late)
     assert third.runs == [] and [(p, t.astimezone(NY).day) for p, t in third.skipped] == [("alt", 4)]
     with store.transaction() as con:
         ticks = {t.scheduled_at.astimezone(NY).day: t.status for t in order_sql.ticks_of(con, "alt")}
@@ -105,30 +117,30 @@ def test_daemon_pass_runs_a_due_tick_once_and_skips_late_ones(live_repo) -> None
 def test_invalid_commit_is_rejected_once_and_last_good_keeps_running(live_repo) -> None:  # type: ignore[no-untyped-def]
     store = store_of(live_repo)
     day3 = datetime(2013, 1, 3, 15, 45, 30, tzinfo=NY)
-    reconcile_once(live_repo.path, store, now=lambda: day3)
+    daemon_pass(live_repo, store, day3)
     good = live_repo.head
     live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: nothing")
     bad = live_repo.commit("broken")
     day4 = datetime(2013, 1, 4, 15, 45, 30, tzinfo=NY)
-    result = reconcile_once(live_repo.path, store, now=lambda: day4)
+    result = daemon_pass(live_repo, store, day4)
     assert result.attempted == bad and result.outcome == "rejected"
     assert [r.status for r in result.runs] == ["FINISHED"], "the last applied plan keeps running"
     with store.transaction() as con:
         assert last_applied(con).commit_sha == good  # type: ignore[union-attr]
         assert last_attempt(con).commit_sha == bad  # type: ignore[union-attr]
-    again = reconcile_once(live_repo.path, store, now=lambda: day4 + timedelta(seconds=10))
+    again = daemon_pass(live_repo, store, day4 + timedelta(seconds=10))
     assert again.attempted is None, "a rejected commit is attempted once"
 
 
 def test_restart_closes_interrupted_ticks_and_looks_up_before_resubmitting(live_repo) -> None:  # type: ignore[no-untyped-def]
     store = store_of(live_repo)
     tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
-    reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(seconds=30))
+    daemon_pass(live_repo, store, tick + timedelta(seconds=30))
     (order,) = orders(live_repo)
     with store.transaction() as con:  # as if the process died after recording, before the broker answered
         order_sql.set_status(con, order.client_id, OrderStatus.PENDING_SUBMIT)
         order_sql.start_tick(con, "alt", tick - timedelta(hours=1), "crashed-run")  # too old to resume
-    reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(minutes=1))
+    daemon_pass(live_repo, store, tick + timedelta(minutes=1))
     with store.transaction() as con:
         ticks = {t.run_id: t for t in order_sql.ticks_of(con, "alt")}
     assert ticks["crashed-run"].status is TickStatus.FAILED and "interrupted" in (ticks["crashed-run"].error or "")
@@ -160,11 +172,11 @@ def test_incremental_mode_runs_from_actual_fills_and_cancels_open_orders(live_re
     live_repo.commit("incremental")
     repo = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
-    assert cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
+    assert live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
     (first,) = orders(live_repo)
     assert first.side.value == "BUY" and first.quantity == 10  # from the actual book: nothing held yet
     assert cli("fill", first.client_id, "--price", "80", "--qty", "4", "--repo", repo).exit_code == 0
-    assert cli("run", "alt", "--at", "2013-01-04T15:45:00-05:00", "--repo", repo).exit_code == 0
+    assert live("run", "alt", "--at", "2013-01-04T15:45:00-05:00", "--repo", repo).exit_code == 0
     by_day = {o.trading_day: o for o in orders(live_repo)}
     assert by_day[date(2013, 1, 3)].status is OrderStatus.CANCELLED, "step 3: the open remainder is cancelled"
     second = by_day[date(2013, 1, 4)]
@@ -186,12 +198,12 @@ def test_strict_run_aborts_when_past_prices_change(live_repo) -> None:  # type: 
     live_repo.commit("own price folder")
     repo = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
-    assert cli("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
+    assert live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo).exit_code == 0
     frame = pd.read_csv(live_repo.path / "AAPL.csv")
     # a 2:1 split on 2013-01-04: the provider halves every earlier bar
     frame.loc[frame["date"] < "2013-01-04", ["open", "high", "low", "close"]] /= 2
     frame.to_csv(live_repo.path / "AAPL.csv", index=False)
-    result = cli("run", "alt", "--at", "2013-01-04T15:45:00-05:00", "--repo", repo)
+    result = live("run", "alt", "--at", "2013-01-04T15:45:00-05:00", "--repo", repo)
     assert result.exit_code == 1
     assert "past prices changed" in result.output and "AAPL" in result.output
     assert [o.trading_day for o in orders(live_repo)] == [date(2013, 1, 3)], "no order from changed history"
@@ -205,6 +217,6 @@ def test_strict_live_run_starts_its_book_at_trade_start_not_backtest_start(live_
     live_repo.commit("buy and hold")
     repo = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
-    assert cli("run", "alt", "--at", "2013-01-02T15:45:00-05:00", "--repo", repo).exit_code == 0
+    assert live("run", "alt", "--at", "2013-01-02T15:45:00-05:00", "--repo", repo).exit_code == 0
     (order,) = orders(live_repo)  # the warm-up since backtest_start bought nothing for real
     assert (order.side.value, order.quantity, order.trading_day) == ("BUY", 10.0, date(2013, 1, 2))

@@ -21,6 +21,7 @@ from minitrade.cli import app
 from minitrade.records import Order, OrderStatus, Side
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
+from tests.conftest import present_env
 
 runner = CliRunner()
 
@@ -60,8 +61,8 @@ DIVERGE = SESSIONS[2]           # the day whose order is filled differently from
 SLIPPAGE, SHORT, FEE = 1.25, 7, 2.5  # paid this much more per share, got this many shares fewer, paid this fee
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
-    result = runner.invoke(app, list(args), catch_exceptions=False)
+def cli(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
 
@@ -116,7 +117,8 @@ def test_strict_and_incremental_agree_until_a_fill_diverges_then_each_follows_it
     for bar, day in enumerate(SESSIONS, start=1):
         price = float(close[pd.Timestamp(day)])
         for plan in ("strict", "incr"):
-            cli("run", plan, "--at", f"{day.isoformat()}T15:45:00-05:00", "--repo", repo)
+            at = f"{day.isoformat()}T15:45:00-05:00"
+            cli("run", plan, "--at", at, "--repo", repo, env=present_env(at))
             (order,) = orders_of(plan, day)
             assert order.ticker == "AAPL" and order.status is OrderStatus.SUBMITTED
             placed[plan][day] = order
