@@ -154,7 +154,9 @@ def _kept_note(plan: str, intent: OrderIntent, first: Order, *, same_tick: bool)
     had = f"{first.side.value} {first.quantity:g} {first.ticker}"
     where = "this tick already recorded" if same_tick else f"the signal of {first.trading_day} already has"
     if first.side is intent.side and abs(first.quantity - intent.quantity) <= QUANTITY_TOLERANCE:
-        return f"plan {plan}: {wanted}: {where} order {first.client_id} ({first.status.value}); not recorded again"
+        rerun = "; a rerun of a tick changes nothing at the broker" if same_tick else ""
+        return (f"plan {plan}: {wanted}: {where} order {first.client_id} ({first.status.value}); "
+                f"not recorded again{rerun}")
     return (f"plan {plan}: REFUSED {wanted}: {where} order {first.client_id} for {had} ({first.status.value}); "
             "kept the first order, no second order for one signal")
 

@@ -84,3 +84,25 @@ def test_a_toc_order_decided_after_the_auction_cutoff_expires_unsent(repo, gatew
     run_at(repo, late)
     (order,), _ = book(repo)
     assert order.status is OrderStatus.EXPIRED and gateway.order_posts() == 0
+
+
+def test_a_rerun_of_the_same_tick_keeps_its_order_at_the_broker(repo, gateway: FakeGateway) -> None:
+    run_at(repo, DAY3)
+    again = runner.invoke(app, ["run", "alt", "--at", DAY3.isoformat(), "--repo", str(repo.path)],
+                          env=present_env(DAY3), catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "this tick already recorded" in again.output and "changes nothing at the broker" in again.output
+    (placed,) = gateway.orders
+    assert placed.is_open, "the rerun never cancels the order its own tick placed"
+    (order,), _ = book(repo)
+    assert order.status is OrderStatus.SUBMITTED and gateway.order_posts() == 1
+
+
+def test_a_rehearsal_of_an_incremental_plan_leaves_the_broker_alone(repo, gateway: FakeGateway) -> None:
+    run_at(repo, DAY3)
+    rehearsal = runner.invoke(app, ["run", "alt", "--at", DAY3.replace(hour=10).isoformat(), "--repo",
+                                    str(repo.path)], env=present_env(DAY3.replace(hour=16, minute=30)),
+                              catch_exceptions=False)
+    assert rehearsal.exit_code == 0 and "rehearsal" in rehearsal.output
+    (placed,) = gateway.orders
+    assert placed.is_open and gateway.order_posts() == 1, "no cancel, no submit from a rehearsal"
