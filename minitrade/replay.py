@@ -2,10 +2,13 @@
 
 Every plan's ticks run in time order through the same `run_plan` the daemon uses, against a
 separate state database (`<state_dir>/replay/`), so a rehearsal never mixes with real records.
-Orders go to a simulated broker and are filled at the simulated price of their entry type: TOC
-at the signal day's close, TOO and TRG at the next session's open. Every plan is treated as
-`trading: enabled` here, since nothing can reach a real broker. Bars are whole days: a 15:45 run
-sees the day's final bar (the real run would see a partial one).
+Orders go to a simulated broker and are filled at the simulated price of their entry type
+(`runner.entry`): TOC at the signal day's close, TOO at the next session's open, TRG decided during
+the session at once (right after its run, at the signal day's close: the price that run saw, see
+below) and TRG decided before the open or after the close at the next session's open. Every plan is
+treated as `trading: enabled` here, since nothing can reach a real broker. Bars are whole days: a
+15:45 run sees the day's final bar (the real run would see a partial one whose close is the last
+price), so a TRG order of a 10:00 run fills at the day's close, recorded at 10:00.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from minitrade.loader import Snapshot
 from minitrade.models import OrderType, Plan, Switch
 from minitrade.reconciler import apply
 from minitrade.records import Fill, Order, OrderStatus
+from minitrade.runner.entry import in_session
 from minitrade.runner.fills import record_fill
 from minitrade.runner.run import RunEnv, RunOutcome, run_plan
 from minitrade.scheduler import ticks_on
@@ -131,6 +135,7 @@ def _replay_days(days: list[date], chosen: dict[str, Plan], rehearsal: Snapshot,
                 summary.fills += _fill(store, rehearsal, prices, day, at_open=what == OPEN)
             else:
                 summary.runs.append(run_plan(env, what, moment))
+                summary.fills += _fill_at_once(store, rehearsal, prices, summary.runs[-1])
         if progress:
             progress(i, len(days), f"{day}")
 
@@ -163,8 +168,8 @@ def _sessions(plans: dict[str, Plan], start: date, end: date) -> list[date]:
 
 def _fill(store: Store, snapshot: Snapshot, prices: Callable[[Plan], DataSource], day: date, *,
           at_open: bool) -> list[Fill]:
-    """Fill submitted orders whose simulated price is known on `day`: the open for TOO/TRG orders of
-    earlier days, the close for TOC orders of this day."""
+    """Fill submitted orders whose simulated price is known on `day`: the open for TOO orders and
+    after-hours TRG orders of earlier days, the close for TOC orders of this day."""
     with store.transaction() as con:
         waiting = order_sql.orders_of(con, None, statuses=[OrderStatus.SUBMITTED, OrderStatus.PARTIAL])
     out = []
@@ -180,10 +185,30 @@ def _fill(store: Store, snapshot: Snapshot, prices: Callable[[Plan], DataSource]
             continue
         price = float(bar["open" if at_open else "close"].iloc[0])
         session = get_calendar(plan.calendar).session(day)
-        at = session.open if at_open else session.close
-        rate = plan.commission if plan.commission is not None else snapshot.settings.commission
-        # replay never fills partially, so the whole quantity fills here, charged like the backtest
-        out.append(record_fill(store, order.client_id, price=price, commission=rate * order.quantity * price,
-                               at=at, source="replay"))
+        out.append(_record(store, snapshot, plan, order, price, session.open if at_open else session.close))
     return out
+
+
+def _fill_at_once(store: Store, snapshot: Snapshot, prices: Callable[[Plan], DataSource],
+                  run: RunOutcome) -> list[Fill]:
+    """Fill the run's TRG orders decided during the session at once: at the signal day's close (the
+    price the run saw, as near as daily bars get), at the run's time. Others wait for `_fill`."""
+    out = []
+    for order in run.orders:
+        plan = snapshot.plans.get(order.plan)
+        if (plan is None or order.order_type is not OrderType.TRG or order.status is not OrderStatus.SUBMITTED
+                or order.tick_at is None or not in_session(plan, order.tick_at)):
+            continue
+        bar = prices(plan).daily(order.ticker, order.trading_day, order.trading_day)
+        if bar.empty:
+            continue  # no price for the day: it fills at the next open like an after-hours order
+        out.append(_record(store, snapshot, plan, order, float(bar["close"].iloc[0]), order.tick_at))
+    return out
+
+
+def _record(store: Store, snapshot: Snapshot, plan: Plan, order: Order, price: float, at: datetime) -> Fill:
+    rate = plan.commission if plan.commission is not None else snapshot.settings.commission
+    # replay never fills partially, so the whole quantity fills here, charged like the backtest
+    return record_fill(store, order.client_id, price=price, commission=rate * order.quantity * price,
+                       at=at, source="replay")
 

@@ -2,6 +2,11 @@
 
 Each function returns a `Message`; `Notifier.notify(message)` delivers it. They take plain values
 and records, never touch I/O, so the wording is tested directly and stays the same everywhere.
+
+Each function also sets the message's `key`: the identity of the event it reports (the run id, the
+client ids of the orders, the commit, the calendar and day...). Dedup compares keys, never the
+text: two new orders whose notices read alike are two events and both are sent; the same event
+reported twice (a run's failure seen by two passes) is one.
 """
 
 from __future__ import annotations
@@ -26,11 +31,17 @@ _TYPES = {
 
 @dataclass(frozen=True)
 class Message:
-    """One notification: the event it belongs to, a title and a plain-text body."""
+    """One notification: the event it belongs to, a title, a plain-text body and the event's identity.
+
+    `key` names the event, not its wording (e.g. ``run:spy-20261125T204500-1a2b3c``,
+    ``orders:<client ids>``); the notifier's dedup suppresses a second message only when event
+    and key are equal.
+    """
 
     event: str
     title: str
     body: str
+    key: str
 
     @property
     def notify_type(self) -> str:
@@ -38,11 +49,16 @@ class Message:
         return _TYPES.get(self.event, "info")
 
 
-def _message(event: str, title: str, lines: Iterable[str]) -> Message:
+def _message(event: str, title: str, lines: Iterable[str], *, key: str) -> Message:
     body = "\n".join(line for line in lines if line)
     if len(body) > MAX_BODY:
         body = body[: MAX_BODY - 16].rstrip() + "\n... (truncated)"
-    return Message(event, title, body)
+    return Message(event, title, body, key)
+
+
+def _ids(kind: str, ids: Iterable[str]) -> str:
+    """An identity made of record ids (orders, fills), independent of their order."""
+    return f"{kind}:{','.join(sorted(set(ids)))}"
 
 
 def _capped(items: Sequence[str]) -> list[str]:
@@ -86,9 +102,10 @@ def stats_line(stats: Mapping[str, Any]) -> str:
 # runs and orders
 
 
-def run_finished(plan: str, *, stats: Mapping[str, Any], orders: Sequence[Order] = (),
+def run_finished(plan: str, *, run_id: str, stats: Mapping[str, Any], orders: Sequence[Order] = (),
                  equity: float | None = None, next_run: datetime | None = None,
                  commit: str | None = None) -> Message:
+    """A run finished; one notice per run (`run_id`)."""
     count = len(orders)
     return _message("run.finished", f"{plan}: run finished", [
         f"Plan {plan} finished (commit {_short(commit)}).",
@@ -97,17 +114,27 @@ def run_finished(plan: str, *, stats: Mapping[str, Any], orders: Sequence[Order]
         f"{count} order{'s' if count != 1 else ''}:" if count else "No orders today.",
         *_capped([_order(o) for o in orders]),
         f"Next run: {_when(next_run)}.",
-    ])
+    ], key=f"run:{run_id}")
 
 
-def run_failed(plan: str, error: str, *, next_run: datetime | None = None,
+def run_failed(plan: str, error: str, *, run_id: str, next_run: datetime | None = None,
                commit: str | None = None) -> Message:
+    """A run failed; one notice per run (`run_id`), however often it is reported."""
     return _message("run.failed", f"{plan}: run FAILED", [
         f"Plan {plan} failed (commit {_short(commit)}):",
         error.strip().splitlines()[0][:300] if error.strip() else "unknown error",
         "No orders were sent by this run.",
         f"Next: fix the cause, then `minitrade run {plan}`. Next scheduled run: {_when(next_run)}.",
-    ])
+    ], key=f"run:{run_id}")
+
+
+def order_expired(plan: str, order: Order, reason: str) -> Message:
+    """A held or unconfirmed order became too late to send (a failure of the plan's trading)."""
+    return _message("run.failed", f"{plan}: order EXPIRED unsent", [
+        f"Plan {plan}: order {order.client_id} ({_order(order)}) expired unsent: {reason}.",
+        "Nothing was sent to the broker for it.",
+        "Next: check the broker session (`minitrade ib status`); the plan trades again at its next run.",
+    ], key=f"expired:{order.client_id}")
 
 
 def orders_generated(plan: str, orders: Sequence[Order], *, trading_enabled: bool) -> Message:
@@ -118,16 +145,16 @@ def orders_generated(plan: str, orders: Sequence[Order], *, trading_enabled: boo
         f"Plan {plan} generated {len(orders)} order(s):",
         *_capped([_order(o) for o in orders]),
         step,
-    ])
+    ], key=_ids("orders", (o.client_id for o in orders)))
 
 
-def book_checked(plan: str, notes: Sequence[str]) -> Message:
+def book_checked(plan: str, notes: Sequence[str], *, run_id: str) -> Message:
     """Orders refused or clipped against the plan's actual book, and a strict plan's divergence."""
     return _message("orders.refused", f"{plan}: orders checked against the actual book", [
         f"Plan {plan}: what its fills hold differs from what it wanted to trade:",
         *_capped([n.removeprefix(f"plan {plan}: ") for n in notes]),
         "Next: record missing fills with `minitrade fill`, or check the broker; refused orders were not sent.",
-    ])
+    ], key=f"run:{run_id}")
 
 
 def orders_pending(plan: str, orders: Sequence[Order], *, broker: str, reason: str = "") -> Message:
@@ -137,7 +164,7 @@ def orders_pending(plan: str, orders: Sequence[Order], *, broker: str, reason: s
         *_capped([_order(o) for o in orders]),
         f"Next: run `minitrade ib login` for {broker}; held orders are submitted on the next pass."
         if broker != "manual" else "Next: place them yourself, then `minitrade fill ORDER --price P`.",
-    ])
+    ], key=_ids("orders", (o.client_id for o in orders)))
 
 
 def orders_submitted(plan: str, orders: Sequence[Order], *, broker: str) -> Message:
@@ -145,7 +172,7 @@ def orders_submitted(plan: str, orders: Sequence[Order], *, broker: str) -> Mess
         f"Plan {plan} submitted {len(orders)} order(s) to {broker}:",
         *_capped([_order(o) for o in orders]),
         "Next: fills are recorded when the broker reports them.",
-    ])
+    ], key=_ids("orders", (o.client_id for o in orders)))
 
 
 def fills_recorded(plan: str, fills: Sequence[Fill], *, orders: Mapping[str, Order] | None = None) -> Message:
@@ -162,25 +189,27 @@ def fills_recorded(plan: str, fills: Sequence[Fill], *, orders: Mapping[str, Ord
     return _message("fills.recorded", f"{plan}: {len(fills)} fill(s)", [
         f"Plan {plan}: {len(fills)} fill(s) recorded, value {value:,.2f}:",
         *_capped([line(f) for f in fills]),
-    ])
+    ], key=_ids("fills", (f.fill_id for f in fills)))
 
 
-def data_changed(plan: str, detail: str) -> Message:
+def data_changed(plan: str, detail: str, *, run_id: str) -> Message:
+    """A strict run stopped on changed history; one notice per run (`run_id`)."""
     return _message("data.changed", f"{plan}: past prices changed, run stopped", [
         f"Plan {plan} (strict mode) stopped: past prices changed.",
         detail.strip()[:400],
         "No orders were sent. Next: check for a split or dividend; start a new plan "
         "(new name or backtest_start) or switch it to incremental mode.",
-    ])
+    ], key=f"run:{run_id}")
 
 
-def broker_login_needed(broker: str, *, plans: Sequence[str] = (), held_orders: int = 0) -> Message:
-    held = f" {held_orders} order(s) are held" if held_orders else ""
+def broker_login_needed(broker: str, *, plans: Sequence[str] = (), held: Sequence[Order] = ()) -> Message:
+    """The broker has no session; keyed by broker and the held orders (new held orders: a new notice)."""
+    count = f" {len(held)} order(s) are held." if held else ""
     return _message("broker.login_needed", f"{broker}: login needed", [
-        f"Broker {broker} has no live session.{held}",
+        f"Broker {broker} has no live session.{count}",
         f"Plans waiting: {', '.join(plans)}." if plans else "",
         f"Next: run `minitrade ib login` ({broker}) and approve the 2FA push on your phone.",
-    ])
+    ], key=_ids(f"broker:{broker}:held", (o.client_id for o in held)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,21 +217,24 @@ def broker_login_needed(broker: str, *, plans: Sequence[str] = (), held_orders: 
 
 
 def config_applied(commit: str | None, changes: Sequence[str], *, dirty: bool = False) -> Message:
+    """A commit was applied; keyed by commit (and by the changes when the tree was dirty)."""
     state = " (with uncommitted changes)" if dirty else ""
+    key = f"commit:{commit}" if commit and not dirty else f"tree:{commit}:{chr(10).join(changes)}"
     return _message("config.applied", f"config applied: {_short(commit)}", [
         f"Commit {_short(commit)}{state} is now applied: {len(changes)} change(s).",
         *_capped(list(changes)),
-    ])
+    ], key=key)
 
 
 def config_rejected(commit: str | None, errors: Sequence[str] | str) -> Message:
     problems = [errors] if isinstance(errors, str) else list(errors)
     lines = [p for e in problems for p in str(e).strip().splitlines() if p.strip()]
+    key = f"commit:{commit}" if commit else f"tree:{chr(10).join(lines)}"
     return _message("config.rejected", f"config REJECTED: {_short(commit)}", [
         f"Commit {_short(commit)} was rejected; the last applied state keeps running.",
         *_capped([line.strip() for line in lines]),
         "Next: fix these, commit, and check with `minitrade plan`.",
-    ])
+    ], key=key)
 
 
 def calendar_ending(calendar: str, last_day: date, *, today: date, plans: Sequence[str] = ()) -> Message:
@@ -211,21 +243,21 @@ def calendar_ending(calendar: str, last_day: date, *, today: date, plans: Sequen
         f"Trading calendar {calendar} has sessions only until {last_day.isoformat()} ({days} days).",
         f"Plans on it: {', '.join(plans)}." if plans else "",
         "Next: upgrade exchange-calendars before then, or these plans stop running.",
-    ])
+    ], key=f"calendar:{calendar}:{today.isoformat()}")
 
 
 def daemon_started(commit: str | None, *, plans: int, host: str = "") -> Message:
     where = f" on {host}" if host else ""
     return _message("daemon.started", "minitrade daemon started", [
         f"Daemon started{where} at commit {_short(commit)} with {plans} plan(s).",
-    ])
+    ], key=f"daemon:{host}:{commit}")  # a restart loop at one commit is one notice per window
 
 
 def daemon_stopped(reason: str = "") -> Message:
     return _message("daemon.stopped", "minitrade daemon stopped", [
         f"Daemon stopped{': ' + reason if reason else ''}.",
         "No plan runs until it is started again (`minitrade daemon`).",
-    ])
+    ], key=f"daemon:stopped:{reason}")
 
 
 def notifier_test(notifier: str, *, context: str = "") -> Message:
@@ -233,4 +265,4 @@ def notifier_test(notifier: str, *, context: str = "") -> Message:
     return _message("notify.test", f"minitrade test: {notifier}", [
         f"Test message from minitrade: notifier {notifier} works.",
         context,
-    ])
+    ], key=f"test:{notifier}")

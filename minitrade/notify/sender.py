@@ -3,8 +3,10 @@
 Secrets in notifier URLs stay `${ENV}` references until the moment of sending; their values are
 redacted from message text, from the error we record and from the log lines Apprise and urllib3
 write while sending. A failing notifier is logged and returned as an `Outcome`, never raised: a
-notification must not break a run. The same message through the same notifier is not sent again
-within its `dedup_minutes`; every attempt leaves an audit row in table `notifications`.
+notification must not break a run. The same event (event kind and `Message.key`: a run id, the
+orders' client ids, a commit) through the same notifier is not sent again within its
+`dedup_minutes`; a different event is always sent, however alike its text reads. Every attempt
+leaves an audit row in table `notifications` (with the key's digest, never the text).
 """
 
 from __future__ import annotations
@@ -95,9 +97,9 @@ def settings_secrets(settings: Settings, *, env: Mapping[str, str] | None = None
     return secret_values(refs, env=env)
 
 
-def message_digest(event: str, title: str, body: str) -> str:
-    """Identity of a message for dedup: the same event with the same text."""
-    return hashlib.sha256(f"{event}\0{title}\0{body}".encode()).hexdigest()[:32]
+def message_digest(event: str, key: str) -> str:
+    """Identity of an event for dedup and the audit: its kind and key, never its wording."""
+    return hashlib.sha256(f"{event}\0{key}".encode()).hexdigest()[:32]
 
 
 class Notifier:
@@ -140,10 +142,14 @@ class Notifier:
     # -- public ----------------------------------------------------------------------------
     def notify(self, message: Message) -> list[Outcome]:
         """Send a prepared message to every notifier subscribed to its event."""
-        return self.send(message.event, message.title, message.body, notify_type=message.notify_type)
+        return self.send(message.event, message.title, message.body, key=message.key,
+                         notify_type=message.notify_type)
 
-    def send(self, event: str, title: str, body: str, *, notify_type: str = "info") -> list[Outcome]:
+    def send(self, event: str, title: str, body: str, *, key: str, notify_type: str = "info") -> list[Outcome]:
         """Send to every notifier whose `events` include `event`; one Outcome each.
+
+        `key` is the event's identity (see `Message.key`): the same event and key within a
+        notifier's dedup window is suppressed.
 
         Delivery problems never raise; only an event name outside `models.EVENTS` does, because
         that is a bug in the caller that would otherwise silently notify nobody.
@@ -151,7 +157,8 @@ class Notifier:
         if event not in EVENTS:
             raise ValueError(f"unknown notification event {event!r}; one of: {', '.join(EVENTS)}")
         title, body = redact(title, self._secrets), redact(body, self._secrets)
-        return [self._deliver(name, spec, event, title, body, notify_type, dedup=True)
+        digest = message_digest(event, key)
+        return [self._deliver(name, spec, event, title, body, notify_type, digest=digest, dedup=True)
                 for name, spec in self.notifiers.items() if event in spec.events]
 
     def send_test(self, name: str, *, context: str = "") -> Outcome:
@@ -169,12 +176,12 @@ class Notifier:
                                           f"no notifier named {name!r}", f"known: {known}"))
         message = notifier_test(name, context=context)
         return self._deliver(name, spec, message.event, message.title,
-                             redact(message.body, self._secrets), "info", dedup=False)
+                             redact(message.body, self._secrets), "info",
+                             digest=message_digest(message.event, message.key), dedup=False)
 
     # -- delivery --------------------------------------------------------------------------
     def _deliver(self, name: str, spec: NotifierSpec, event: str, title: str, body: str,
-                 notify_type: str, *, dedup: bool) -> Outcome:
-        digest = message_digest(event, title, body)
+                 notify_type: str, *, digest: str, dedup: bool) -> Outcome:
         now = self._clock()
         if dedup and spec.dedup_minutes > 0 and self._seen(name, event, digest,
                                                            now - timedelta(minutes=spec.dedup_minutes)):

@@ -1,7 +1,9 @@
 """Run a plan's strategy over daily prices in backtrader and collect everything a run records.
 
-Entry types: TOC fills at the signal bar's close (backtrader cheat-on-close); TOO and TRG are
-market orders that fill at the next bar's open of that ticker (daily bars have no intraday price).
+Entry types (see `runner.entry`): TOC fills at the signal bar's close (backtrader cheat-on-close);
+TOO at the next bar's open of that ticker; TRG, decided by a run during the session, at the signal
+bar's close (the price the run saw, as near as daily bars get), and decided outside the session
+at the next bar's open (daily bars have no intraday price).
 The equity curve, cash and positions are rebuilt per session from the fills (end-of-day values,
 so a TOC fill counts on its signal day), which equals backtrader's broker value at the end.
 """
@@ -25,6 +27,7 @@ from minitrade.data.base import COLUMNS, canonical
 from minitrade.errors import DataError, MinitradeError, StrategyError
 from minitrade.models import OrderType, Plan
 from minitrade.records import OrderIntent, Side
+from minitrade.runner.entry import trg_fills_at_once
 from minitrade.runner.feed import ArrayFeed
 from minitrade.runner.ledger import closed_trades, daily_book
 from minitrade.runner.stats import compute_stats
@@ -72,10 +75,12 @@ class _Broker(bt.brokers.BackBroker):  # type: ignore[misc]
     """
 
     def __init__(self, seeded: dict[Any, tuple[float, float]], progress: Progress | None, total: int,
-                 frozen_before: date | None = None) -> None:
+                 frozen_before: date | None = None, at_once: Callable[[date], bool] | None = None) -> None:
         super().__init__()
         self.seeded, self.progress, self.total = seeded, progress, total
         self.frozen_before = frozen_before
+        self.at_once = at_once  # TRG plans: whether a market order of that day fills on its own bar
+        self._at_once_days: dict[date, bool] = {}
         self.fills: list[tuple[Any, str, float, float, float]] = []
         self.rejected: list[str] = []
         self.bar_orders_from = 0  # index in self.orders of the first order placed during the current bar
@@ -99,6 +104,12 @@ class _Broker(bt.brokers.BackBroker):  # type: ignore[misc]
             order.cancel()
             self.notify(order)
             return order
+        if self.at_once is not None:
+            # coc is on for the broker; an order of a day without a run in the session opts out
+            day = bt.num2date(order.created.dt).date()
+            if day not in self._at_once_days:
+                self._at_once_days[day] = self.at_once(day)
+            order.addinfo(coc=self._at_once_days[day])
         return super().submit(order, check)
 
     def notify(self, order: Any) -> None:
@@ -108,7 +119,9 @@ class _Broker(bt.brokers.BackBroker):  # type: ignore[misc]
             self.fills.append((bt.num2date(ex.dt).date(), order.data._name, float(ex.size),
                                float(ex.price), float(ex.comm)))
         elif order.status in (order.Margin, order.Rejected):
-            day = bt.num2date(order.data.datetime[0]).date()
+            # backtrader checks cash on the bar after the order was placed; the refusal is dated
+            # with the day the strategy placed it
+            day = bt.num2date(order.created.dt).date()
             self.rejected.append(f"{day} {order.data._name} {order.created.size:+g}: {order.getstatusname()}")
 
 
@@ -144,14 +157,15 @@ def run_backtest(plan: Plan, prices: Mapping[str, pd.DataFrame], strategy_cls: t
 
     cerebro = bt.Cerebro(stdstats=False)
     feeds = {t: ArrayFeed(frame=f, name=t) for t, f in frames.items()}
-    broker = _Broker({feeds[t]: v for t, v in seeded.items()}, progress, len(dates), frozen_before)
+    at_once = (lambda day: trg_fills_at_once(plan, day)) if plan.order_type is OrderType.TRG else None
+    broker = _Broker({feeds[t]: v for t, v in seeded.items()}, progress, len(dates), frozen_before, at_once)
     cerebro.setbroker(broker)
     universe = _Universe()
     universe.plan = plan.name
     cerebro.datasbyname = universe
     cerebro.broker.setcash(cash)
     cerebro.broker.setcommission(commission=commission)
-    if plan.order_type is OrderType.TOC:
+    if plan.order_type in (OrderType.TOC, OrderType.TRG):
         cerebro.broker.set_coc(True)
     for feed in feeds.values():
         cerebro.adddata(feed)

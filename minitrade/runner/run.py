@@ -120,8 +120,8 @@ def run_plan(env: RunEnv, name: str, tick_at: datetime, *, run_id: str | None = 
         outcome.error = str(e)
         with env.store.transaction() as con:
             run_sql.finish_run(con, run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
-        _notify(env, messages.data_changed(name, outcome.error) if isinstance(e, DataChanged)
-                else messages.run_failed(name, outcome.error))
+        _notify(env, messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(e, DataChanged)
+                else messages.run_failed(name, outcome.error, run_id=run_id))
         return outcome
     except Exception as e:  # a bug of ours: record it, then let it surface
         with env.store.transaction() as con:
@@ -187,7 +187,7 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
 
     to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
     if book_notes:
-        _notify(env, messages.book_checked(plan.name, book_notes))
+        _notify(env, messages.book_checked(plan.name, book_notes, run_id=outcome.run_id))
     if rehearsal:
         outcome.orders = new
     elif to_send:
@@ -200,7 +200,8 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         run_sql.finish_run(con, outcome.run_id, stats=result.stats, start_date=first, end_date=result.last_date,
                            data_digest=data_digest, finished_at=env.clock(), notes=outcome.notes)
     if not rehearsal:
-        _notify(env, messages.run_finished(plan.name, stats=result.stats, orders=outcome.orders))
+        _notify(env, messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats,
+                                           orders=outcome.orders))
 
 
 def _last_closes(prices: Mapping[str, pd.DataFrame]) -> dict[str, float]:

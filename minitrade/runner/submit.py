@@ -27,6 +27,7 @@ from minitrade.trading_calendar import get_calendar
 
 BrokerFor = Callable[[str], Broker]
 READY = (SessionState.READY, SessionState.AUTHENTICATED)
+SENT = (OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED)  # at the broker
 
 
 def expiry(order: Order, plan: Plan) -> datetime:
@@ -43,9 +44,10 @@ def expiry(order: Order, plan: Plan) -> datetime:
 
 
 def _set(store: Store, order: Order, status: OrderStatus, *, broker_order_id: str | None = None,
-         note: str | None = None) -> Order:
+         note: str | None = None, clear_note: bool = False) -> Order:
     with store.transaction() as con:
-        order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id, note=note)
+        order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id, note=note,
+                             clear_note=clear_note)
         updated = order_sql.get_order(con, order.client_id)
     assert updated is not None
     return updated
@@ -73,7 +75,8 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
     # the broker's word on the order stands; "not yet sent" states are ours alone
     status = OrderStatus.SUBMITTED if placed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.HELD) \
         else placed.status
-    return _set(store, order, status, broker_order_id=placed.broker_order_id)
+    # the order reached the broker: a hold reason ("broker session: expired") is no longer true
+    return _set(store, order, status, broker_order_id=placed.broker_order_id, clear_note=True)
 
 
 def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
@@ -88,17 +91,27 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
         held = [_set(store, o, OrderStatus.HELD, note=why) for o in orders]
         if notify is not None:
             notify.notify(messages.orders_pending(plan.name, held, broker=plan.broker, reason=why))
-            notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held_orders=len(held)))
+            notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held=held))
         return held
     sent = [_send(store, broker, o) if now < expiry(o, plan) else
             _set(store, o, OrderStatus.EXPIRED, note=f"{o.order_type.value} order already too late at "
                                                       f"{now:%Y-%m-%d %H:%M %Z}; not sent")
             for o in orders]
-    if notify is not None:
-        done = [o for o in sent if o.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED)]
-        if done:
-            notify.notify(messages.orders_submitted(plan.name, done, broker=plan.broker))
+    _announce(notify, plan, sent)
     return sent
+
+
+def _announce(notify: Notifier | None, plan: Plan, orders: list[Order]) -> None:
+    """Tell the person which of `orders` reached the broker and which are held (e.g. a 401 at submit)."""
+    if notify is None:
+        return
+    done = [o for o in orders if o.status in SENT]
+    if done:
+        notify.notify(messages.orders_submitted(plan.name, done, broker=plan.broker))
+    held = [o for o in orders if o.status is OrderStatus.HELD]
+    if held:
+        notify.notify(messages.orders_pending(plan.name, held, broker=plan.broker, reason=held[0].note or ""))
+        notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held=held))
 
 
 def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *, now: datetime,
@@ -110,6 +123,7 @@ def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *,
     with store.transaction() as con:
         waiting = order_sql.orders_of(con, None, statuses=[OrderStatus.PENDING_SUBMIT, OrderStatus.HELD])
     out: list[Order] = []
+    news: dict[str, list[Order]] = {}  # per plan: orders that went out, or newly held, in this call
     for order in sorted(waiting, key=lambda o: o.client_id):
         plan = plans.get(order.plan)
         if plan is None or not plan.trading_enabled:
@@ -119,8 +133,7 @@ def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *,
                            note=f"{order.order_type.value} order no longer valid at {now:%Y-%m-%d %H:%M %Z}")
             out.append(expired)
             if notify is not None:
-                notify.notify(messages.run_failed(plan.name, f"order {order.client_id} expired unsent: "
-                                                  f"{expired.note}"))
+                notify.notify(messages.order_expired(plan.name, expired, expired.note or "too late"))
             continue
         broker = brokers(plan.broker)
         if not _ready(broker)[0]:
@@ -130,8 +143,13 @@ def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *,
             if known is not None:
                 out.append(_set(store, order, known.status, broker_order_id=known.broker_order_id,
                                 note="found at the broker by client id; not resent"))
+                news.setdefault(plan.name, []).append(out[-1])
                 continue
         out.append(_send(store, broker, order))
+        if out[-1].status is not order.status:  # an order held again is no news (it was announced)
+            news.setdefault(plan.name, []).append(out[-1])
+    for name, changed in news.items():
+        _announce(notify, plans[name], changed)
     return out
 
 

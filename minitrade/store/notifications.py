@@ -1,7 +1,7 @@
 """Table `notifications`: one audit row per notification attempt, and the dedup lookup.
 
-Rows hold the notifier's name, the event, a digest of the message and its title; never the
-Apprise URL or the body, so no secret or personal text lands in the database.
+Rows hold the notifier's name, the event, the digest of the event's identity (`Message.key`) and the
+title; never the Apprise URL or the body, so no secret or personal text lands in the database.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class NotificationRow:
 
 
 def sent_since(store: Store, notifier: str, event: str, digest: str, since: datetime) -> bool:
-    """Whether this exact message went out through `notifier` at or after `since`."""
+    """Whether the event with this digest (event kind and key) went out through `notifier` since `since`."""
     with _guard(store) as con:
         row = con.execute(
             "SELECT count(*) FROM notifications WHERE notifier = ? AND event = ? AND digest = ? "

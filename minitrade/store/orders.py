@@ -91,13 +91,17 @@ def open_orders(con: duckdb.DuckDBPyConnection, plan: str | None = None) -> list
 
 
 def set_status(con: duckdb.DuckDBPyConnection, client_id: str, status: OrderStatus, *,
-               broker_order_id: str | None = None, note: str | None = None,
+               broker_order_id: str | None = None, note: str | None = None, clear_note: bool = False,
                now: datetime | None = None) -> None:
-    """Move an order to `status`; a given broker id or note replaces the stored one, None keeps it."""
+    """Move an order to `status`; a given broker id or note replaces the stored one, None keeps it.
+
+    `clear_note` drops the stored note (e.g. a hold reason once the order reached the broker).
+    """
     row = con.execute("UPDATE orders SET status = ?, broker_order_id = coalesce(?, broker_order_id), "
-                      "note = coalesce(?, note), updated_at = ? WHERE client_id = ? RETURNING client_id",
-                      [OrderStatus(status).value, broker_order_id, note, now or datetime.now(UTC),
-                       client_id]).fetchone()
+                      "note = CASE WHEN ? THEN NULL ELSE coalesce(?, note) END, updated_at = ? "
+                      "WHERE client_id = ? RETURNING client_id",
+                      [OrderStatus(status).value, broker_order_id, clear_note and note is None, note,
+                       now or datetime.now(UTC), client_id]).fetchone()
     if row is None:
         raise StoreError(f"no order {client_id!r} to set {OrderStatus(status).value}")
 

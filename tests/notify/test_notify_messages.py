@@ -16,7 +16,7 @@ def order(ticker: str, qty: float = 10, side: Side = Side.BUY) -> Order:
 
 
 def test_run_finished_gives_numbers_orders_and_next_run():
-    m = messages.run_finished("spy", stats={"return_pct": 5.0, "max_drawdown_pct": -3.25, "sharpe": 1.234},
+    m = messages.run_finished("spy", run_id="r1", stats={"return_pct": 5.0, "max_drawdown_pct": -3.25, "sharpe": 1.234},
                               orders=[order("SPY")], equity=10500.0, commit="0123456789abcdef",
                               next_run=datetime(2026, 11, 26, 15, 45, tzinfo=UTC))
     assert m.event == "run.finished" and m.notify_type == "success"
@@ -62,5 +62,5 @@ def test_calendar_ending_counts_days_and_says_what_to_do():
 
 
 def test_body_is_truncated_to_a_bounded_size():
-    m = messages.run_failed("spy", "x" * 10_000)
+    m = messages.run_failed("spy", "x" * 10_000, run_id="r1")
     assert len(m.body) <= messages.MAX_BODY

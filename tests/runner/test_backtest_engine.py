@@ -45,15 +45,39 @@ def test_too_fills_at_the_next_bars_open() -> None:
     assert result.final_equity == pytest.approx(10_020.0)
 
 
-def test_trg_fills_at_the_next_available_price_of_that_ticker() -> None:
+def test_trg_decided_after_the_close_fills_at_the_next_available_open_of_that_ticker() -> None:
     # BBB has no bar on 2024-01-04, so the order placed on 01-03 fills at BBB's next bar (01-05).
     frames = {"AAA": bars(OPENS, CLOSES),
               "BBB": bars([20, 21, 23, 24, 25], [20.5, 21.5, 23.5, 24.5, 25.5],
                           dates=["2024-01-02", "2024-01-03", "2024-01-05", "2024-01-08", "2024-01-09"])}
-    plan = make_plan(order_type="TRG", mode="incremental", universe=["AAA", "BBB"],
+    plan = make_plan(order_type="TRG", mode="incremental", universe=["AAA", "BBB"], run_at=["16:30"],
                      params={"ticker": "BBB", "buy_at": 2, "sell_at": 5})
     result = run_backtest(plan, frames, scripted())
     assert fills_of(result) == [("2024-01-05", "BBB", 10.0, 23.0), ("2024-01-09", "BBB", -10.0, 25.0)]
+
+
+@pytest.mark.parametrize("run_at", ["10:00", "09:30:01-16:00/30min"])
+def test_trg_decided_during_the_session_fills_on_the_signal_day_at_its_close(run_at: str) -> None:
+    # the guide: a TRG order placed in market hours executes at once; daily bars give the signal
+    # bar's close as the price the run saw (see runner/entry.py for why not the open)
+    plan = make_plan(order_type="TRG", mode="incremental", run_at=[run_at])
+    result = run_backtest(plan, {"AAA": bars(OPENS, CLOSES)}, scripted())
+    assert fills_of(result) == [("2024-01-03", "AAA", 10.0, 11.5), ("2024-01-05", "AAA", -10.0, 13.5)]
+
+
+def test_trg_decided_before_the_open_fills_at_that_days_open() -> None:
+    # an 08:00 run decides on the previous session's bar; its market order waits for the open
+    plan = make_plan(order_type="TRG", mode="incremental", run_at=["08:00"])
+    result = run_backtest(plan, {"AAA": bars(OPENS, CLOSES)}, scripted())
+    assert fills_of(result) == [("2024-01-04", "AAA", 10.0, 12.0), ("2024-01-08", "AAA", -10.0, 14.0)]
+
+
+@pytest.mark.parametrize("order_type", ["TOC", "TOO"])
+def test_an_order_refused_for_lack_of_cash_is_dated_the_day_it_was_placed(order_type: str) -> None:
+    plan = make_plan(order_type=order_type, params={"buy_at": 2, "sell_at": 99, "size": 10_000})
+    result = run_backtest(plan, {"AAA": bars(OPENS, CLOSES)}, scripted())
+    assert result.fills.empty
+    assert result.rejected == ["2024-01-03 AAA +10000: Margin"]  # placed on bar 2, 2024-01-03
 
 
 def test_commission_is_charged_on_traded_value() -> None:
