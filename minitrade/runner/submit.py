@@ -75,8 +75,10 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
     # the broker's word on the order stands; "not yet sent" states are ours alone
     status = OrderStatus.SUBMITTED if placed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.HELD) \
         else placed.status
-    # the order reached the broker: a hold reason ("broker session: expired") is no longer true
-    return _set(store, order, status, broker_order_id=placed.broker_order_id, clear_note=True)
+    # the order reached the broker: a hold reason ("broker session: expired") is no longer true;
+    # a decision's note (an order clipped to the actual book) stays
+    return _set(store, order, status, broker_order_id=placed.broker_order_id,
+                clear_note=order.status is OrderStatus.HELD)
 
 
 def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
