@@ -118,6 +118,8 @@ def test_strict_plan_refuses_to_sell_what_an_expired_buy_never_bought(repo, sink
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         run = next(r for r in run_sql.list_runs(con, plan="alt") if r.end_date == date(2013, 1, 4))
     assert "REFUSED SELL 10 AAPL" in (run.notes or ""), "the refusal is on the run's record"
+    page = (repo.path / "state" / "reports" / "plans" / "alt" / "index.html").read_text()
+    assert "simulated 10 AAPL, actual 0: BUY of 2013-01-03 EXPIRED" in page, "the report shows the divergence"
     assert cli("fill", sell.client_id, "--price", "75", "--repo", path).exit_code == 1
 
 
