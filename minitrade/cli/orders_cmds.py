@@ -178,7 +178,7 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
         when = None
         if at is not None:
             when = _parse_at(at, _zone_of(snap, known.plan) if known else UTC)
-        plan = snap.plans.get(known.plan) if snap is not None and known is not None else None
+        plan = _applied_plan(repo_path(repo), store, known.plan) if known is not None else None
         done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when, plan=plan)
         with store.transaction() as con:
             settled = order_sql.get_order(con, order)
@@ -191,6 +191,17 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
                       f"{settled.quantity:g} filled, {settled.quantity - total:g} remaining.")
         if snap is not None and snap.settings.notifiers:
             _notify_fill(snap, store, settled, done)
+
+
+def _applied_plan(root: Path, store: Store, name: str) -> Any:
+    """The plan as applied (what trades), for the checks a fill must pass; None if not applied."""
+    from minitrade.reconcile_pass import applied_snapshot
+
+    try:
+        applied = applied_snapshot(root, store)
+    except ConfigError:
+        return None
+    return applied.plans.get(name) if applied is not None else None
 
 
 def _notify_fill(snap: Any, store: Store, order: Order, done: Fill) -> None:
