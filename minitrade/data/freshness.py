@@ -15,12 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from minitrade.data.base import DataSource
-from minitrade.errors import DataStale
+from minitrade.data.registry import source_for
+from minitrade.errors import DataError, DataStale
+from minitrade.models import CsvSource
 from minitrade.trading_calendar import get_calendar
+
+if TYPE_CHECKING:
+    from minitrade.loader import Snapshot
 
 PROBE_DAYS = 14  # `probe_last_bars` asks this far back before the needed day
 
@@ -82,3 +88,41 @@ def stale_error(source: str, stale: dict[str, date | None], needed: date | None,
         f"bars to data source {source} (csv: the tickers' files), or if it publishes later in the day, "
         f"raise its `delay_minutes` in minitrade.yaml", source=source, ticker=", ".join(stale),
         last_bar=min(known) if known else None, expected=needed)
+
+
+def stale_plans(snapshot: Snapshot, names: Iterable[str], at: datetime, *,
+                local_only: bool) -> dict[str, str]:
+    """Scheduled plans among `names` whose source lacks the bar a run at `at` would need: plan -> why.
+
+    `local_only` asks only csv sources (`plan` stays offline and quick); a source that cannot be
+    read at all is left to the checks that report errors (apply's source check and dry run).
+    """
+    sources: dict[str, DataSource] = {}
+    probed: dict[tuple[str, str, date], date | None] = {}
+    out: dict[str, str] = {}
+    for name in sorted(names):
+        plan = snapshot.plans.get(name)
+        spec = snapshot.settings.data_sources.get(plan.data_source) if plan is not None else None
+        if plan is None or spec is None or not plan.backtest_enabled:
+            continue
+        if local_only and not isinstance(spec, CsvSource):
+            continue
+        needed = needed_day(plan.calendar, at, spec.delay)
+        if needed is None:
+            continue
+        missing = [t for t in plan.tickers if (plan.data_source, t, needed) not in probed]
+        try:
+            if plan.data_source not in sources:
+                sources[plan.data_source] = source_for(plan.data_source, spec, root=snapshot.root)
+            for ticker, last in probe_last_bars(sources[plan.data_source], missing, needed).items():
+                probed[(plan.data_source, ticker, needed)] = last
+        except DataError:
+            continue
+        behind = {t: probed[(plan.data_source, t, needed)] for t in plan.tickers}
+        behind = {t: last for t, last in behind.items() if last is None or last < needed}
+        if behind:
+            bars = ", ".join(f"{t} {last or 'none recently'}" for t, last in behind.items())
+            out[name] = (f"data source {plan.data_source} cannot serve the current dates: no bar for {needed} "
+                         f"(last bar: {bars}), so its runs fail as stale. Add the missing bars, or rehearse "
+                         "on past dates with `minitrade replay`")
+    return out
