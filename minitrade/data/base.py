@@ -20,7 +20,13 @@ RANGE_RTOL = 1e-6  # relative slack when checking low <= open, close <= high
 
 
 class DataSource(Protocol):
-    """Anything that can fetch daily bars for one ticker."""
+    """Anything that can fetch daily bars for one ticker.
+
+    Optional, read by the price cache: `digest(ticker) -> str | None` (a local source: its file is
+    read whole again when the digest changes) and `verify_every: timedelta` (a remote source: its
+    whole history is fetched again that often). A window with no bars after the source's last one
+    raises DataStale (its `last_bar` when known), any other failure DataError.
+    """
 
     name: str
 
