@@ -6,7 +6,8 @@ MinitradeError
 ├─ GitError                    ← not a git repo, unknown revision; fix the repo or the --rev
 ├─ StrategyError(plan)         ← user strategy raised or is malformed; fix the strategy file
 ├─ DataError(source, ticker)   ← provider down (retryable) or bad response shape (terminal)
-│  └─ DataChanged              ← strict mode: past prices changed; start a new plan or accept
+│  ├─ DataChanged              ← strict mode: past prices changed; start a new plan or accept
+│  └─ DataStale                ← no bar for the day a run decides on; update the data, fail the run
 ├─ BrokerError(account)
 │  ├─ BrokerNotReady           ← not logged in: hold orders and notify, never log in silently
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
@@ -22,6 +23,7 @@ MinitradeError
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 
 class MinitradeError(Exception):
@@ -85,6 +87,19 @@ class DataError(MinitradeError):
 
 class DataChanged(DataError):
     """Strict mode found past prices changed (split, dividend); abort the run, start a new plan."""
+
+
+class DataStale(DataError):
+    """The source has no bar for the day a run decides on: fail the run; update the data or its delay.
+
+    `last_bar` is the source's last bar (None when it has none in the window asked), `expected` the
+    day whose bar was needed (None when a source only knows the window was empty).
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, ticker: str | None = None,
+                 last_bar: date | None = None, expected: date | None = None) -> None:
+        self.last_bar, self.expected = last_bar, expected
+        super().__init__(message, source=source, ticker=ticker)
 
 
 class BrokerError(MinitradeError):

@@ -58,12 +58,27 @@ class Switch(StrEnum):
 # minitrade.yaml
 
 
+_DELAY = ("Minutes after a session opens until this source has that session's bar (a partial one "
+          "while the market is open). A run needs the bar of the last session whose open plus this "
+          "delay has passed, else it fails as stale. Files written at 18:00 New York: 510.")
+REMOTE_DELAY_MINUTES = 20.0  # Yahoo/EastMoney show today's partial bar minutes after the open
+VERIFY_EVERY_DAYS = 7
+_VERIFY = ("Days between full re-reads of the cached history (edits to old bars are caught then); "
+           "newer bars are checked at every fetch.")
+
+
 class CsvSource(Resource):
     """Daily OHLCV from a folder of TICKER.csv files (offline; the embedded default uses it)."""
 
     type: Literal["csv"]
     path: str = Field(description="Folder of TICKER.csv files, relative to the trading repo "
                                   "or 'package:sample_data' for the prices shipped with minitrade.")
+    # None (unset) keeps the spec digest of repos written before the field existed
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 0.")
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=self.delay_minutes or 0.0)
 
 
 class YahooSource(Resource):
@@ -73,6 +88,17 @@ class YahooSource(Resource):
     proxy: str | None = None
     base_url: str | None = Field(None, description="Override the Yahoo host (tests, mirrors).")
     timeout: float = Field(30.0, gt=0, le=600, description="Hard deadline per ticker, seconds.")
+    # None (unset) means the default and keeps the spec digest of repos written before these fields
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
+    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
+
+    @property
+    def verify_every(self) -> timedelta:
+        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
 
 
 class EastMoneySource(Resource):
@@ -82,6 +108,17 @@ class EastMoneySource(Resource):
     proxy: str | None = None
     base_url: str = "https://push2his.eastmoney.com"
     timeout: float = Field(30.0, gt=0, le=600)
+    # None (unset) means the default and keeps the spec digest of repos written before these fields
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
+    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
+
+    @property
+    def verify_every(self) -> timedelta:
+        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
 
 
 DataSourceSpec = Annotated[CsvSource | YahooSource | EastMoneySource, Field(discriminator="type")]

@@ -12,6 +12,7 @@ from rich.markup import escape
 from minitrade import gitrepo
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
+from minitrade.data.freshness import stale_plans
 from minitrade.errors import ConfigError, GitError
 from minitrade.loader import PLANS_DIR, SETTINGS_FILE, STRATEGIES_DIR, Snapshot, load_commit, load_worktree
 from minitrade.reconciler import apply as apply_snapshot
@@ -49,6 +50,8 @@ def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[dateti
     for name, plan in sorted(snapshot.plans.items()):
         runs[name] = next_run_times(plan, now, 5)
         warnings += [f"plan {name}: {w}" for w in warnings_for(plan, now.date())]
+    warnings += [f"plan {name}: {why}" for name, why in stale_plans(snapshot, snapshot.plans, now,
+                                                                    local_only=True).items()]
     return runs, warnings
 
 

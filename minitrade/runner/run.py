@@ -28,6 +28,7 @@ from minitrade import failpoints
 from minitrade.brokers.base import Broker
 from minitrade.clock import now as real_now
 from minitrade.data import changes as price_changes
+from minitrade.data import freshness
 from minitrade.data.base import DataSource
 from minitrade.errors import DataChanged, MinitradeError
 from minitrade.loader import Snapshot
@@ -137,7 +138,10 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
     day = signal_day(plan, tick_at)
     outcome.signal_day = day
     source = env.prices(plan)
-    prices = {t: source.daily(t, plan.backtest_start, day) for t in plan.tickers}
+    # a source without the bar this tick needs fails the run (DataStale), never serves old prices
+    delay = snapshot.settings.data_sources[plan.data_source].delay
+    needed = freshness.needed_day(plan.calendar, tick_at, delay, latest=day)
+    prices = freshness.fresh_prices(source, plan.tickers, plan.backtest_start, day, needed=needed, at=tick_at)
     if plan.mode is Mode.STRICT:
         price_changes.check_unchanged(store, plan.name, prices, source=plan.data_source)
 

@@ -25,6 +25,7 @@ from tests.conftest import present_env
 NY = ZoneInfo("America/New_York")
 DAY3 = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
 DAY4 = datetime(2013, 1, 4, 15, 45, tzinfo=NY)
+TODAY = datetime(2026, 11, 27, 12, 0, tzinfo=NY)  # years after the ticks above
 runner = CliRunner()
 
 LADDER = '''import backtrader as bt
@@ -77,14 +78,14 @@ def repo(live_repo, sink: AppriseSink):  # type: ignore[no-untyped-def]
 
 def test_a_run_at_a_past_time_is_a_rehearsal_and_never_submits(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
     path = str(repo.path)
-    result = cli("run", "alt", "--at", DAY3.isoformat(), "--repo", path)  # the machine's clock: 2026
+    result = cli("run", "alt", "--at", DAY3.isoformat(), "--repo", path, now=TODAY)
     assert result.exit_code == 0, result.output
     assert "rehearsal" in result.output and "nothing was sent to the broker" in result.output
     (rehearsed,) = orders(repo)
     assert rehearsed.status is OrderStatus.REHEARSAL and rehearsed.client_id.endswith(".R")
     assert not any("submitted" in p.title or "new order" in p.title for p in sink.posts), \
         "a rehearsal announces no orders"
-    refused = cli("fill", rehearsed.client_id, "--price", "75", "--repo", path)
+    refused = cli("fill", rehearsed.client_id, "--price", "75", "--repo", path, now=TODAY)
     assert refused.exit_code == 1 and "rehearsal" in refused.output
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         (run,) = run_sql.list_runs(con, plan="alt")
