@@ -21,6 +21,7 @@ from minitrade.errors import DataChanged, DataError
 from minitrade.models import CsvSource, YahooSource
 from minitrade.store import Store
 from minitrade.store import runs as run_sql
+from tests.conftest import at_own_present
 from tests.data.conftest import NY_AFTER_CLOSE
 
 runner = CliRunner()
@@ -43,7 +44,8 @@ params: {fast: 20, slow: 50}
 
 
 def cli(*args: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, list(args), catch_exceptions=False)
+    """A command; a `run --at T` runs as the present T (the live path that records price history)."""
+    return runner.invoke(app, list(args), env=at_own_present(args), catch_exceptions=False)
 
 
 def runs(repo) -> list[run_sql.RunRow]:  # type: ignore[no-untyped-def]
