@@ -141,7 +141,7 @@ def test_market_on_open_fills_at_the_next_open(gateway: FakeGateway, broker: IBB
 
 def test_fills_before_since_are_left_out(gateway: FakeGateway, broker: IBBroker) -> None:
     gateway.set_time(datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
-    broker.submit(make_order("c-trg", order_type=OrderType.TRG))       # fills now at the last price
+    broker.submit(make_order("c-trg", order_type=OrderType.TRG))       # fills at the last price, seen next call
     assert [f.price for f in broker.fills()] == [190.0]
     assert broker.fills(since=gateway.now() + timedelta(seconds=1)) == []
 
