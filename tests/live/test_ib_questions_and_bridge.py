@@ -108,11 +108,14 @@ def test_no_bridge_holds_the_order_and_a_later_pass_sends_it_once(
     assert gateway.orders == [] and gateway.order_posts() == 1
 
     store = store_of(repo)
-    for minutes in (1, 2, 3):               # the link is back: passes of the daemon
+    for minutes in (1, 2, 3, 4):            # passes of the daemon: the link is down, then back
+        gateway.set_bridge(minutes > 1)
         moment = MORNING + timedelta(minutes=minutes)
         gateway.set_time(moment)
         monkeypatch.setenv("MINITRADE_NOW", moment.isoformat())
         reconcile_once(repo.path, store, now=lambda moment=moment: moment)
+        if minutes == 1:
+            assert orders(repo)[0].status is OrderStatus.HELD and gateway.order_posts() == 1
     assert [o.coid for o in gateway.orders] == [held.client_id] and gateway.order_posts() == 2
     (order,) = orders(repo)
     assert order.status is OrderStatus.FILLED
