@@ -10,7 +10,9 @@ MinitradeError
 │  └─ DataStale                ← no bar for the day a run decides on; update the data, fail the run
 ├─ BrokerError(account)
 │  ├─ BrokerNotReady           ← not logged in: hold orders and notify, never log in silently
+│  │  └─ BrokerDisconnected    ← gateway up, its link to the broker down ("no bridge"): hold, send later
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
+│  │  └─ OrderQuestionRefused  ← broker asked a question not on the confirm list; answered no
 │  └─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
 └─ StoreError                  ← DuckDB failed
@@ -114,8 +116,22 @@ class BrokerNotReady(BrokerError):
     """No live brokerage session: hold orders and ask the person to log in; never log in silently."""
 
 
+class BrokerDisconnected(BrokerNotReady):
+    """The gateway answers but its link to the broker's servers is down: hold orders, send them once it is back."""
+
+
 class OrderRejected(BrokerError):
     """The broker refused an order: record it, notify, do not retry."""
+
+
+class OrderQuestionRefused(OrderRejected):
+    """The broker asked a question about an order that may not be confirmed; it was answered no and the
+    order discarded. Record it REJECTED with the question, and show the person the question's text."""
+
+    def __init__(self, message: str, *, account: str | None = None, message_ids: tuple[str, ...] = (),
+                 question: str = "") -> None:
+        self.message_ids, self.question = message_ids, question
+        super().__init__(message, account=account)
 
 
 class BrokerUnavailable(BrokerError):

@@ -137,6 +137,20 @@ class GatewaySpec(Resource):
     install_dir: str | None = Field(None, description="Folder of the unzipped clientportal.gw.")
 
 
+# IB order questions ("reply" messages) minitrade may answer yes by default: notices that come with
+# every market-type order and say nothing about this order's size or price. Everything else is
+# answered no and the order is REJECTED, among others: o163 price deviation, o383 size limit, o451
+# total value limit (an order far off its usual size or price is exactly what they catch), o403
+# "will fill immediately", o2137 cross side (an opposite order of ours is open), o10152/o10331 stop
+# orders, o2136/p6 allocations, p12 price-management algo (minitrade sends none of these kinds).
+IB_CONFIRM_DEFAULT = (
+    "o354",     # no market data subscription at IB: sizes come from the plan's data source, not IB quotes
+    "o10151",   # the generic risk notice for market orders; every minitrade order is a market type
+    "o10153",   # IB may cap a market order's price; only ever makes an order less likely to trade
+)
+MessageId = Annotated[str, Field(pattern=r"^[a-z]+[0-9]+$", description="An IB message id, e.g. o354.")]
+
+
 class IBBroker(Resource):
     """Interactive Brokers through the Client Portal Web API gateway."""
 
@@ -147,7 +161,13 @@ class IBBroker(Resource):
     password: str = Field(description="Secret reference, e.g. ${IB_PASSWORD}.")
     gateway: GatewaySpec = Field(default_factory=lambda: GatewaySpec.model_validate({}))
     max_login_attempts: int = Field(2, ge=1, le=5)
-    suppress_message_ids: list[str] = Field(default_factory=list)
+    confirm_message_ids: list[MessageId] = Field(
+        default_factory=lambda: list(IB_CONFIRM_DEFAULT),
+        description="IB order questions answered yes (each is logged and noted on the order); any other "
+                    "question is answered no and the order is REJECTED. Default: o354, o10151, o10153.")
+    suppress_message_ids: list[MessageId] = Field(
+        default_factory=list, description="Questions IB should not ask at all (a yes nobody sees); each must "
+                                          "also be in confirm_message_ids.")
 
     @field_validator("username", "password")
     @classmethod
@@ -155,6 +175,17 @@ class IBBroker(Resource):
         if not SECRET_REF.fullmatch(value):
             raise ValueError("must be a secret reference like ${IB_PASSWORD} or ${file:~/.ib-pass}, "
                              "never the secret itself (it would end up in git)")
+        return value
+
+    @field_validator("suppress_message_ids")
+    @classmethod
+    def _suppressed_are_confirmable(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Suppressing is IB answering yes without asking: only for ids a person chose to confirm.
+        allowed = set(info.data.get("confirm_message_ids") or ())
+        extra = [m for m in value if m not in allowed]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} would be confirmed without being asked; add them to "
+                             "confirm_message_ids too if that is what you want")
         return value
 
 

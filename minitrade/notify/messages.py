@@ -175,6 +175,27 @@ def orders_submitted(plan: str, orders: Sequence[Order], *, broker: str) -> Mess
     ], key=_ids("orders", (o.client_id for o in orders)))
 
 
+def order_rejected(plan: str, order: Order, *, broker: str, reason: str) -> Message:
+    """The broker refused an order (or asked a question minitrade answered no): nothing was placed."""
+    return _message("orders.refused", f"{plan}: order REJECTED by {broker}", [
+        f"Plan {plan}: {_order(order)} was rejected by {broker}; nothing was placed.",
+        reason.strip()[:600],
+        f"Order {order.client_id} is recorded REJECTED and not retried. Next: if it should go through, "
+        "change what the message names, then let the next run decide again.",
+    ], key=f"rejected:{order.client_id}")
+
+
+def broker_unavailable(plan: str, orders: Sequence[Order], *, broker: str, reason: str) -> Message:
+    """Orders held because the broker's gateway did not answer (down or failing): not a login problem."""
+    return _message("orders.pending", f"{plan}: {len(orders)} order(s) HELD, {broker} gateway unavailable", [
+        f"Plan {plan}: {len(orders)} order(s) held: the gateway of {broker} is unavailable "
+        f"({reason.strip()[:300]}).",
+        *_capped([_order(o) for o in orders]),
+        "Next: check the gateway with `minitrade ib status` (start it with `minitrade ib start`); held orders "
+        "are submitted on a later pass once it answers, while still valid.",
+    ], key=_ids(f"broker:{broker}:unavailable", (o.client_id for o in orders)))
+
+
 def fills_recorded(plan: str, fills: Sequence[Fill], *, orders: Mapping[str, Order] | None = None) -> Message:
     known = orders or {}
 
