@@ -14,6 +14,9 @@ MinitradeError
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
 │  │  └─ OrderQuestionRefused  ← broker asked a question not on the confirm list; answered no
 │  └─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
+├─ RunAborted                  ← a run's worker was stopped; that run fails, the others go on
+│  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
+│  └─ RunKilled                ← it died: the memory limit, a crash, or the daemon stopping
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
 └─ StoreError                  ← DuckDB failed
    └─ StoreLocked              ← another process holds the database file; retry later
@@ -138,6 +141,18 @@ class BrokerUnavailable(BrokerError):
     """Timeout or 5xx: retry reads; before re-submitting, look the client order id up first."""
 
     retryable = True
+
+
+class RunAborted(MinitradeError):
+    """A run's compute phase was stopped from outside; that run fails, the others go on."""
+
+
+class RunTimedOut(RunAborted):
+    """The run passed its deadline and its worker was killed; fix the strategy or raise `timeout`."""
+
+
+class RunKilled(RunAborted):
+    """The run's worker died (memory limit, crash, shutdown) before it returned a result."""
 
 
 class NotifyError(MinitradeError):
