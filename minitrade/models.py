@@ -54,6 +54,13 @@ class Switch(StrEnum):
     DISABLED = "disabled"
 
 
+class EarlyClose(StrEnum):
+    """What a run time that an early close breaks does: move earlier (shift) or not run (skip)."""
+
+    SHIFT = "shift"
+    SKIP = "skip"
+
+
 # ---------------------------------------------------------------------------------------------
 # minitrade.yaml
 
@@ -255,6 +262,9 @@ class Plan(Resource):
     backtest: Switch = Switch.ENABLED
     trading: Switch = Switch.DISABLED
     commission: float | None = Field(None, ge=0, lt=0.1, description="Overrides minitrade.yaml's commission.")
+    early_close: EarlyClose = Field(EarlyClose.SHIFT, description=(
+        "On an early-close day, a run time after the close's auction cutoff: shift (keep its distance "
+        "to the close, at the latest 15 min before it) or skip (recorded SKIPPED)."))
 
     @field_validator("universe", mode="before")
     @classmethod
@@ -336,7 +346,16 @@ class Plan(Resource):
 
     def spec(self) -> dict[str, Any]:
         """The plan as plain data, keys as written in YAML (for digests and diffs)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        spec = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for name in _LATER_FIELDS:  # at their default they leave the digest of an applied plan as it was
+            if getattr(self, name) == type(self).model_fields[name].default:
+                spec.pop(name, None)
+        return spec
+
+
+# Fields added after plans were first applied: left out of spec() while at their default, so an
+# upgrade does not show every applied plan as changed (nor change its orders' plan_digest).
+_LATER_FIELDS = ("early_close",)
 
 
 # Fields whose change means a new plan rather than an edit (terraform's "forces replacement").
