@@ -134,11 +134,13 @@ EVENTS = (
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "fills.recorded", "config.applied", "config.rejected", "data.changed", "calendar.ending",
     "broker.login_needed", "daemon.started", "daemon.stopped",
+    "ticks.skipped", "ticks.missed", "calendar.early_close",
 )
 EventName = Literal[
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "fills.recorded", "config.applied", "config.rejected", "data.changed", "calendar.ending",
     "broker.login_needed", "daemon.started", "daemon.stopped",
+    "ticks.skipped", "ticks.missed", "calendar.early_close",
 ]
 
 

@@ -120,9 +120,10 @@ def _run_times(run_at: tuple[str, ...]) -> tuple[time, ...]:
     return tuple(sorted({t for spec in run_at for t in parse_run_at(spec)}))
 
 
-def schedule_key(plan: Plan) -> tuple[str, str | None, tuple[str, ...]]:
-    """What a plan's ticks depend on: plans with equal keys tick at the same moments."""
-    return plan.calendar, plan.timezone, tuple(plan.run_at)
+def schedule_key(plan: Plan) -> tuple[str, str | None, tuple[str, ...], OrderType, EarlyClose]:
+    """What a plan's ticks depend on: plans with equal keys tick at the same moments (the order
+    type and early_close policy decide what an early close does)."""
+    return plan.calendar, plan.timezone, tuple(plan.run_at), plan.order_type, plan.early_close
 
 
 def next_run_times(plan: Plan, after: datetime, count: int = 5) -> list[datetime]:
