@@ -18,6 +18,7 @@ def last_pass(con: duckdb.DuckDBPyConnection) -> datetime | None:
 
 def record_pass(con: duckdb.DuckDBPyConnection, at: datetime) -> None:
     """Remember that a daemon pass ended at `at` (aware)."""
-    con.execute("INSERT INTO daemon_heartbeat (id, last_pass, pid, recorded_at) VALUES (1, ?, ?, ?) "
+    con.execute("INSERT INTO daemon_heartbeat (id, last_pass, pid, passes, recorded_at) VALUES (1, ?, ?, 1, ?) "
                 "ON CONFLICT (id) DO UPDATE SET last_pass = excluded.last_pass, pid = excluded.pid, "
-                "recorded_at = excluded.recorded_at", [at, os.getpid(), clock.now()])
+                "passes = daemon_heartbeat.passes + 1, recorded_at = excluded.recorded_at",
+                [at, os.getpid(), clock.now()])

@@ -186,8 +186,9 @@ V2_HEARTBEAT = """
 CREATE TABLE daemon_heartbeat (
     id          INTEGER PRIMARY KEY,        -- always 1: only the latest pass is kept
     last_pass   TIMESTAMPTZ NOT NULL,       -- the pass's clock when it ended (simulated under --at)
-    pid         INTEGER NOT NULL,
-    recorded_at TIMESTAMPTZ NOT NULL        -- the machine's clock when written
+    pid         INTEGER NOT NULL,           -- the daemon process that made it
+    passes      BIGINT NOT NULL,            -- passes recorded so far (it moves while the daemon lives)
+    recorded_at TIMESTAMPTZ NOT NULL        -- clock.now() when written
 );
 """
 
