@@ -142,6 +142,8 @@ def _print_pass(result: PassResult) -> None:
     for outcome in result.runs:
         _print_outcome(outcome)
     for plan, tick in result.skipped:
-        console.print(f"{stamp} [yellow]skipped[/] {escape(plan)} tick {tick:%Y-%m-%d %H:%M:%S %Z}")
+        why = result.skip_reasons.get((plan, tick), "")
+        console.print(f"{stamp} [yellow]skipped[/] {escape(plan)} tick {tick:%Y-%m-%d %H:%M:%S %Z}"
+                      + (f": {escape(why)}" if why else ""))
     if result.next_tick is not None:
         console.print(f"{stamp} next tick {result.next_tick:%Y-%m-%d %H:%M:%S %Z}")
