@@ -54,6 +54,13 @@ class Switch(StrEnum):
     DISABLED = "disabled"
 
 
+class EarlyClose(StrEnum):
+    """What a run time that an early close breaks does: move earlier (shift) or not run (skip)."""
+
+    SHIFT = "shift"
+    SKIP = "skip"
+
+
 # ---------------------------------------------------------------------------------------------
 # minitrade.yaml
 
@@ -195,11 +202,13 @@ EVENTS = (
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
     "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
+    "ticks.skipped", "ticks.missed", "calendar.early_close",
 )
 EventName = Literal[
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
     "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
+    "ticks.skipped", "ticks.missed", "calendar.early_close",
 ]
 
 
@@ -325,6 +334,9 @@ class Plan(Resource):
     commission: float | None = Field(None, ge=0, lt=0.1, description="Overrides minitrade.yaml's commission.")
     allow_short: bool = Field(False, description="Let orders and fills take a position below zero. "
                                                  "Off: a sell beyond what the plan holds is clipped or refused.")
+    early_close: EarlyClose = Field(EarlyClose.SHIFT, description=(
+        "On an early-close day, a run time after the close's auction cutoff: shift (keep its distance "
+        "to the close, at the latest 15 min before it) or skip (recorded SKIPPED)."))
 
     @field_validator("universe", mode="before")
     @classmethod
@@ -405,20 +417,17 @@ class Plan(Resource):
         return self.backtest is Switch.ENABLED
 
     def spec(self) -> dict[str, Any]:
-        """The plan as plain data, keys as written in YAML (for digests and diffs).
-
-        Fields added after plans were first applied are left out while they hold their default, so
-        an upgrade does not turn every applied plan into a pending change.
-        """
-        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for key, default in LATER_FIELD_DEFAULTS.items():
-            if key in data and data[key] == default:
-                del data[key]
-        return data
+        """The plan as plain data, keys as written in YAML (for digests and diffs)."""
+        spec = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for name in _LATER_FIELDS:  # at their default they leave the digest of an applied plan as it was
+            if getattr(self, name) == type(self).model_fields[name].default:
+                spec.pop(name, None)
+        return spec
 
 
-# Plan fields added after the first release, with their defaults (see `Plan.spec`).
-LATER_FIELD_DEFAULTS: dict[str, Any] = {"allow_short": False}
+# Fields added after plans were first applied: left out of spec() while at their default, so an
+# upgrade does not show every applied plan as changed (nor change its orders' plan_digest).
+_LATER_FIELDS = ("allow_short", "early_close")
 
 
 # Fields whose change means a new plan rather than an edit (terraform's "forces replacement").

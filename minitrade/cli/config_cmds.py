@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from minitrade import gitrepo
+from minitrade import clock, gitrepo
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
 from minitrade.data.freshness import stale_plans
@@ -81,7 +81,7 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION) -> N
             for e in errors:
                 err_console.print(f"[red]error:[/] {escape(e)}")
             raise typer.Exit(1)
-        _, warnings = _next_runs(snapshot, datetime.now(UTC))
+        _, warnings = _next_runs(snapshot, clock.now())
         for w in warnings:
             console.print(f"[yellow]warning:[/] {escape(w)}")
         where = f"commit {snapshot.commit[:8]}" if rev and snapshot.commit else _drift_note(snapshot)
@@ -105,7 +105,7 @@ def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
         snapshot = _load(root, rev)
         store = snapshot.store()
         changes = changeset(snapshot, store)
-        now = datetime.now(UTC)
+        now = clock.now()
         runs, warnings = _next_runs(snapshot, now)
         with store.transaction() as con:
             applied = last_applied(con)

@@ -14,6 +14,7 @@ The tables, for people who query the file directly:
 - orders, fills: orders with deterministic client ids and the fills recorded against them
 - notifications: what was sent to whom, for dedup and audit
 - plan_storage: each incremental plan's strategy `storage` dict, as JSON
+- daemon_heartbeat: one row, the clock of the latest daemon pass (how long the daemon was away)
 """
 
 from __future__ import annotations
@@ -198,8 +199,22 @@ CREATE TABLE price_checks (
 );
 """
 
+# Version 4: the daemon's last sign of life: a pass that finds ticks missed since then knows the daemon was
+# not running from this instant on (ticks and reconciliations cannot say it: an idle daemon
+# writes neither).
+V4_HEARTBEAT = """
+CREATE TABLE daemon_heartbeat (
+    id          INTEGER PRIMARY KEY,        -- always 1: only the latest pass is kept
+    last_pass   TIMESTAMPTZ NOT NULL,       -- the pass's clock when it ended (simulated under --at)
+    pid         INTEGER NOT NULL,           -- the daemon process that made it
+    passes      BIGINT NOT NULL,            -- passes recorded so far (it moves while the daemon lives)
+    recorded_at TIMESTAMPTZ NOT NULL        -- clock.now() when written
+);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
     (3, V3_PRICE_CHECKS),
+    (4, V4_HEARTBEAT),
 ]
