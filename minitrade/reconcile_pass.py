@@ -36,14 +36,20 @@ from minitrade.reconciler import apply, record_rejected_load
 from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
 from minitrade.runner.submit import resolve_pending, sync_from_broker
-from minitrade.scheduler import EarlyCloseTick, due_ticks, early_close_changes, next_run_times, schedule_key
+from minitrade.scheduler import (
+    GRACE,
+    EarlyCloseTick,
+    due_ticks,
+    early_close_changes,
+    next_run_times,
+    schedule_key,
+)
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store.applied import applied_times, last_applied, last_attempt
 from minitrade.store.heartbeat import last_pass, record_pass
 
 log = logging.getLogger("minitrade.daemon")
-GRACE = timedelta(minutes=3)
 LOOKBACK = timedelta(days=1)  # a simulated clock before the apply time looks back this far only
 MISSED_CAP = timedelta(days=31)  # missed ticks older than this get one SKIPPED marker, not a row each
 

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from minitrade.models import EarlyClose, OrderType, Plan, parse_run_at
 from minitrade.trading_calendar import Session, TradingCalendar, get_calendar
 
+GRACE = timedelta(minutes=3)  # a tick runs within this of its time or not at all; also what "the present" means
 CLOSE_AUCTION_CUTOFF = timedelta(minutes=10)  # NYSE MOC entry closes 15:50 for a 16:00 close
 RUN_LEAD = timedelta(minutes=5)  # time a moved run gets before the auction cutoff (15:45 for 15:50)
 CALENDAR_WARNING_DAYS = 60

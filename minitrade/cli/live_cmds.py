@@ -17,6 +17,7 @@ from minitrade.loader import load_worktree
 from minitrade.reconcile_pass import PassResult, applied_snapshot, live_env, publish
 from minitrade.records import OrderStatus
 from minitrade.runner.run import RunOutcome, run_plan
+from minitrade.scheduler import GRACE
 
 _EXPLAINED = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.HELD)
 
@@ -127,7 +128,8 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
 
     Level-triggered: each pass re-reads the git HEAD and the state database. Stops cleanly on
     SIGTERM. Only one daemon runs per state dir. --at (only with --once) without a UTC offset is
-    minitrade.yaml's timezone, since the pass runs every plan.
+    minitrade.yaml's timezone, since the pass runs every plan; a past --at is a rehearsal (orders
+    recorded REHEARSAL, never sent) and a future one is refused (it would use up real ticks).
 
     Example: minitrade daemon --repo ~/trading
     """
@@ -140,6 +142,14 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
         snapshot = load_worktree(root)
         zone = snapshot.settings.timezone
         moment = parse_at(at, ZoneInfo(zone)) if at else None
+        if moment is not None and moment - real_now() > GRACE:
+            # a pass records its ticks as handled: a future one would use up ticks that have not happened
+            raise typer.BadParameter(f"{moment.isoformat()} is in the future: a pass records the ticks it "
+                                     "handles, so it would use up real ticks; pass a time up to now",
+                                     param_hint="'--at'")
+        if moment is not None and real_now() - moment > GRACE:
+            console.print("[yellow]rehearsal:[/] --at is not the present: runs record REHEARSAL orders, "
+                          "nothing is sent to a broker")
         console.print(f"minitrade daemon on {root} (state {snapshot.state_dir})")
         run_daemon(root, snapshot.store(), snapshot.state_dir, once=once, branch=snapshot.settings.branch,
                    poll=poll, now=(lambda: moment) if moment else None, report=_print_pass)

@@ -163,3 +163,14 @@ def test_fill_refuses_a_sell_that_would_leave_the_plan_short(repo) -> None:  # t
     assert cli("apply", "--yes", "--repo", str(repo.path)).exit_code == 0
     allowed = cli("fill", old.client_id, "--price", "75", "--repo", str(repo.path))
     assert allowed.exit_code == 0, allowed.output
+
+
+def test_a_daemon_pass_in_the_future_is_refused_and_one_in_the_past_rehearses(repo) -> None:  # type: ignore[no-untyped-def]
+    path = str(repo.path)
+    future = cli("daemon", "--once", "--at", "2026-11-30T15:45:00-05:00", "--repo", path, now=TODAY)
+    assert future.exit_code != 0 and "in the future" in future.output, "it would use up real ticks"
+    past = cli("daemon", "--once", "--at", DAY3.replace(second=30).isoformat(), "--repo", path, now=TODAY)
+    assert past.exit_code == 0, past.output
+    assert "rehearsal" in past.output
+    (order,) = orders(repo)
+    assert order.status is OrderStatus.REHEARSAL
