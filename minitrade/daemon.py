@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
@@ -22,8 +22,10 @@ from types import FrameType
 from minitrade import clock
 from minitrade.errors import MinitradeError
 from minitrade.loader import Snapshot
+from minitrade.models import ExecutorSpec
 from minitrade.notify import Notifier, messages
 from minitrade.reconcile_pass import PassResult, applied_snapshot, reconcile_once
+from minitrade.runner.executor import ProcessExecutor, executor_for
 from minitrade.scheduler import CALENDAR_WARNING_DAYS, EarlyCloseTick, upcoming_early_closes
 from minitrade.store import Store
 from minitrade.trading_calendar import get_calendar
@@ -113,12 +115,13 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping after the current run", signum)
+        log.info("signal %s: stopping (runs still computing are abandoned and resumed on restart)", signum)
         stop.set()
         wake.event.set()
 
     passes = 0
-    with single_instance(state_dir):
+    executor = _executor(root, store)
+    with single_instance(state_dir), closing(executor):
         wake = Wakeup(root, [state_dir])
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         told: set[tuple[str, datetime]] = set()  # early-close changes told by this process
@@ -130,7 +133,8 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
         try:
             while True:
                 try:
-                    result = reconcile_once(root, store, now=now, branch=branch)
+                    result = reconcile_once(root, store, now=now, branch=branch, executor=executor,
+                                            should_stop=stop.is_set)
                 except MinitradeError as e:  # e.g. the store is locked by a CLI for a moment
                     log.error("pass failed: %s", e)
                     result = PassResult()
@@ -156,6 +160,15 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
             if not once:
                 _announce(root, store, lambda _snap: messages.daemon_stopped("signal" if stop.is_set() else ""))
     return passes
+
+
+def _executor(root: Path, store: Store) -> ProcessExecutor:
+    """One pool for the daemon's life (its forkserver imports pandas and backtrader once)."""
+    try:
+        snapshot = applied_snapshot(root, store)
+    except MinitradeError:
+        snapshot = None
+    return executor_for(snapshot.settings.executor if snapshot is not None else ExecutorSpec.model_validate({}))
 
 
 def _warn_calendars(root: Path, store: Store) -> None:

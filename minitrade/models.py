@@ -220,6 +220,17 @@ class NotifierSpec(Resource):
     dedup_minutes: float = Field(10.0, ge=0, description="Suppress the same message within this window.")
 
 
+class ExecutorSpec(Resource):
+    """Where the compute phase of runs happens: worker processes on this machine."""
+
+    type: Literal["local"] = "local"
+    workers: int | None = Field(None, ge=1, le=256, description="Worker processes; default: the machine's cores.")
+    timeout: float = Field(300.0, gt=0, le=86400, description="Deadline of a run's compute, seconds; a plan's "
+                                                              "`timeout` overrides it.")
+    memory_limit_mb: int = Field(2048, ge=256, le=1024 * 1024, description="Address-space cap of each run's "
+                                                                          "worker, MiB.")
+
+
 class Settings(Resource):
     """minitrade.yaml: settings shared by every plan."""
 
@@ -231,6 +242,7 @@ class Settings(Resource):
     brokers: dict[str, BrokerSpec] = Field(
         default_factory=lambda: {"manual": ManualBroker(type="manual")})  # type: ignore[arg-type]
     notifiers: dict[str, NotifierSpec] = Field(default_factory=dict)
+    executor: ExecutorSpec = Field(default_factory=lambda: ExecutorSpec.model_validate({}))
 
     @field_validator("data_sources", "brokers", "notifiers")
     @classmethod
@@ -332,6 +344,8 @@ class Plan(Resource):
     backtest: Switch = Switch.ENABLED
     trading: Switch = Switch.DISABLED
     commission: float | None = Field(None, ge=0, lt=0.1, description="Overrides minitrade.yaml's commission.")
+    timeout: float | None = Field(None, gt=0, le=86400, description="Deadline of this plan's compute, seconds "
+                                                                    "(default: minitrade.yaml's executor.timeout).")
     allow_short: bool = Field(False, description="Let orders and fills take a position below zero. "
                                                  "Off: a sell beyond what the plan holds is clipped or refused.")
     early_close: EarlyClose = Field(EarlyClose.SHIFT, description=(

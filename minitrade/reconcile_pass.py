@@ -30,11 +30,12 @@ from minitrade.data.cache import PriceCache
 from minitrade.data.registry import source_for
 from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
-from minitrade.models import IBBroker, Plan
+from minitrade.models import IBBroker, OrderType, Plan
 from minitrade.notify import Notifier, messages
 from minitrade.reconciler import apply, record_rejected_load
 from minitrade.records import Order, OrderStatus, TickStatus
-from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
+from minitrade.runner.executor import Executor, executor_for
+from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plans
 from minitrade.runner.submit import resolve_pending, sync_from_broker
 from minitrade.scheduler import (
     GRACE,
@@ -46,6 +47,7 @@ from minitrade.scheduler import (
 )
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
+from minitrade.store import runs as run_sql
 from minitrade.store.applied import applied_times, last_applied, last_attempt
 from minitrade.store.heartbeat import last_pass, record_pass
 
@@ -102,7 +104,7 @@ def live_env(snapshot: Snapshot, *, kind: str, clock: Callable[[], datetime] | N
     return RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
                   prices=cached_prices(snapshot, store),
                   notifier=Notifier.from_settings(snapshot.settings, store=store),
-                  kind=kind, clock=clock or real_now)
+                  kind=kind, clock=clock or real_now, executor=executor_for(snapshot.settings.executor))
 
 
 # A commit's content never changes, so its Snapshot is loaded once per process: re-reading 500
@@ -167,8 +169,11 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
 
 
 def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | None = None,
-                   branch: str | None = None) -> PassResult:
-    """One pass; see the module docstring. `now` is the clock (tests and `--at` pass their own)."""
+                   branch: str | None = None, executor: Executor | None = None,
+                   should_stop: Callable[[], bool] = lambda: False) -> PassResult:
+    """One pass; see the module docstring. `now` is the clock (tests and `--at` pass their own);
+    runs compute on `executor` (default: worker processes as minitrade.yaml says); `should_stop`
+    abandons runs still computing (their ticks are resumed by the next pass within their grace)."""
     clock = now or real_now
     result = PassResult()
     # The pass's bookkeeping shares one open of the state file: an open costs 20-40 ms and an idle
@@ -193,13 +198,13 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
                      prices=cached_prices(snapshot, store),
                      notifier=Notifier.from_settings(snapshot.settings, store=store), kind="scheduled",
-                     clock=clock)
+                     clock=clock, executor=executor or executor_for(snapshot.settings.executor))
         if brokers_ahead(env):  # else both steps below would find nothing to do
             hold.close()
             # held orders are real: their validity is judged by the real present, never a simulated one
             resolve_pending(store, snapshot.plans, env.brokers, now=env.real_clock(), notify=env.notifier)
             collect_fills(env)
-        run_due_ticks(env, result, before_run=hold.close)
+        run_due_ticks(env, result, before_run=hold.close, should_stop=should_stop)
         _beat(store, clock())
     finally:
         hold.close()
@@ -268,7 +273,8 @@ def collect_fills(env: RunEnv) -> None:
             env.notifier.notify(messages.fills_recorded(plan.name, new))
 
 
-def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], None] = lambda: None) -> None:
+def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], None] = lambda: None,
+                  should_stop: Callable[[], bool] = lambda: False) -> None:
     """Run due ticks oldest first. A tick left STARTED by a crash is resumed while within the grace
     period (safe: client ids are deterministic per tick, so nothing is recorded twice), else closed
     FAILED. A tick too late to start is SKIPPED with its reason: missed while the daemon was not
@@ -304,9 +310,20 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
     book.record(store, result)
     _notify_moves(env, [m for m in found.moved if any(m.moved_to == t and m.plan == n for t, n, _ in due)])
     late: list[tuple[str, datetime, str]] = []
-    for tick, name, was_started in sorted(due):
-        _run_one(env, result, tick, name, was_started, late)
+    admitted = [(name, tick, run_id) for tick, name, was_started in sorted(due, key=lambda d: _work_order(env, d))
+                if (run_id := _admit(env, result, tick, name, was_started, late)) is not None]
+    _run_admitted(env, result, admitted, should_stop)
     book.notify(env, late)
+
+
+def _work_order(env: RunEnv, due: tuple[datetime, str, bool]) -> tuple[datetime, timedelta]:
+    """Scheduled time first; at one time, the earliest broker cutoff first (a TOC due at 15:45 goes
+    before a TOO due at 15:45: its close auction stops taking orders at 15:50)."""
+    tick, name, _ = due
+    plan = env.snapshot.plans.get(name)
+    cutoff = {OrderType.TOC: timedelta(0), OrderType.TRG: timedelta(minutes=1)}.get(
+        plan.order_type, timedelta(hours=1)) if plan is not None else timedelta(hours=2)
+    return tick, cutoff
 
 
 @dataclass
@@ -354,15 +371,18 @@ def _since(plan: Plan, last_tick: datetime | None, applied_at: datetime | None,
     return floor, (first[0] if first and first[0] <= floor else None)
 
 
-def _run_one(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: bool,
-             late: list[tuple[str, datetime, str]]) -> None:
+def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: bool,
+           late: list[tuple[str, datetime, str]]) -> str | None:
+    """The run id a due tick runs under, recorded STARTED; None when it must not run (too late,
+    already run elsewhere, or an interrupted tick that may not be retried)."""
     store = env.store
     is_late = env.clock() - tick > GRACE
-    if resumed and (is_late or name not in env.snapshot.plans):
+    if resumed and (is_late or name not in env.snapshot.plans or _tries(env, name, tick) >= MAX_TRIES):
+        why = ("interrupted: the daemon stopped or crashed during this run" if is_late or name not in env.snapshot.plans
+               else f"interrupted {MAX_TRIES} times (the daemon stopped or crashed during each run); not retried")
         with store.transaction() as con:
-            order_sql.finish_tick(con, name, tick, TickStatus.FAILED,
-                                  error="interrupted: the daemon stopped or crashed during this run")
-        return
+            order_sql.finish_tick(con, name, tick, TickStatus.FAILED, error=why)
+        return None
     if is_late:  # the runs before it in this pass took too long
         reason = f"could not start within {GRACE} of its time"
         with store.transaction() as con:
@@ -370,23 +390,50 @@ def _run_one(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed
                 late.append((name, tick, reason))
         result.skipped.append((name, tick))
         result.skip_reasons[(name, tick)] = reason
-        return
+        return None
     run_id = new_run_id(name, tick)
     if not resumed:
         with store.transaction() as con:
             if not order_sql.start_tick(con, name, tick, run_id):
-                return  # already ran (another pass or before a restart)
+                return None  # already ran (another pass or before a restart)
         failpoints.hit("tick-started")
-    outcome: RunOutcome | None = None
-    try:
-        outcome = run_plan(env, name, tick, run_id=run_id)
-    except Exception:  # a bug must not stop the other plans' ticks; the run is recorded FAILED
-        log.exception("plan %s: internal error in run %s", name, run_id)
-    status = TickStatus.FINISHED if outcome is not None and outcome.status == "FINISHED" else TickStatus.FAILED
-    with store.transaction() as con:
-        order_sql.finish_tick(con, name, tick, status, error=outcome.error if outcome else "internal error")
-    if outcome is not None:
+    elif _tries(env, name, tick):
+        log.warning("plan %s: retrying the run of %s once: the daemon stopped during it", name, tick)
+    return run_id
+
+
+MAX_TRIES = 2  # runs of one tick: the first, and one retry after an interruption within the grace
+
+
+def _tries(env: RunEnv, name: str, tick: datetime) -> int:
+    """How many runs this tick already had (each interrupted one left a run row)."""
+    with env.store.transaction() as con:
+        return run_sql.count_runs(con, plan=name, tick_at=tick)
+
+
+def _run_admitted(env: RunEnv, result: PassResult, admitted: list[tuple[str, datetime, str]],
+                  should_stop: Callable[[], bool]) -> None:
+    """Run the admitted ticks together (compute in parallel on the executor), closing each tick as
+    its run is committed. A tick whose run was interrupted stays STARTED: the next pass resumes it."""
+    if not admitted:
+        return
+    ticks = {run_id: (name, tick) for name, tick, run_id in admitted}
+
+    def close(outcome: RunOutcome) -> None:
+        name, tick = ticks[outcome.run_id]
+        status = TickStatus.FINISHED if outcome.status == "FINISHED" else TickStatus.FAILED
+        with env.store.transaction() as con:
+            order_sql.finish_tick(con, name, tick, status, error=outcome.error)
         result.runs.append(outcome)
+
+    try:
+        run_plans(env, admitted, on_done=close, should_stop=should_stop)
+    except Exception:  # a bug must not stop the other plans' ticks; its run is recorded FAILED
+        log.exception("internal error in a run of this pass")
+        with env.store.transaction() as con:
+            for run_id, (name, tick) in ticks.items():
+                if run_id not in {r.run_id for r in result.runs} and not should_stop():
+                    order_sql.finish_tick(con, name, tick, TickStatus.FAILED, error="internal error")
 
 
 def _stamp(at: datetime, zone: ZoneInfo) -> str:

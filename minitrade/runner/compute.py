@@ -30,6 +30,7 @@ RUN_IO_VERSION = 1
 
 ERROR_TYPES: dict[str, type[MinitradeError]] = {
     "strategy": StrategyError, "data": DataError, "timeout": RunTimedOut, "killed": RunKilled,
+    "interrupted": RunKilled,
 }
 
 
@@ -59,7 +60,7 @@ class RunResult:
     run_id: str
     backtest: BacktestResult | None = None
     storage: dict[str, Any] | None = None
-    error_kind: str | None = None      # strategy | data | timeout | killed
+    error_kind: str | None = None      # strategy | data | timeout | killed | interrupted
     error: str | None = None
     output: str = ""                   # the strategy's stdout/stderr, first and last part kept
     output_bytes: int = 0              # how much it printed in all
@@ -70,6 +71,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.error_kind is None
+
+    @property
+    def interrupted(self) -> bool:
+        """Abandoned because the daemon is stopping: not the plan's failure, resumed later."""
+        return self.error_kind == "interrupted"
 
 
 def compute(inp: RunInput) -> RunResult:

@@ -25,33 +25,42 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Protocol
 
+from minitrade.models import ExecutorSpec
 from minitrade.runner.compute import RunInput, RunResult, compute
 
 log = logging.getLogger("minitrade.executor")
 OUTPUT_KEEP = 64 * 1024           # characters kept from the start and from the end of a run's output
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+STOP_POLL = 0.5                   # seconds between looks at a stop request while runs compute
 
 
 class Executor(Protocol):
     """Runs compute units; yields each result as it is ready (any order)."""
 
-    def run(self, inputs: Sequence[RunInput]) -> Iterator[RunResult]: ...
+    def run(self, inputs: Sequence[RunInput], *,
+            should_stop: Callable[[], bool] = ...) -> Iterator[RunResult]: ...
 
     def close(self) -> None: ...
+
+
+def executor_for(spec: ExecutorSpec) -> ProcessExecutor:
+    """The executor minitrade.yaml's `executor:` section asks for."""
+    return ProcessExecutor(spec.workers, memory_limit=spec.memory_limit_mb * 1024**2)
 
 
 class InlineExecutor:
     """In this process, one unit after another; no deadline, nothing captured."""
 
-    def run(self, inputs: Sequence[RunInput]) -> Iterator[RunResult]:
+    def run(self, inputs: Sequence[RunInput], *,
+            should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
         for inp in inputs:
-            yield compute(inp)
+            yield _interrupted(inp) if should_stop() else compute(inp)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -114,6 +123,11 @@ def _worker(inp: RunInput, conn: Connection, memory_limit: int | None) -> None:
     conn.close()
 
 
+def _interrupted(inp: RunInput) -> RunResult:
+    return RunResult(inp.run_id, error_kind="interrupted",
+                     error="interrupted: the daemon stopped during this run (resumed within its grace period)")
+
+
 def _size(limit: int | None) -> str:
     if limit is None:
         return "none"
@@ -139,10 +153,15 @@ class ProcessExecutor:
         self._context.set_forkserver_preload(["minitrade.runner.compute"])
         self._running: list[_Running] = []
 
-    def run(self, inputs: Sequence[RunInput]) -> Iterator[RunResult]:
+    def run(self, inputs: Sequence[RunInput], *,
+            should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
+        """Results as runs finish; once `should_stop()` says so, the rest come back interrupted."""
         waiting = list(inputs)
         try:
             while waiting or self._running:
+                if should_stop():
+                    yield from (_interrupted(inp) for inp in self.abandon() + waiting)
+                    return
                 while waiting and len(self._running) < self.workers:
                     self._start(waiting.pop(0))
                 yield from self._collect()
@@ -160,7 +179,8 @@ class ProcessExecutor:
     def _collect(self) -> Iterable[RunResult]:
         """Wait for the first result, death or deadline among the running units; report those."""
         now = time.monotonic()
-        timeout = max(0.0, min(r.deadline for r in self._running) - now)
+        # wake at least every STOP_POLL seconds to honour a stop request promptly
+        timeout = min(STOP_POLL, max(0.0, min(r.deadline for r in self._running) - now))
         ready = wait([r.conn for r in self._running] + [r.process.sentinel for r in self._running], timeout)
         done: list[RunResult] = []
         for run in list(self._running):

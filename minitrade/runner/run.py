@@ -18,7 +18,7 @@ in its own state folder with a simulated broker.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -30,14 +30,15 @@ from minitrade.clock import now as real_now
 from minitrade.data import changes as price_changes
 from minitrade.data import freshness
 from minitrade.data.base import DataSource
-from minitrade.errors import DataChanged, MinitradeError
+from minitrade.errors import DataChanged, MinitradeError, StrategyError
 from minitrade.loader import Snapshot
 from minitrade.models import Mode, Plan
 from minitrade.notify import Notifier, messages
 from minitrade.records import Fill, Order, OrderStatus
 from minitrade.runner import orders as order_book
-from minitrade.runner.backtest import BacktestResult, run_backtest
-from minitrade.runner.research import load_plan_strategy
+from minitrade.runner.backtest import BacktestResult
+from minitrade.runner.compute import RunInput, RunResult, raise_for_error
+from minitrade.runner.executor import Executor, InlineExecutor
 from minitrade.runner.submit import submit_new
 from minitrade.scheduler import GRACE, plan_zone
 from minitrade.store import Store, plan_state
@@ -56,6 +57,7 @@ class RunEnv:
     prices: Callable[[Plan], DataSource]
     notifier: Notifier | None = None
     kind: str = "scheduled"
+    executor: Executor = field(default_factory=InlineExecutor)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     real_clock: Callable[[], datetime] = real_now  # what tells the present from a rehearsal
 
@@ -100,39 +102,107 @@ def new_run_id(plan: str, tick_at: datetime) -> str:
 
 def run_plan(env: RunEnv, name: str, tick_at: datetime, *, run_id: str | None = None) -> RunOutcome:
     """Run plan `name` for the tick at `tick_at`; never raises for a plan's own failures."""
+    (outcome,) = run_plans(env, [(name, tick_at, run_id or new_run_id(name, tick_at))])
+    return outcome
+
+
+def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
+              on_done: Callable[[RunOutcome], None] | None = None,
+              should_stop: Callable[[], bool] = lambda: False) -> list[RunOutcome]:
+    """Run several (plan, tick, run id) at once: prepare each here, compute them together on the
+    executor, commit each as its result arrives. Never raises for a plan's own failures; a bug of
+    ours in one run is recorded FAILED and raised after the others are committed.
+
+    `should_stop` abandons computations still running (the daemon is stopping): their runs are
+    recorded FAILED as interrupted, and `on_done` is not called for them (their ticks stay open
+    and are resumed within their grace period).
+    """
+    prepared: dict[str, _Prepared] = {}
+    outcomes: list[RunOutcome] = []
+    bug: Exception | None = None
+    for name, tick_at, run_id in ticks:
+        outcome = _start(env, name, tick_at, run_id)
+        try:
+            prepared[run_id] = _prepare(env, outcome, tick_at)
+        except MinitradeError as e:
+            _fail(env, outcome, e)
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+        except Exception as e:  # a bug of ours: record it, run the others, then let it surface
+            _record_bug(env, outcome, e)
+            bug = bug or e
+    results = env.executor.run([p.input for p in prepared.values()], should_stop=should_stop)
+    for result in results:
+        run = prepared.pop(result.run_id)
+        if result.interrupted:  # not the plan's failure: recorded, not notified; its tick is resumed
+            run.outcome.error = result.error
+            with env.store.transaction() as con:
+                run_sql.finish_run(con, run.outcome.run_id, error=result.error, finished_at=env.clock())
+            continue
+        try:
+            _commit(env, run, result)
+        except MinitradeError as e:
+            _fail(env, run.outcome, e)
+        except Exception as e:
+            _record_bug(env, run.outcome, e)
+            bug = bug or e
+            continue
+        outcomes.append(run.outcome)
+        if on_done is not None:
+            on_done(run.outcome)
+    if bug is not None:
+        raise bug
+    return outcomes
+
+
+@dataclass
+class _Prepared:
+    """A run between its prepare and commit phases: what commit needs, and the compute input."""
+
+    outcome: RunOutcome
+    plan: Plan
+    digest: str
+    tick_at: datetime
+    prices: dict[str, pd.DataFrame]
+    commission: float
+    input: RunInput
+
+
+def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str) -> RunOutcome:
     snapshot = env.snapshot
-    plan = snapshot.plans[name]
-    digest = snapshot.digests()[("plan", name)]
-    run_id = run_id or new_run_id(name, tick_at)
     rehearsal = env.is_rehearsal(tick_at)
     with env.store.transaction() as con:
         run_sql.start_run(con, run_id=run_id, plan=name, kind="rehearsal" if rehearsal else env.kind,
-                          commit_sha=snapshot.commit, plan_digest=digest, tick_at=tick_at, started_at=env.clock())
+                          commit_sha=snapshot.commit, plan_digest=snapshot.digests()[("plan", name)],
+                          tick_at=tick_at, started_at=env.clock())
     outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal)
     if rehearsal:
         outcome.notes.append(f"rehearsal: the tick {tick_at.isoformat()} is not the present (now "
                              f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
                              "submitted, and nothing at the broker changes")
-    try:
-        _execute(env, plan, digest, tick_at, outcome)
-    except MinitradeError as e:
-        outcome.error = str(e)
-        with env.store.transaction() as con:
-            run_sql.finish_run(con, run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
-        _notify(env, messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(e, DataChanged)
-                else messages.run_failed(name, outcome.error, run_id=run_id))
-        return outcome
-    except Exception as e:  # a bug of ours: record it, then let it surface
-        with env.store.transaction() as con:
-            run_sql.finish_run(con, run_id, error=f"internal error: {type(e).__name__}: {e}",
-                               finished_at=env.clock())
-        raise
-    outcome.status = "FINISHED"
     return outcome
 
 
-def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: RunOutcome) -> None:
-    store, snapshot, rehearsal = env.store, env.snapshot, outcome.rehearsal
+def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
+    outcome.status, outcome.error = "FAILED", str(error)
+    with env.store.transaction() as con:
+        run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
+    name, run_id = outcome.plan, outcome.run_id
+    _notify(env, messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(error, DataChanged)
+            else messages.run_failed(name, outcome.error, run_id=run_id))
+
+
+def _record_bug(env: RunEnv, outcome: RunOutcome, error: Exception) -> None:
+    outcome.error = f"internal error: {type(error).__name__}: {error}"
+    with env.store.transaction() as con:
+        run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock())
+
+
+def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime) -> _Prepared:
+    """Prices, the strict guard, the actual book and storage: everything compute needs, read here."""
+    store, snapshot = env.store, env.snapshot
+    plan = snapshot.plans[outcome.plan]
     day = signal_day(plan, tick_at)
     outcome.signal_day = day
     source = env.prices(plan)
@@ -150,15 +220,30 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         trade_start = day
         with store.transaction() as con:
             storage = plan_state.load_storage(con, plan.name)
-
+    code = snapshot.strategies.get(plan.strategy)
+    if code is None:
+        raise StrategyError(f"strategy file {plan.strategy} not found", plan=plan.name, file=plan.strategy)
+    commission = plan.commission if plan.commission is not None else snapshot.settings.commission
     # Live runs trade nothing before trade_start in the simulation either: the real account starts
     # there with the plan's cash and positions, so strict mode's simulated book must start there too
     # (backtest_start is indicator lead time). Research backtests (`minitrade backtest`) trade it all.
-    strategy = load_plan_strategy(snapshot, plan)
-    commission = plan.commission if plan.commission is not None else snapshot.settings.commission
-    result = run_backtest(plan, prices, strategy, cash=cash, positions=positions, trade_start=trade_start,
-                          commission=commission, storage=storage, end=day,
-                          frozen_before=day if plan.mode is Mode.INCREMENTAL else plan.trade_start)
+    run_input = RunInput(run_id=outcome.run_id, plan=plan, strategy_source=code, prices=prices, cash=cash,
+                         positions=positions, trade_start=trade_start, commission=commission, end=day,
+                         frozen_before=day if plan.mode is Mode.INCREMENTAL else plan.trade_start,
+                         storage=storage, timeout=plan.timeout or snapshot.settings.executor.timeout)
+    return _Prepared(outcome, plan, snapshot.digests()[("plan", plan.name)], tick_at, prices, commission,
+                     run_input)
+
+
+def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> None:
+    """Record the compute phase's output, then orders (before any broker call), submit, notify."""
+    store, snapshot, outcome, plan = env.store, env.snapshot, run.outcome, run.plan
+    rehearsal, day, tick_at = outcome.rehearsal, outcome.signal_day, run.tick_at
+    assert day is not None
+    if computed.output_bytes:
+        with store.transaction() as con:
+            run_sql.record_output(con, outcome.run_id, computed.output, computed.output_bytes)
+    result = raise_for_error(computed)
     outcome.result = result
     intents = result.intents
     if intents and result.last_date != day:
@@ -169,23 +254,24 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         existing = order_sql.orders_of(con, plan.name)
         decision = order_book.decide_orders(plan, intents, run_id=outcome.run_id, trading_day=day,
                                             tick_at=tick_at, existing=existing, commit_sha=snapshot.commit,
-                                            plan_digest=digest, broker=plan.broker, rehearsal=rehearsal)
+                                            plan_digest=run.digest, broker=plan.broker, rehearsal=rehearsal)
         new, book_notes = decision.new, list[str]()
         outcome.notes += [note for _, note in decision.kept]
         if plan.trading_enabled and not rehearsal:
             new, book_notes = _check_against_book(plan, new, existing, order_sql.fills_of(con, plan.name),
-                                                  result, closes=_last_closes(prices), commission=commission)
+                                                  result, closes=_last_closes(run.prices),
+                                                  commission=run.commission)
             outcome.notes += book_notes
         order_sql.insert_orders(con, new, now=env.clock())
         run_sql.write_results(con, outcome.run_id, equity=result.equity, positions=result.positions,
                               trades=result.trades, fills=result.fills)
-        if storage is not None and not rehearsal:
-            plan_state.save_storage(con, plan.name, storage)
+        if computed.storage is not None and not rehearsal:
+            plan_state.save_storage(con, plan.name, computed.storage)
     failpoints.hit("order-recorded")
     if plan.mode is Mode.STRICT and not rehearsal:
-        data_digest = price_changes.record_history(store, plan.name, outcome.run_id, prices)
+        data_digest = price_changes.record_history(store, plan.name, outcome.run_id, run.prices)
     else:
-        data_digest = price_changes.history_digest(prices)
+        data_digest = price_changes.history_digest(run.prices)
 
     to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
     if book_notes:
@@ -201,6 +287,7 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
         first = pd.DatetimeIndex(result.equity.index)[0].date() if len(result.equity) else None
         run_sql.finish_run(con, outcome.run_id, stats=result.stats, start_date=first, end_date=result.last_date,
                            data_digest=data_digest, finished_at=env.clock(), notes=outcome.notes)
+    outcome.status = "FINISHED"
     if not rehearsal:
         _notify(env, messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats,
                                            orders=outcome.orders))

@@ -59,6 +59,16 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, error: str | None
                  start_date, end_date, data_digest, "\n".join(notes) if notes else None, run_id])
 
 
+def record_output(con: duckdb.DuckDBPyConnection, run_id: str, output: str, total: int) -> None:
+    """What the run's strategy printed (already cut to its first and last part) and how much in all."""
+    con.execute("UPDATE runs SET output = ?, output_bytes = ? WHERE run_id = ?", [output, total, run_id])
+
+
+def read_output(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[str | None, int]:
+    row = con.execute("SELECT output, coalesce(output_bytes, 0) FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return (row[0], int(row[1])) if row else (None, 0)
+
+
 def write_results(con: duckdb.DuckDBPyConnection, run_id: str, *, equity: pd.DataFrame,
                   positions: pd.DataFrame | None = None, trades: pd.DataFrame | None = None,
                   fills: pd.DataFrame | None = None) -> None:
@@ -86,6 +96,12 @@ def write_results(con: duckdb.DuckDBPyConnection, run_id: str, *, equity: pd.Dat
         rows = fills.reset_index(drop=True).assign(run_id=run_id, seq=range(len(fills)))
         rows["date"] = pd.to_datetime(rows["date"]).dt.date
         _insert(con, "backtest_fills", rows, ["run_id", "seq", "date", "ticker", "size", "price", "commission"])
+
+
+def count_runs(con: duckdb.DuckDBPyConnection, *, plan: str, tick_at: datetime) -> int:
+    """How many runs a plan's tick had (an interrupted run leaves its row)."""
+    row = con.execute("SELECT count(*) FROM runs WHERE plan = ? AND tick_at = ?", [plan, tick_at]).fetchone()
+    return int(row[0]) if row else 0
 
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunRow | None:

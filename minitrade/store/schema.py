@@ -212,9 +212,16 @@ CREATE TABLE daemon_heartbeat (
 );
 """
 
+# Version 5: what a run's strategy printed (first and last 64 KiB kept) and how much in all.
+V5_RUN_OUTPUT = """
+ALTER TABLE runs ADD COLUMN output VARCHAR;
+ALTER TABLE runs ADD COLUMN output_bytes BIGINT;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
     (3, V3_PRICE_CHECKS),
     (4, V4_HEARTBEAT),
+    (5, V5_RUN_OUTPUT),
 ]

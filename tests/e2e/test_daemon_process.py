@@ -12,6 +12,7 @@ from pathlib import Path
 
 from minitrade.store import Store
 from minitrade.store.applied import last_applied, last_attempt
+from tests.conftest import present_env
 
 
 def start_daemon(repo: Path) -> subprocess.Popen[str]:
@@ -79,47 +80,69 @@ def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -
     assert out.count(f"commit {feature[:8]}: applied") == 1, out
 
 
-SLOW = '''import time
+BLOCKING = '''import os
+import time
+from pathlib import Path
 
 import backtrader as bt
 
 
-class SlowAlternate(bt.Strategy):
+class Blocking(bt.Strategy):
+    """Alternates 10 / 0 shares; while the `gate` file exists, it says so and waits in its last bar."""
+
+    params = (("gate", ""),)
+
     def next(self):
         self.order_target_size(target=10 if len(self) % 2 else 0)
 
     def stop(self):
-        time.sleep(4)  # long enough to be stopped in the middle of a run
+        gate = Path(self.p.gate)
+        while gate.exists():
+            gate.with_suffix(".inside").write_text(str(os.getpid()))
+            time.sleep(0.2)
 '''
 
 
-def test_sigterm_mid_run_finishes_the_run_then_exits(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_mid_run_abandons_the_computation_and_a_restart_resumes_the_tick(live_repo, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
     from minitrade.cli import app
     from minitrade.records import TickStatus
     from minitrade.store import orders as order_sql
+    from minitrade.store import runs as run_sql
 
-    live_repo.write("strategies/slow.py", SLOW)
-    live_repo.edit("plans/alt.yaml", "strategies/alternate.py", "strategies/slow.py")
-    live_repo.commit("slow strategy")
+    gate = tmp_path / "gate"
+    gate.write_text("hold")
+    live_repo.write("strategies/blocking.py", BLOCKING)
+    live_repo.edit("plans/alt.yaml", "strategies/alternate.py", "strategies/blocking.py")
+    live_repo.edit("plans/alt.yaml", "trading: enabled", f"trading: enabled\nparams: {{gate: '{gate}'}}")
+    live_repo.commit("a strategy that waits at a gate")
     assert CliRunner().invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)]).exit_code == 0
     store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
-    daemon = subprocess.Popen([sys.executable, "-m", "minitrade", "daemon", "--once", "--at",
-                               "2013-01-03T15:45:30-05:00", "--repo", str(live_repo.path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def started() -> bool:
-        with store.transaction() as con:
-            return any(t.status is TickStatus.STARTED for t in order_sql.ticks_of(con, "alt"))
-
+    first = "2013-01-03T15:45:30-05:00"
+    daemon = subprocess.Popen([sys.executable, "-m", "minitrade", "daemon", "--once", "--at", first,
+                               "--repo", str(live_repo.path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, **present_env(first)})
     try:
-        assert wait_for(started, timeout=60), "the tick starts"
+        assert wait_for(gate.with_suffix(".inside").exists, timeout=120), "the run is computing"
         daemon.send_signal(signal.SIGTERM)
     finally:
         out, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
     with store.transaction() as con:
         (tick,) = order_sql.ticks_of(con, "alt")
-        assert tick.status is TickStatus.FINISHED, "the run in progress was finished, not abandoned"
+        (run,) = run_sql.list_runs(con, plan="alt")
+        assert tick.status is TickStatus.STARTED, "left open: the next pass resumes it within its grace"
+        assert run.status == "FAILED" and "interrupted" in (run.error or "")
+        assert order_sql.orders_of(con, "alt") == []
+
+    gate.unlink()
+    again = "2013-01-03T15:46:30-05:00"
+    resumed = subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--once", "--at", again,
+                              "--repo", str(live_repo.path)], capture_output=True, text=True, timeout=240,
+                             env={**os.environ, **present_env(again)})
+    assert resumed.returncode == 0, resumed.stderr
+    with store.transaction() as con:
+        (tick,) = order_sql.ticks_of(con, "alt")
+        assert tick.status is TickStatus.FINISHED
         assert len(order_sql.orders_of(con, "alt")) == 1

@@ -17,6 +17,7 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store.applied import last_applied
 from minitrade.testing.apprise_sink import AppriseSink
+from tests.conftest import at_own_present
 from tests.e2e.test_daemon_process import wait_for
 
 NY = ZoneInfo("America/New_York")
@@ -29,7 +30,8 @@ def watch(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
 
 def daemon(repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     return subprocess.run([sys.executable, "-m", "minitrade", "daemon", *args, "--repo", str(repo.path)],
-                          capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, **at_own_present(args), **(env or {})})
 
 
 def test_daemon_down_for_three_days_records_each_missed_tick_and_sends_one_summary(live_repo) -> None:  # type: ignore[no-untyped-def]
