@@ -12,8 +12,9 @@ MinitradeError
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
 │  └─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
-└─ StoreError                  ← DuckDB failed
-   └─ StoreLocked              ← another process holds the database file; retry later
+├─ StoreError                  ← DuckDB failed
+│  └─ StoreLocked              ← another process holds the database file; retry later
+└─ BrowserMissing              ← no Chromium/chromedriver on this machine; install them or point to them
 ```
 
 `retryable` tells the daemon whether the same work may succeed later unchanged.
@@ -123,3 +124,7 @@ class StoreLocked(StoreError):
     """Another process holds the database file; retry later or stop that process."""
 
     retryable = True
+
+
+class BrowserMissing(MinitradeError):
+    """No usable Chromium (or Chrome) and chromedriver on this machine; install them or name their paths."""
