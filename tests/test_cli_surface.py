@@ -1,0 +1,104 @@
+"""The command line as a whole: every command and subcommand, walked from the typer application.
+
+Exit codes follow the one table of README.md ("Exit codes"); a usage error never exits 2, the code
+`plan` uses for pending changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from minitrade.cli import app
+from minitrade.cli.app import CHANGES, ERROR, INTERRUPTED, OK, USAGE
+from tests.conftest import ROOT, TradingRepo
+
+runner = CliRunner()
+
+
+def command_tree(command: Any = None, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and group below `command` (default: the whole CLI), with its path of names."""
+    command = typer.main.get_command(app) if command is None else command
+    found: list[tuple[tuple[str, ...], Any]] = [(path, command)]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found += command_tree(sub, (*path, name))
+    return found
+
+
+ALL = command_tree()
+COMMANDS = [pytest.param(path, id=" ".join(path) or "minitrade") for path, _ in ALL]
+GROUPS = [pytest.param(path, id=" ".join(path) or "minitrade") for path, c in ALL if hasattr(c, "commands")]
+
+
+def test_the_walk_sees_every_command() -> None:
+    names = {" ".join(path) for path, _ in ALL}
+    assert {"plan", "apply", "validate", "run", "replay", "daemon", "fill", "ib login", "ib fake-gateway",
+            "notify test", "data accept"} <= names
+    assert len(names) >= 25
+
+
+def test_the_readme_documents_exactly_these_exit_codes() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", section, flags=re.M)}
+    assert documented == {OK, ERROR, CHANGES, USAGE, INTERRUPTED}
+    assert USAGE not in (ERROR, CHANGES)
+
+
+@pytest.mark.parametrize("path", COMMANDS)
+def test_an_unknown_option_is_a_usage_error_everywhere(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--no-such-option"])
+    assert result.exit_code == USAGE, result.output
+    assert "No such option" in result.output
+
+
+@pytest.mark.parametrize("path", COMMANDS)
+def test_help_succeeds_everywhere(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == OK, result.output
+
+
+@pytest.mark.parametrize("path", GROUPS)
+def test_an_unknown_subcommand_or_none_is_a_usage_error(path: tuple[str, ...]) -> None:
+    assert runner.invoke(app, [*path, "no-such-command"]).exit_code == USAGE
+    assert runner.invoke(app, list(path)).exit_code == USAGE
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["fill", "some-order"], id="missing required option"),
+    pytest.param(["fill", "some-order", "--price", "abc"], id="value of the wrong type"),
+    pytest.param(["run"], id="missing argument"),
+    pytest.param(["ib", "contracts"], id="missing argument of a subcommand"),
+])
+def test_missing_and_invalid_arguments_are_usage_errors(args: list[str]) -> None:
+    assert runner.invoke(app, args).exit_code == USAGE
+
+
+def test_json_and_csv_together_is_a_usage_error_raised_by_the_command(trading_repo: TradingRepo) -> None:
+    result = runner.invoke(app, ["orders", "--json", "--csv", "--repo", str(trading_repo.path)])
+    assert result.exit_code == USAGE and "choose one of --json and --csv" in result.output
+
+
+def test_documented_success_and_error_codes(trading_repo: TradingRepo) -> None:
+    repo = str(trading_repo.path)
+    assert runner.invoke(app, ["validate", "--repo", repo]).exit_code == OK
+    assert runner.invoke(app, ["plan", "--repo", repo]).exit_code == CHANGES
+    trading_repo.edit("plans/sma-aapl.yaml", "cash:", "cahs:")
+    assert runner.invoke(app, ["validate", "--repo", repo]).exit_code == ERROR
+    assert runner.invoke(app, ["plan", "--repo", repo]).exit_code == ERROR
+
+
+def test_the_console_script_exits_with_the_usage_code(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "minitrade", "plan", "--bogus", "--repo", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == USAGE, done.stderr
+    assert "No such option: --bogus" in done.stderr
