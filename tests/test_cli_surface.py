@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,64 @@ def test_the_console_script_exits_with_the_usage_code(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == USAGE, done.stderr
     assert "No such option: --bogus" in done.stderr
+
+
+# ---- help: an example for every command, naming commands and plans that exist -----------------------
+
+def default_plans() -> set[str]:
+    return {p.stem for p in (ROOT / "plans").glob("*.yaml")}
+
+
+def examples(help_text: str) -> list[list[str]]:
+    """The `minitrade ...` command lines of the help's Example paragraphs (wrapping undone)."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", help_text)]
+    found: list[list[str]] = []
+    for paragraph in paragraphs:
+        if not re.match(r"Examples?:", paragraph):
+            continue
+        text = paragraph.split(":", 1)[1].replace("`", "")
+        for segment in re.split(r"&&|\||;|(?=\bminitrade\s)", text):
+            words = shlex.split(segment)
+            if words and words[0] == "minitrade":
+                found.append(words[1:])
+    return found
+
+
+def resolve(words: list[str]) -> tuple[tuple[str, ...], Any, list[str]]:
+    """Walk the words down the command tree: the command path, its click command, the remaining args."""
+    command, path = typer.main.get_command(app), ()
+    while words and hasattr(command, "commands"):
+        assert words[0] in command.commands, f"no command {' '.join((*path, words[0]))!r}"
+        path, command, words = (*path, words[0]), command.commands[words[0]], words[1:]
+    return path, command, words
+
+
+@pytest.mark.parametrize("path", COMMANDS)
+def test_every_command_has_an_example_that_parses(path: tuple[str, ...]) -> None:
+    help_text = runner.invoke(app, [*path, "--help"], terminal_width=80).output
+    lines = examples(help_text)
+    assert lines, f"`minitrade {' '.join(path)} --help` has no Example paragraph:\n{help_text}"
+    for words in lines:
+        command_path, command, args = resolve(words)
+        if hasattr(command, "commands"):
+            assert not args, words
+            continue
+        # The command's own parser accepts the example: its options exist and its values have the right type.
+        with command.make_context(" ".join(command_path), list(args)) as ctx:
+            params = ctx.params
+        named = params.get("plan") or params.get("plans") or []
+        for plan in [named] if isinstance(named, str) else named:
+            assert plan in default_plans(), f"example `minitrade {' '.join(words)}` names plan {plan!r}, " \
+                                            f"not one of the default repo's {sorted(default_plans())}"
+
+
+def test_an_example_naming_a_command_that_does_not_exist_is_caught() -> None:
+    assert resolve(["ib", "login", "ib-paper"])[0] == ("ib", "login")
+    with pytest.raises(AssertionError, match="no command 'ib nosuch'"):
+        resolve(["ib", "nosuch"])
+
+
+@pytest.mark.parametrize("path", COMMANDS)
+def test_flags_show_no_type_placeholder(path: tuple[str, ...]) -> None:
+    help_text = runner.invoke(app, [*path, "--help"], terminal_width=200).output
+    assert "<bool>" not in help_text and "--no-" not in help_text, help_text

@@ -48,11 +48,12 @@ app = typer.Typer(
     help="Run trading strategies on schedule, GitOps style.\n\n"
          "A trading repo holds minitrade.yaml, plans/*.yaml and strategies/*.py in git. "
          "`minitrade plan` shows what would change, `minitrade apply` applies it, "
-         "`minitrade daemon` keeps it running.",
+         "`minitrade daemon` keeps it running.\n\n"
+         "Example: minitrade init ~/trading && minitrade validate -C ~/trading && minitrade plan -C ~/trading",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain click help: no `<bool>` on flags, no boxes cut to 80 columns when piped
 )
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -53,7 +53,9 @@ def backtest(
 ) -> None:
     """Backtest plans on their data sources: statistics table, records in DuckDB, CSV/JSON files.
 
-    Never creates orders. Example: minitrade backtest sma-aapl --from 2010-01-01
+    Never creates orders.
+
+    Example: minitrade backtest sma-aapl --from 2010-01-01
     """
     first, last = _day(start, "--from"), _day(end, "--to")
     with handle_errors():

@@ -47,7 +47,10 @@ def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
 @ib.command()
 def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(None, help="java executable."),
           repo: Path | None = REPO_OPTION) -> None:
-    """Start the gateway from gateway.install_dir and wait until it answers."""
+    """Start the gateway from gateway.install_dir and wait until it answers.
+
+    Example: minitrade ib start --account ib-paper
+    """
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
@@ -60,7 +63,10 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
 
 @ib.command()
 def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
-    """Stop the gateway that `minitrade ib start` started."""
+    """Stop the gateway that `minitrade ib start` started.
+
+    Example: minitrade ib stop --account ib-paper
+    """
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
@@ -72,7 +78,10 @@ def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) 
 
 @ib.command()
 def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
-    """Session state of each IB account: not running, no session, authenticated, competing, expired."""
+    """Session state of each IB account: not running, no session, authenticated, competing, expired.
+
+    Example: minitrade ib status
+    """
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
@@ -88,10 +97,16 @@ def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
 @ib.command()
 def login(account: str = typer.Argument(..., help="IB broker name in minitrade.yaml."),
           twofa_timeout: float = typer.Option(120.0, help="Seconds to wait for the 2FA approval."),
-          reset_failures: bool = typer.Option(False, help="Forget failed attempts recorded by the lockout "
-                                                          "guard (after checking the credentials)."),
+          reset_failures: bool = typer.Option(False, "--reset-failures", help="Forget failed attempts recorded "
+                                              "by the lockout guard (after checking the credentials)."),
           repo: Path | None = REPO_OPTION) -> None:
-    """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push."""
+    """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push.
+
+    Chromium (or Chrome) and chromedriver are found on PATH, or set MINITRADE_CHROMIUM and
+    MINITRADE_CHROMEDRIVER.
+
+    Example: minitrade ib login ib-paper --twofa-timeout 180
+    """
     from minitrade.brokers.ib.login import LoginGuard
     from minitrade.brokers.ib.login import login as ib_login
 
@@ -117,7 +132,10 @@ def _send_held(snapshot: Snapshot) -> None:
 
 @ib.command()
 def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
-    """End the brokerage session (orders will be held until the next login)."""
+    """End the brokerage session (orders will be held until the next login).
+
+    Example: minitrade ib logout --account ib-paper
+    """
     from minitrade.brokers.ib.client import IBClient
 
     with handle_errors():
@@ -131,7 +149,10 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
 @ib.command()
 def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), account: str | None = ACCOUNT_OPTION,
               repo: Path | None = REPO_OPTION) -> None:
-    """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`."""
+    """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`.
+
+    Example: minitrade ib contracts AAPL --account ib-paper
+    """
     from minitrade.brokers.ib.client import IBClient
     from minitrade.brokers.ib.contracts import candidates
 
@@ -153,10 +174,16 @@ def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), acco
 
 @ib.command("fake-gateway")
 def fake_gateway(port: int = typer.Option(5000, help="Port on 127.0.0.1."),
-                 username: str = typer.Option("fakeuser"), password: str = typer.Option("fakepass"),
+                 username: str = typer.Option("fakeuser", help="Username the fake accepts."),
+                 password: str = typer.Option("fakepass", help="Password the fake accepts."),
                  two_factor: str = typer.Option("push", help="push or none."),
                  auto_approve: float | None = typer.Option(None, help="Approve 2FA pushes after N seconds.")) -> None:
-    """Run a fake IB gateway (HTTPS, same API) to rehearse the IB flow without an account."""
+    """Run a fake IB gateway (HTTPS, same API) to rehearse the IB flow without an account.
+
+    Point a broker's gateway.url at https://localhost:PORT (verify_tls: false).
+
+    Example: minitrade ib fake-gateway --port 5001 --auto-approve 2
+    """
     from minitrade.testing.ib_gateway import main
 
     args = ["--port", str(port), "--username", username, "--password", password, "--two-factor", two_factor]

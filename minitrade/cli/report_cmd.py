@@ -17,7 +17,9 @@ def report(
 ) -> None:
     """Write the HTML report site (index, a page per plan, CSV/JSON exports) under state/reports/.
 
-    Pages open offline in any browser. Example: `minitrade report` then open state/reports/index.html
+    Pages open offline in any browser: open state/reports/index.html.
+
+    Example: minitrade report sma-aapl
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
