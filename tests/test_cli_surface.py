@@ -164,3 +164,44 @@ def test_an_example_naming_a_command_that_does_not_exist_is_caught() -> None:
 def test_flags_show_no_type_placeholder(path: tuple[str, ...]) -> None:
     help_text = runner.invoke(app, [*path, "--help"], terminal_width=200).output
     assert "<bool>" not in help_text and "--no-" not in help_text, help_text
+
+
+# ---- start-up: help of every command loads none of the heavy libraries ---------------------------------
+
+HEAVY = ["pandas", "numpy", "backtrader", "duckdb", "apprise", "jinja2", "exchange_calendars", "selenium",
+         "curl_cffi", "requests"]
+HELP_EVERYWHERE = """
+import sys
+import typer.main
+from typer.testing import CliRunner
+from minitrade.cli import app
+
+def walk(command, path=()):
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from walk(sub, (*path, name))
+
+runner = CliRunner()
+for path in walk(typer.main.get_command(app)):
+    assert runner.invoke(app, [*path, "--help"]).exit_code == 0, path
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def test_help_of_every_command_imports_no_heavy_library() -> None:
+    # A fresh interpreter: this test process has long imported everything.
+    done = subprocess.run([sys.executable, "-c", HELP_EVERYWHERE], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "minitrade" in loaded and "typer" in loaded
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_the_console_script_help_imports_no_heavy_library() -> None:
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "minitrade", "--help"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and "Commands:" in done.stdout, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "minitrade" in imported and imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path, rich_escape
 from minitrade.errors import DataError
@@ -34,6 +32,8 @@ def check(
 
     Example: minitrade data check samples AAPL MSFT --days 3
     """
+    from rich.table import Table
+
     from minitrade.data.registry import source_for
     from minitrade.loader import load_worktree
 
@@ -79,6 +79,8 @@ def fetch(
 
     Example: minitrade data fetch --plan sma-aapl --plan equal-weight
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     from minitrade.data.cache import PriceCache
     from minitrade.data.registry import source_for
     from minitrade.loader import load_worktree

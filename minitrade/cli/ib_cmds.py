@@ -6,15 +6,17 @@ Account names are the `type: ib` brokers of minitrade.yaml.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
 from minitrade.errors import ConfigError, ConfigIssue
-from minitrade.loader import SETTINGS_FILE, Snapshot, load_worktree
-from minitrade.models import IBBroker as IBBrokerSpec
+
+if TYPE_CHECKING:      # the models (pydantic) load when a command runs, not for --help
+    from minitrade.loader import Snapshot
+    from minitrade.models import IBBroker as IBBrokerSpec
 
 ib = typer.Typer(help="Interactive Brokers: gateway process, explicit login, session state, contracts.\n\n"
                       "Example: `minitrade ib start && minitrade ib login ib-paper`",
@@ -26,10 +28,14 @@ ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="IB broker name in m
 
 
 def _ib_brokers(snapshot: Snapshot) -> dict[str, IBBrokerSpec]:
+    from minitrade.models import IBBroker as IBBrokerSpec
+
     return {n: b for n, b in snapshot.settings.brokers.items() if isinstance(b, IBBrokerSpec)}
 
 
 def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
+    from minitrade.loader import SETTINGS_FILE
+
     brokers = _ib_brokers(snapshot)
     names = ", ".join(sorted(brokers)) or "none"
     if account is not None:
@@ -44,6 +50,12 @@ def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
     return next(iter(brokers.items()))
 
 
+def _snapshot(repo: Path | None) -> Snapshot:
+    from minitrade.loader import load_worktree
+
+    return load_worktree(repo_path(repo))
+
+
 @ib.command()
 def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(None, help="java executable."),
           repo: Path | None = REPO_OPTION) -> None:
@@ -54,7 +66,7 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         pid = gateway.start(name, spec, state_dir=snapshot.state_dir, java=java)
         console.print(f"gateway of {name} runs (pid {pid}) at {spec.gateway.url}; "
@@ -70,7 +82,7 @@ def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) 
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, _ = _pick(snapshot, account)
         stopped = gateway.stop(name, state_dir=snapshot.state_dir)
         console.print(f"gateway of {name} stopped" if stopped else f"no gateway of {name} was running")
@@ -85,7 +97,7 @@ def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         names = [_pick(snapshot, account)[0]] if account else sorted(_ib_brokers(snapshot))
         if not names:
             _pick(snapshot, None)
@@ -111,7 +123,7 @@ def login(account: str = typer.Argument(..., help="IB broker name in minitrade.y
     from minitrade.brokers.ib.login import login as ib_login
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         if reset_failures:
             LoginGuard(snapshot.state_dir / "ib" / f"{name}.login.json", spec.max_login_attempts).reset()
@@ -139,7 +151,7 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
     from minitrade.brokers.ib.client import IBClient
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             client.logout()
@@ -153,11 +165,13 @@ def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), acco
 
     Example: minitrade ib contracts AAPL --account ib-paper
     """
+    from rich.table import Table
+
     from minitrade.brokers.ib.client import IBClient
     from minitrade.brokers.ib.contracts import candidates
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             found = candidates(client, [symbol]).get(symbol.upper(), [])

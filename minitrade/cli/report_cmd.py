@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path, rich_escape
-from minitrade.runner.publish import write_site
 
 
 @app.command("report")
@@ -25,6 +24,7 @@ def report(
 
     from minitrade.loader import load_worktree
     from minitrade.notify import settings_secrets
+    from minitrade.runner.publish import write_site
 
     with handle_errors():
         snapshot = load_worktree(repo_path(repo))
