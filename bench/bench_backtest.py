@@ -24,13 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import backtrader as bt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import backtrader as bt
+import numpy as np
+import pandas as pd
 
 # The feed both engines use; the rest of minitrade is imported by `ours` only, so that a fresh
 # plain process pays for no more than plain backtrader needs.
-from minitrade.runner.feed import ArrayFeed  # noqa: E402
+from minitrade.runner.feed import ArrayFeed
 
 STRATEGY = '''
 import backtrader as bt

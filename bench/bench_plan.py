@@ -31,14 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+import yaml
+from typer.testing import CliRunner
 
-from minitrade.cli import app  # noqa: E402
-from minitrade.loader import load_worktree  # noqa: E402
-from minitrade.reconciler import apply, changeset, strategy_compile_check  # noqa: E402
-from minitrade.scheduler import next_run_times, warnings_for  # noqa: E402
-from minitrade.trading_calendar import get_calendar  # noqa: E402
+from minitrade.cli import app
+from minitrade.loader import load_worktree
+from minitrade.reconciler import apply, changeset, strategy_compile_check
+from minitrade.scheduler import next_run_times, warnings_for
+from minitrade.trading_calendar import get_calendar
 
 TARGET_SECONDS = 2.0
 CALENDARS = ["XNYS", "XNYS", "XNYS", "XLON", "XTKS", "XSHG"]

@@ -69,7 +69,7 @@ def repo_path(repo: Path | None) -> Path:
     return Path(repo if repo is not None else os.getcwd()).resolve()
 
 
-class handle_errors:  # noqa: N801  (used as a context manager, reads like a statement)
+class handle_errors:  # lower case: used as a context manager, it reads like a statement
     """Turn a MinitradeError into its message on stderr and exit code 1, never a traceback."""
 
     def __enter__(self) -> None:
