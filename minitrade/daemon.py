@@ -15,15 +15,16 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 
+from minitrade import clock
 from minitrade.errors import MinitradeError
 from minitrade.loader import Snapshot
 from minitrade.notify import Notifier, messages
 from minitrade.reconcile_pass import PassResult, applied_snapshot, reconcile_once
-from minitrade.scheduler import CALENDAR_WARNING_DAYS
+from minitrade.scheduler import CALENDAR_WARNING_DAYS, EarlyCloseTick, upcoming_early_closes
 from minitrade.store import Store
 from minitrade.trading_calendar import get_calendar
 
@@ -120,6 +121,8 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
     with single_instance(state_dir):
         wake = Wakeup(root, [state_dir])
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        told: set[tuple[str, datetime]] = set()  # early-close changes told by this process
+        looked: tuple[object, ...] | None = None
         if not once:
             wake.start()
             _announce(root, store, lambda snap: messages.daemon_started(snap.commit, plans=len(snap.plans)))
@@ -134,11 +137,15 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                 passes += 1
                 if report is not None:
                     report(result)
+                today = (now or clock.now)().date()
+                if not once and (today, result.applied_commit, result.outcome) != looked:  # once a day or commit
+                    looked = (today, result.applied_commit, result.outcome)
+                    _warn_early_closes(root, store, today, told)
                 if once or stop.is_set():
                     break
                 sleep = poll
                 if result.next_tick is not None:
-                    sleep = max(0.05, min(poll, (result.next_tick - datetime.now(UTC)).total_seconds()))
+                    sleep = max(0.05, min(poll, (result.next_tick - clock.now()).total_seconds()))
                 wake.wait(sleep, stop)
                 if stop.is_set():
                     break
@@ -169,6 +176,33 @@ def _warn_calendars(root: Path, store: Store) -> None:
         if (last - today).days <= CALENDAR_WARNING_DAYS:
             log.warning("calendar %s has sessions only until %s", code, last)
             notifier.notify(messages.calendar_ending(code, last, today=today, plans=sorted(plans)))
+
+
+def _warn_early_closes(root: Path, store: Store, today: date, told: set[tuple[str, datetime]]) -> None:
+    """Early closes in the next 14 days that move or skip a plan's runs: told once per plan and
+    run per daemon process (a notification and the log), like `minitrade plan` shows them."""
+    try:
+        snapshot = applied_snapshot(root, store)
+    except MinitradeError:
+        return
+    if snapshot is None:
+        return
+    by_close: dict[datetime, list[EarlyCloseTick]] = {}
+    for plan in snapshot.plans.values():
+        if not plan.backtest_enabled:
+            continue
+        for change in upcoming_early_closes(plan, today):
+            if (change.plan, change.planned) not in told:
+                told.add((change.plan, change.planned))
+                by_close.setdefault(change.close, []).append(change)
+    if not by_close:
+        return
+    notifier = Notifier.from_settings(snapshot.settings, store=store)
+    for close, changes in sorted(by_close.items()):
+        for change in changes:
+            log.warning("plan %s: %s", change.plan, change.reason)
+        notifier.notify(messages.early_close(close.date(), close, changes[0].regular_close,
+                                             [(c.plan, c.planned, c.moved_to) for c in changes], ahead=True))
 
 
 def _announce(root: Path, store: Store, message: Callable[[Snapshot], messages.Message]) -> None:

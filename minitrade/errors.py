@@ -6,11 +6,17 @@ MinitradeError
 ├─ GitError                    ← not a git repo, unknown revision; fix the repo or the --rev
 ├─ StrategyError(plan)         ← user strategy raised or is malformed; fix the strategy file
 ├─ DataError(source, ticker)   ← provider down (retryable) or bad response shape (terminal)
-│  └─ DataChanged              ← strict mode: past prices changed; start a new plan or accept
+│  ├─ DataChanged              ← strict mode: past prices changed; start a new plan or accept
+│  └─ DataStale                ← no bar for the day a run decides on; update the data, fail the run
 ├─ BrokerError(account)
 │  ├─ BrokerNotReady           ← not logged in: hold orders and notify, never log in silently
+│  │  └─ BrokerDisconnected    ← gateway up, its link to the broker down ("no bridge"): hold, send later
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
+│  │  └─ OrderQuestionRefused  ← broker asked a question not on the confirm list; answered no
 │  └─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
+├─ RunAborted                  ← a run's worker was stopped; that run fails, the others go on
+│  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
+│  └─ RunKilled                ← it died: the memory limit, a crash, or the daemon stopping
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
 ├─ StoreError                  ← DuckDB failed
 │  └─ StoreLocked              ← another process holds the database file; retry later
@@ -23,6 +29,7 @@ MinitradeError
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 
 class MinitradeError(Exception):
@@ -88,6 +95,19 @@ class DataChanged(DataError):
     """Strict mode found past prices changed (split, dividend); abort the run, start a new plan."""
 
 
+class DataStale(DataError):
+    """The source has no bar for the day a run decides on: fail the run; update the data or its delay.
+
+    `last_bar` is the source's last bar (None when it has none in the window asked), `expected` the
+    day whose bar was needed (None when a source only knows the window was empty).
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, ticker: str | None = None,
+                 last_bar: date | None = None, expected: date | None = None) -> None:
+        self.last_bar, self.expected = last_bar, expected
+        super().__init__(message, source=source, ticker=ticker)
+
+
 class BrokerError(MinitradeError):
     """A broker call failed."""
 
@@ -100,14 +120,40 @@ class BrokerNotReady(BrokerError):
     """No live brokerage session: hold orders and ask the person to log in; never log in silently."""
 
 
+class BrokerDisconnected(BrokerNotReady):
+    """The gateway answers but its link to the broker's servers is down: hold orders, send them once it is back."""
+
+
 class OrderRejected(BrokerError):
     """The broker refused an order: record it, notify, do not retry."""
+
+
+class OrderQuestionRefused(OrderRejected):
+    """The broker asked a question about an order that may not be confirmed; it was answered no and the
+    order discarded. Record it REJECTED with the question, and show the person the question's text."""
+
+    def __init__(self, message: str, *, account: str | None = None, message_ids: tuple[str, ...] = (),
+                 question: str = "") -> None:
+        self.message_ids, self.question = message_ids, question
+        super().__init__(message, account=account)
 
 
 class BrokerUnavailable(BrokerError):
     """Timeout or 5xx: retry reads; before re-submitting, look the client order id up first."""
 
     retryable = True
+
+
+class RunAborted(MinitradeError):
+    """A run's compute phase was stopped from outside; that run fails, the others go on."""
+
+
+class RunTimedOut(RunAborted):
+    """The run passed its deadline and its worker was killed; fix the strategy or raise `timeout`."""
+
+
+class RunKilled(RunAborted):
+    """The run's worker died (memory limit, crash, shutdown) before it returned a result."""
 
 
 class NotifyError(MinitradeError):

@@ -54,8 +54,24 @@ class Switch(StrEnum):
     DISABLED = "disabled"
 
 
+class EarlyClose(StrEnum):
+    """What a run time that an early close breaks does: move earlier (shift) or not run (skip)."""
+
+    SHIFT = "shift"
+    SKIP = "skip"
+
+
 # ---------------------------------------------------------------------------------------------
 # minitrade.yaml
+
+
+_DELAY = ("Minutes after a session opens until this source has that session's bar (a partial one "
+          "while the market is open). A run needs the bar of the last session whose open plus this "
+          "delay has passed, else it fails as stale. Files written at 18:00 New York: 510.")
+REMOTE_DELAY_MINUTES = 20.0  # Yahoo/EastMoney show today's partial bar minutes after the open
+VERIFY_EVERY_DAYS = 7
+_VERIFY = ("Days between full re-reads of the cached history (edits to old bars are caught then); "
+           "newer bars are checked at every fetch.")
 
 
 class CsvSource(Resource):
@@ -64,6 +80,12 @@ class CsvSource(Resource):
     type: Literal["csv"]
     path: str = Field(description="Folder of TICKER.csv files, relative to the trading repo "
                                   "or 'package:sample_data' for the prices shipped with minitrade.")
+    # None (unset) keeps the spec digest of repos written before the field existed
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 0.")
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=self.delay_minutes or 0.0)
 
 
 class YahooSource(Resource):
@@ -73,6 +95,17 @@ class YahooSource(Resource):
     proxy: str | None = None
     base_url: str | None = Field(None, description="Override the Yahoo host (tests, mirrors).")
     timeout: float = Field(30.0, gt=0, le=600, description="Hard deadline per ticker, seconds.")
+    # None (unset) means the default and keeps the spec digest of repos written before these fields
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
+    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
+
+    @property
+    def verify_every(self) -> timedelta:
+        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
 
 
 class EastMoneySource(Resource):
@@ -82,6 +115,17 @@ class EastMoneySource(Resource):
     proxy: str | None = None
     base_url: str = "https://push2his.eastmoney.com"
     timeout: float = Field(30.0, gt=0, le=600)
+    # None (unset) means the default and keeps the spec digest of repos written before these fields
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
+    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
+
+    @property
+    def verify_every(self) -> timedelta:
+        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
 
 
 DataSourceSpec = Annotated[CsvSource | YahooSource | EastMoneySource, Field(discriminator="type")]
@@ -100,6 +144,20 @@ class GatewaySpec(Resource):
     install_dir: str | None = Field(None, description="Folder of the unzipped clientportal.gw.")
 
 
+# IB order questions ("reply" messages) minitrade may answer yes by default: notices that come with
+# every market-type order and say nothing about this order's size or price. Everything else is
+# answered no and the order is REJECTED, among others: o163 price deviation, o383 size limit, o451
+# total value limit (an order far off its usual size or price is exactly what they catch), o403
+# "will fill immediately", o2137 cross side (an opposite order of ours is open), o10152/o10331 stop
+# orders, o2136/p6 allocations, p12 price-management algo (minitrade sends none of these kinds).
+IB_CONFIRM_DEFAULT = (
+    "o354",     # no market data subscription at IB: sizes come from the plan's data source, not IB quotes
+    "o10151",   # the generic risk notice for market orders; every minitrade order is a market type
+    "o10153",   # IB may cap a market order's price; only ever makes an order less likely to trade
+)
+MessageId = Annotated[str, Field(pattern=r"^[a-z]+[0-9]+$", description="An IB message id, e.g. o354.")]
+
+
 class IBBroker(Resource):
     """Interactive Brokers through the Client Portal Web API gateway."""
 
@@ -110,7 +168,13 @@ class IBBroker(Resource):
     password: str = Field(description="Secret reference, e.g. ${IB_PASSWORD}.")
     gateway: GatewaySpec = Field(default_factory=lambda: GatewaySpec.model_validate({}))
     max_login_attempts: int = Field(2, ge=1, le=5)
-    suppress_message_ids: list[str] = Field(default_factory=list)
+    confirm_message_ids: list[MessageId] = Field(
+        default_factory=lambda: list(IB_CONFIRM_DEFAULT),
+        description="IB order questions answered yes (each is logged and noted on the order); any other "
+                    "question is answered no and the order is REJECTED. Default: o354, o10151, o10153.")
+    suppress_message_ids: list[MessageId] = Field(
+        default_factory=list, description="Questions IB should not ask at all (a yes nobody sees); each must "
+                                          "also be in confirm_message_ids.")
 
     @field_validator("username", "password")
     @classmethod
@@ -120,6 +184,17 @@ class IBBroker(Resource):
                              "never the secret itself (it would end up in git)")
         return value
 
+    @field_validator("suppress_message_ids")
+    @classmethod
+    def _suppressed_are_confirmable(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Suppressing is IB answering yes without asking: only for ids a person chose to confirm.
+        allowed = set(info.data.get("confirm_message_ids") or ())
+        extra = [m for m in value if m not in allowed]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} would be confirmed without being asked; add them to "
+                             "confirm_message_ids too if that is what you want")
+        return value
+
 
 BrokerSpec = Annotated[ManualBroker | IBBroker, Field(discriminator="type")]
 
@@ -127,11 +202,13 @@ EVENTS = (
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
     "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
+    "ticks.skipped", "ticks.missed", "calendar.early_close",
 )
 EventName = Literal[
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
     "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
+    "ticks.skipped", "ticks.missed", "calendar.early_close",
 ]
 
 
@@ -257,6 +334,9 @@ class Plan(Resource):
     commission: float | None = Field(None, ge=0, lt=0.1, description="Overrides minitrade.yaml's commission.")
     allow_short: bool = Field(False, description="Let orders and fills take a position below zero. "
                                                  "Off: a sell beyond what the plan holds is clipped or refused.")
+    early_close: EarlyClose = Field(EarlyClose.SHIFT, description=(
+        "On an early-close day, a run time after the close's auction cutoff: shift (keep its distance "
+        "to the close, at the latest 15 min before it) or skip (recorded SKIPPED)."))
 
     @field_validator("universe", mode="before")
     @classmethod
@@ -337,20 +417,17 @@ class Plan(Resource):
         return self.backtest is Switch.ENABLED
 
     def spec(self) -> dict[str, Any]:
-        """The plan as plain data, keys as written in YAML (for digests and diffs).
-
-        Fields added after plans were first applied are left out while they hold their default, so
-        an upgrade does not turn every applied plan into a pending change.
-        """
-        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for key, default in LATER_FIELD_DEFAULTS.items():
-            if key in data and data[key] == default:
-                del data[key]
-        return data
+        """The plan as plain data, keys as written in YAML (for digests and diffs)."""
+        spec = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for name in _LATER_FIELDS:  # at their default they leave the digest of an applied plan as it was
+            if getattr(self, name) == type(self).model_fields[name].default:
+                spec.pop(name, None)
+        return spec
 
 
-# Plan fields added after the first release, with their defaults (see `Plan.spec`).
-LATER_FIELD_DEFAULTS: dict[str, Any] = {"allow_short": False}
+# Fields added after plans were first applied: left out of spec() while at their default, so an
+# upgrade does not show every applied plan as changed (nor change its orders' plan_digest).
+_LATER_FIELDS = ("allow_short", "early_close")
 
 
 # Fields whose change means a new plan rather than an edit (terraform's "forces replacement").

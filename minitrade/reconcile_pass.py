@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import Enum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from minitrade import failpoints, gitrepo
 from minitrade.brokers.base import Broker
@@ -34,14 +36,22 @@ from minitrade.reconciler import apply, record_rejected_load
 from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plan
 from minitrade.runner.submit import resolve_pending, sync_from_broker
-from minitrade.scheduler import due_ticks, next_run_times, schedule_key
+from minitrade.scheduler import (
+    GRACE,
+    EarlyCloseTick,
+    due_ticks,
+    early_close_changes,
+    next_run_times,
+    schedule_key,
+)
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store.applied import applied_times, last_applied, last_attempt
+from minitrade.store.heartbeat import last_pass, record_pass
 
 log = logging.getLogger("minitrade.daemon")
-GRACE = timedelta(minutes=3)
-LOOKBACK = timedelta(days=1)  # never replay ticks older than this after a long outage
+LOOKBACK = timedelta(days=1)  # a simulated clock before the apply time looks back this far only
+MISSED_CAP = timedelta(days=31)  # missed ticks older than this get one SKIPPED marker, not a row each
 
 
 @dataclass
@@ -51,6 +61,7 @@ class PassResult:
     applied_commit: str | None = None
     runs: list[RunOutcome] = field(default_factory=list)
     skipped: list[tuple[str, datetime]] = field(default_factory=list)
+    skip_reasons: dict[tuple[str, datetime], str] = field(default_factory=dict)
     next_tick: datetime | None = None
 
 
@@ -176,6 +187,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         attempt_head(root, store, branch=branch, result=result, notifier=notify, before_apply=hold.close)
         snapshot = applied_snapshot(root, store) if result.attempted else current
         if snapshot is None:
+            _beat(store, clock())
             return result
         result.applied_commit = snapshot.commit
         env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
@@ -188,6 +200,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
             resolve_pending(store, snapshot.plans, env.brokers, now=env.real_clock(), notify=env.notifier)
             collect_fills(env)
         run_due_ticks(env, result, before_run=hold.close)
+        _beat(store, clock())
     finally:
         hold.close()
     if result.runs or result.outcome == "applied":
@@ -199,6 +212,12 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
             upcoming[schedule_key(p)] = next_run_times(p, at, 1)
     result.next_tick = min((t for ticks in upcoming.values() for t in ticks), default=None)
     return result
+
+
+def _beat(store: Store, at: datetime) -> None:
+    """The pass is over: remember when, so the next one knows how long the daemon was away."""
+    with store.transaction() as con:
+        record_pass(con, at)
 
 
 def brokers_ahead(env: RunEnv) -> bool:
@@ -252,55 +271,199 @@ def collect_fills(env: RunEnv) -> None:
 def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], None] = lambda: None) -> None:
     """Run due ticks oldest first. A tick left STARTED by a crash is resumed while within the grace
     period (safe: client ids are deterministic per tick, so nothing is recorded twice), else closed
-    FAILED; a tick too late to start is SKIPPED."""
+    FAILED. A tick too late to start is SKIPPED with its reason: missed while the daemon was not
+    running (since its last pass: one summary notification), or late while it ran (one per plan).
+    An early close's skipped runs are SKIPPED with theirs; its moved runs are notified."""
     store, now = env.store, env.clock()
     with store.transaction() as con:
         since_applied = applied_times(con, "plan")
         ticks = order_sql.latest_and_started_ticks(con)
+        away_since = last_pass(con)
     last: dict[str, datetime] = {}
     for t in ticks:
         last[t.plan] = max(last.get(t.plan, t.scheduled_at), t.scheduled_at)
-    due: list[tuple[datetime, str, bool]] = [(t.scheduled_at, t.plan, True) for t in ticks
-                                             if t.status is TickStatus.STARTED]
-    computed: dict[tuple[object, ...], list[datetime]] = {}  # per distinct (schedule, since)
+    resumed = [(t.scheduled_at, t.plan) for t in ticks if t.status is TickStatus.STARTED]
+    found = _due(env, since_applied, last, now)
+    book = _SkipBook(away_since, now, zone=ZoneInfo(env.snapshot.settings.timezone))
+    for name, first in found.not_recorded.items():
+        book.add(name, first, f"{book.gap_reason}; this and every later run until "
+                 f"{_stamp(now - MISSED_CAP, book.zone)} not recorded one by one (more than "
+                 f"{MISSED_CAP.days} days)", _Skip.OLDER)
+    for change in found.skipped:
+        book.add(change.plan, change.planned, change.reason)
+    due: list[tuple[datetime, str, bool]] = [(t, n, True) for t, n in resumed]
+    for tick, name in found.ticks:
+        if now - tick <= GRACE:
+            due.append((tick, name, False))
+        elif away_since is None or tick > away_since:
+            book.add(name, tick, book.gap_reason, _Skip.AWAY)
+        else:  # the last pass ended after this tick's time without running it: busy with other runs
+            book.add(name, tick, f"could not start within {GRACE} of its time")
+    if due or book.entries:
+        before_run()
+    book.record(store, result)
+    _notify_moves(env, [m for m in found.moved if any(m.moved_to == t and m.plan == n for t, n, _ in due)])
+    late: list[tuple[str, datetime, str]] = []
+    for tick, name, was_started in sorted(due):
+        _run_one(env, result, tick, name, was_started, late)
+    book.notify(env, late)
+
+
+@dataclass
+class _Found:
+    ticks: list[tuple[datetime, str]] = field(default_factory=list)
+    skipped: list[EarlyCloseTick] = field(default_factory=list)
+    moved: list[EarlyCloseTick] = field(default_factory=list)
+    not_recorded: dict[str, datetime] = field(default_factory=dict)  # plan -> first run past the cap
+
+
+def _due(env: RunEnv, since_applied: dict[str, datetime], last: dict[str, datetime], now: datetime) -> _Found:
+    """Every applied plan's ticks since its last recorded one (at most MISSED_CAP back), and the
+    runs an early close moved or skipped in that window."""
+    found = _Found()
+    computed: dict[tuple[object, ...], tuple[list[datetime], list[EarlyCloseTick]]] = {}
     for name, plan in env.snapshot.plans.items():
         if not plan.backtest_enabled:
             continue
-        applied_at = since_applied.get(name)
-        if applied_at is not None and applied_at > now:
-            applied_at = None  # a simulated clock (`daemon --once --at`) runs before the apply time
-        since = max(t for t in (last.get(name), applied_at, now - LOOKBACK) if t is not None)
+        since, first_uncounted = _since(plan, last.get(name), since_applied.get(name), now)
+        if first_uncounted is not None:
+            found.not_recorded[name] = first_uncounted
         key = (*schedule_key(plan), since)
         if key not in computed:
-            computed[key] = due_ticks(plan, since, now)
-        due += [(tick, name, False) for tick in computed[key]]
-    if due:
-        before_run()
-    for tick, name, resumed in sorted(due):
-        late = env.clock() - tick > GRACE
-        if resumed and (late or name not in env.snapshot.plans):
-            with store.transaction() as con:
-                order_sql.finish_tick(con, name, tick, TickStatus.FAILED,
-                                      error="interrupted: the daemon stopped or crashed during this run")
-            continue
-        if late:
-            with store.transaction() as con:
-                order_sql.skip_tick(con, name, tick, f"could not start within {GRACE} of its time")
-            result.skipped.append((name, tick))
-            continue
-        run_id = new_run_id(name, tick)
-        if not resumed:
-            with store.transaction() as con:
-                if not order_sql.start_tick(con, name, tick, run_id):
-                    continue  # already ran (another pass or before a restart)
-            failpoints.hit("tick-started")
-        outcome: RunOutcome | None = None
-        try:
-            outcome = run_plan(env, name, tick, run_id=run_id)
-        except Exception:  # a bug must not stop the other plans' ticks; the run is recorded FAILED
-            log.exception("plan %s: internal error in run %s", name, run_id)
-        status = TickStatus.FINISHED if outcome is not None and outcome.status == "FINISHED" else TickStatus.FAILED
+            computed[key] = (due_ticks(plan, since, now), early_close_changes(plan, since, now))
+        due, changes = computed[key]
+        found.ticks += [(t, name) for t in due]
+        found.skipped += [replace(c, plan=name) for c in changes if c.moved_to is None]
+        found.moved += [replace(c, plan=name) for c in changes if c.moved_to is not None]
+    return found
+
+
+def _since(plan: Plan, last_tick: datetime | None, applied_at: datetime | None,
+           now: datetime) -> tuple[datetime, datetime | None]:
+    """Where the plan's due window starts, and the first run older than MISSED_CAP that will not
+    be recorded one by one (None when the window reaches back to the last recorded tick)."""
+    if applied_at is not None and applied_at > now:
+        applied_at = None  # a simulated clock (`daemon --once --at`) runs before the apply time
+    known = max((t for t in (last_tick, applied_at) if t is not None), default=None)
+    if known is None:  # nothing recorded since this simulated moment: nothing to catch up
+        return now - LOOKBACK, None
+    floor = now - MISSED_CAP
+    if known >= floor:
+        return known, None
+    first = next_run_times(plan, known, 1)
+    return floor, (first[0] if first and first[0] <= floor else None)
+
+
+def _run_one(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: bool,
+             late: list[tuple[str, datetime, str]]) -> None:
+    store = env.store
+    is_late = env.clock() - tick > GRACE
+    if resumed and (is_late or name not in env.snapshot.plans):
         with store.transaction() as con:
-            order_sql.finish_tick(con, name, tick, status, error=outcome.error if outcome else "internal error")
-        if outcome is not None:
-            result.runs.append(outcome)
+            order_sql.finish_tick(con, name, tick, TickStatus.FAILED,
+                                  error="interrupted: the daemon stopped or crashed during this run")
+        return
+    if is_late:  # the runs before it in this pass took too long
+        reason = f"could not start within {GRACE} of its time"
+        with store.transaction() as con:
+            if order_sql.skip_tick(con, name, tick, reason):
+                late.append((name, tick, reason))
+        result.skipped.append((name, tick))
+        result.skip_reasons[(name, tick)] = reason
+        return
+    run_id = new_run_id(name, tick)
+    if not resumed:
+        with store.transaction() as con:
+            if not order_sql.start_tick(con, name, tick, run_id):
+                return  # already ran (another pass or before a restart)
+        failpoints.hit("tick-started")
+    outcome: RunOutcome | None = None
+    try:
+        outcome = run_plan(env, name, tick, run_id=run_id)
+    except Exception:  # a bug must not stop the other plans' ticks; the run is recorded FAILED
+        log.exception("plan %s: internal error in run %s", name, run_id)
+    status = TickStatus.FINISHED if outcome is not None and outcome.status == "FINISHED" else TickStatus.FAILED
+    with store.transaction() as con:
+        order_sql.finish_tick(con, name, tick, status, error=outcome.error if outcome else "internal error")
+    if outcome is not None:
+        result.runs.append(outcome)
+
+
+def _stamp(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+class _Skip(Enum):
+    AWAY = "away"        # missed while the daemon was not running: one summary notification
+    OLDER = "older"      # the marker for runs beyond MISSED_CAP, in the same summary
+    OTHER = "other"      # late while running, or an early close's skip: one message per plan
+
+
+class _SkipBook:
+    """The ticks a pass skips before running anything: recorded in bulk, then notified."""
+
+    def __init__(self, away_since: datetime | None, now: datetime, zone: ZoneInfo) -> None:
+        self.away_since, self.now, self.zone = away_since, now, zone
+        self.entries: list[tuple[str, datetime, str, _Skip]] = []
+        self.recorded: list[tuple[str, datetime, str, _Skip]] = []
+        self.gap_reason = (f"daemon not running from {_stamp(away_since, zone)} to {_stamp(now, zone)}"
+                           if away_since is not None else
+                           f"daemon not running before {_stamp(now, zone)} (no earlier daemon pass on record)")
+
+    def add(self, plan: str, tick: datetime, reason: str, kind: _Skip = _Skip.OTHER) -> None:
+        self.entries.append((plan, tick, reason, kind))
+
+    def record(self, store: Store, result: PassResult) -> None:
+        """One statement per plan and reason; a tick that has a row already keeps it (and was told)."""
+        groups: dict[tuple[str, str, _Skip], list[datetime]] = {}
+        for plan, tick, reason, kind in self.entries:
+            groups.setdefault((plan, reason, kind), []).append(tick)
+        if not groups:
+            return
+        with store.transaction() as con:
+            for (plan, reason, kind), ticks in groups.items():
+                for tick in order_sql.skip_ticks(con, plan, ticks, reason):
+                    self.recorded.append((plan, tick, reason, kind))
+                    result.skipped.append((plan, tick))
+                    result.skip_reasons[(plan, tick)] = reason
+
+    def notify(self, env: RunEnv, late: list[tuple[str, datetime, str]]) -> None:
+        """One summary of the runs missed while the daemon was away; one message per plan for the rest."""
+        missed: dict[str, list[datetime]] = {}
+        older: dict[str, datetime] = {}
+        per_plan: dict[str, list[tuple[datetime, str]]] = {}
+        for plan, tick, reason, kind in self.recorded:
+            if kind is _Skip.AWAY:
+                missed.setdefault(plan, []).append(tick)
+            elif kind is _Skip.OLDER:
+                older[plan] = tick
+            else:
+                per_plan.setdefault(plan, []).append((tick, reason))
+        for plan, tick, reason in late:
+            per_plan.setdefault(plan, []).append((tick, reason))
+        if missed or older:
+            log.warning("%s: %d run(s) of %d plan(s) recorded SKIPPED", self.gap_reason,
+                        sum(map(len, missed.values())), len(missed.keys() | older.keys()))
+            if env.notifier is not None:
+                away = self.away_since.astimezone(self.zone) if self.away_since else None
+                env.notifier.notify(messages.ticks_missed(
+                    away, self.now.astimezone(self.zone), {p: [t.astimezone(self.zone) for t in ts] for p, ts in missed.items()},
+                    not_recorded={p: t.astimezone(self.zone) for p, t in older.items()}, cap_days=MISSED_CAP.days))
+        for plan, skipped in sorted(per_plan.items()):
+            log.warning("plan %s: %d run(s) skipped: %s", plan, len(skipped), skipped[0][1])
+            if env.notifier is not None:
+                env.notifier.notify(messages.ticks_skipped(plan, [(t.astimezone(self.zone), r)
+                                                                  for t, r in sorted(skipped)]))
+
+
+def _notify_moves(env: RunEnv, moved: list[EarlyCloseTick]) -> None:
+    """Tell that an early close moves runs of this pass (told days ahead too, by the daemon)."""
+    by_close: dict[datetime, list[EarlyCloseTick]] = {}
+    for change in moved:
+        by_close.setdefault(change.close, []).append(change)
+    for close, changes in sorted(by_close.items()):
+        log.info("early close %s: %d run(s) moved", close, len(changes))
+        if env.notifier is not None:
+            env.notifier.notify(messages.early_close(close.date(), close, changes[0].regular_close,
+                                                     [(c.plan, c.planned, c.moved_to) for c in changes],
+                                                     ahead=False))

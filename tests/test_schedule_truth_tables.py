@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from minitrade.models import Plan
-from minitrade.scheduler import due_ticks, next_run_times, ticks_on
+from minitrade.scheduler import due_ticks, early_close_changes, early_close_ticks, next_run_times, ticks_on
 
 NY = ZoneInfo("America/New_York")
 SH = ZoneInfo("Asia/Shanghai")
@@ -111,7 +111,7 @@ def test_dst_keeps_the_clock_time_and_moves_the_utc_offset(code: str, before: da
         == (off_before != off_after)
 
 
-# --- early closes: nothing between the 13:00 close and the regular close; evening runs stay ----
+# --- early closes: touched run times move (shift) or are skipped; earlier and evening runs stay ----
 
 EARLY = [
     pytest.param(date(2024, 7, 3), id="2024-independence-eve"),
@@ -124,24 +124,72 @@ EARLY = [
     pytest.param(date(2026, 12, 24), id="2026-christmas-eve"),
 ]
 
+# (order type, run time, where it runs with early_close: shift, whether skip drops it) on a 13:00 close
+EARLY_RULES = [
+    ("TOC", "15:45", "12:45", True),   # keeps its 15 min to the close
+    ("TOC", "13:30", "10:30", True),   # keeps its 2.5 h to the close
+    ("TOC", "15:55", "12:45", True),   # 12:55 would miss the 12:50 auction cutoff
+    ("TOC", "12:55", "12:45", True),   # after the 12:50 cutoff: would expire unsent
+    ("TOC", "13:00", "12:45", True),
+    ("TOC", "16:00", "12:45", True),   # the regular close itself
+    ("TOC", "12:50", "12:50", False),  # at the cutoff: still in time
+    ("TOC", "12:30", "12:30", False),
+    ("TOC", "16:00:01", "16:00:01", False),  # after the regular close: an evening run stays
+    ("TOC", "17:00", "17:00", False),
+    ("TRG", "15:45", "12:45", True),
+    ("TRG", "15:58", "12:55", True),   # a market order needs the market open: 5 min before the close
+    ("TRG", "12:55", "12:55", False),  # before the close: executes at once, as on any day
+    ("TOO", "15:45", "15:45", False),  # after the early close: an order for the next open, as intended
+    ("TOO", "17:00", "17:00", False),
+    ("TOO", "08:00", "08:00", False),
+]
+
 
 @pytest.mark.parametrize("day", EARLY)
-def test_early_close_cuts_the_range_at_the_close_and_keeps_evening_runs(day: date) -> None:
+@pytest.mark.parametrize(("kind", "planned", "shifted", "skipped"),
+                         [pytest.param(*r, id=f"{r[0]}-{r[1]}") for r in EARLY_RULES])
+def test_early_close_moves_or_skips_the_run_times_it_breaks(day: date, kind: str, planned: str, shifted: str,
+                                                            skipped: bool) -> None:
     f = facts("XNYS")
     close = f.closes[day].astimezone(NY)
     assert close.time() == time(13, 0), "exchange_calendars: a 13:00 early close"
-    ticks = ticks_on(plan("XNYS", RANGE), day)
-    assert [t.strftime("%H:%M:%S") for t in ticks] == [
-        "09:30:01", "10:00:01", "10:30:01", "11:00:01", "11:30:01", "12:00:01", "12:30:01"]
-    assert all(t <= close for t in ticks)
-    assert ticks_on(plan("XNYS", "15:45"), day) == [], "a 15:45 TOC run does not happen after a 13:00 close"
-    assert ticks_on(plan("XNYS", "17:00"), day) == [local(day, "17:00", "XNYS")], "evening run still happens"
-    assert ticks_on(plan("XNYS", "13:00"), day) == [local(day, "13:00", "XNYS")], "a run at the close itself"
-    assert ticks_on(plan("XNYS", "13:00:01"), day) == []
-    # the 15:45 run's next tick after that morning is on the next session, never that afternoon
+    mode = "incremental" if kind == "TRG" else "strict"
+    shift = plan("XNYS", planned, order_type=kind, mode=mode)
+    skip = plan("XNYS", planned, order_type=kind, mode=mode, early_close="skip")
+    assert ticks_on(shift, day) == [local(day, shifted, "XNYS")]
+    assert ticks_on(skip, day) == ([] if skipped else [local(day, planned, "XNYS")])
+    touched = early_close_ticks(skip, day)
+    assert [(c.planned, c.moved_to) for c in touched] == ([(local(day, planned, "XNYS"), None)] if skipped else [])
+    if skipped:
+        assert f"early close on {day.isoformat()} (13:00 instead of 16:00)" in touched[0].reason
+        assert "skipped" in touched[0].reason
+        # the skipped tick is reported in the due window of its regular time, the moved one in its own
+        window = (local(day, "00:00", "XNYS"), local(day, "23:59", "XNYS"))
+        assert [c.planned for c in early_close_changes(skip, *window)] == [local(day, planned, "XNYS")]
+        assert [c.moved_to for c in early_close_changes(shift, *window)] == [local(day, shifted, "XNYS")]
+        assert due_ticks(skip, *window) == []
+        assert due_ticks(shift, *window) == [local(day, shifted, "XNYS")]
+
+
+@pytest.mark.parametrize("day", EARLY)
+def test_early_close_range_keeps_its_morning_ticks_and_shifted_ones_merge(day: date) -> None:
+    f = facts("XNYS")
+    close = f.closes[day].astimezone(NY)
+    morning = ["09:30:01", "10:00:01", "10:30:01", "11:00:01", "11:30:01", "12:00:01", "12:30:01"]
+    for policy in ("shift", "skip"):
+        ticks = ticks_on(plan("XNYS", RANGE, early_close=policy), day)
+        assert [t.strftime("%H:%M:%S") for t in ticks] == morning, policy
+        assert all(t <= close - timedelta(minutes=10) for t in ticks)
+    # shift: the six afternoon runs land on morning run times (one tick each); skip: six SKIPPED
+    touched = early_close_ticks(plan("XNYS", RANGE, early_close="skip"), day)
+    assert [c.planned.strftime("%H:%M:%S") for c in touched] == [
+        "13:00:01", "13:30:01", "14:00:01", "14:30:01", "15:00:01", "15:30:01"]
+    # the 15:45 run's next tick after that morning is that day at 12:45 (shift), else the next session
     nxt = min(d for d in f.sessions if d > day)
-    assert next_run_times(plan("XNYS", "15:45"), local(day, "09:00", "XNYS"), 1) == [local(nxt, "15:45", "XNYS")]
-    assert due_ticks(plan("XNYS", "15:45"), local(day, "00:00", "XNYS"), local(day, "23:59", "XNYS")) == []
+    assert next_run_times(plan("XNYS", "15:45"), local(day, "09:00", "XNYS"), 1) == [local(day, "12:45", "XNYS")]
+    assert next_run_times(plan("XNYS", "15:45", early_close="skip"), local(day, "09:00", "XNYS"), 1) == \
+        [local(nxt, "15:45", "XNYS")]
+    assert ticks_on(plan("XNYS", "17:00"), day) == [local(day, "17:00", "XNYS")], "evening run still happens"
 
 
 def test_every_early_close_in_the_table_is_exactly_exchange_calendars_list() -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from minitrade.models import Plan, parse_run_at
-from minitrade.scheduler import due_ticks, next_run_times, ticks_on, warnings_for
+from minitrade.scheduler import due_ticks, early_close_ticks, next_run_times, ticks_on, warnings_for
 
 NY = ZoneInfo("America/New_York")
 SH = ZoneInfo("Asia/Shanghai")
@@ -44,10 +44,36 @@ def test_no_ticks_on_holidays_or_weekends() -> None:
     assert ticks_on(p, date(2026, 11, 30)) == [datetime(2026, 11, 30, 15, 45, tzinfo=NY)]
 
 
-def test_early_close_drops_ticks_between_early_and_regular_close() -> None:
+def test_early_close_shifts_touched_runs_keeping_their_distance_to_the_close() -> None:
     p = plan(run_at=["12:30", "13:30", "15:45", "17:00"])
     ticks = [t.time() for t in ticks_on(p, date(2026, 11, 27))]  # 13:00 close
-    assert ticks == [time(12, 30), time(17, 0)]
+    assert ticks == [time(10, 30), time(12, 30), time(12, 45), time(17, 0)]
+
+
+def test_early_close_skip_leaves_touched_runs_out_and_says_why() -> None:
+    p = plan(run_at=["12:30", "13:30", "15:45", "17:00"], early_close="skip")
+    assert [t.time() for t in ticks_on(p, date(2026, 11, 27))] == [time(12, 30), time(17, 0)]
+    skipped = early_close_ticks(p, date(2026, 11, 27))
+    assert [(c.planned.time(), c.moved_to) for c in skipped] == [(time(13, 30), None), (time(15, 45), None)]
+    assert skipped[1].reason == ("early close on 2026-11-27 (13:00 instead of 16:00): run time 15:45:00 "
+                                 "skipped (plan early_close: skip)")
+
+
+def test_a_toc_run_after_the_early_auction_cutoff_runs_before_it() -> None:
+    (tick,) = ticks_on(plan(run_at="12:55"), date(2026, 11, 27))
+    assert tick == datetime(2026, 11, 27, 12, 45, tzinfo=NY), "12:55 is past the 12:50 cutoff of a 13:00 close"
+
+
+def test_early_close_in_a_plan_timezone_other_than_the_exchange_moves_the_same_instant() -> None:
+    p = plan(run_at="21:45", timezone="Europe/London")  # 16:45 New York: after the regular close, kept
+    assert ticks_on(p, date(2026, 11, 27)) == [datetime(2026, 11, 27, 21, 45, tzinfo=ZoneInfo("Europe/London"))]
+    p = plan(run_at="20:45", timezone="Europe/London")  # 15:45 New York
+    assert ticks_on(p, date(2026, 11, 27)) == [datetime(2026, 11, 27, 12, 45, tzinfo=NY)]
+
+
+def test_early_close_is_not_a_plan_change_until_set() -> None:
+    assert "early_close" not in plan().spec(), "a plan's digest stays what it was before the field existed"
+    assert plan(early_close="skip").spec()["early_close"] == "skip"
 
 
 @pytest.mark.parametrize(("day", "offset_hours"), [
@@ -69,10 +95,13 @@ def test_shanghai_plan_runs_in_shanghai_time() -> None:
     assert ticks_on(p, date(2026, 10, 1)) == []  # Golden Week
 
 
-def test_next_run_times_skips_holiday_and_early_close() -> None:
+def test_next_run_times_skips_holiday_and_shifts_at_the_early_close() -> None:
     after = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)  # 16:00 New York
     times = next_run_times(plan(), after, 3)
-    assert [t.date() for t in times] == [date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)]
+    assert times == [datetime(2026, 11, 27, 12, 45, tzinfo=NY), datetime(2026, 11, 30, 15, 45, tzinfo=NY),
+                     datetime(2026, 12, 1, 15, 45, tzinfo=NY)]
+    skipping = next_run_times(plan(early_close="skip"), after, 3)
+    assert [t.date() for t in skipping] == [date(2026, 11, 30), date(2026, 12, 1), date(2026, 12, 2)]
 
 
 def test_due_ticks_are_those_between_since_and_now() -> None:
@@ -86,6 +115,32 @@ def test_toc_after_auction_cutoff_is_warned() -> None:
     assert any("closing-auction cutoff" in w for w in warnings_for(plan(run_at="15:55"), date(2026, 11, 25)))
     assert not any("cutoff" in w for w in warnings_for(plan(run_at="15:45"), date(2026, 11, 25)))
     assert not any("cutoff" in w for w in warnings_for(plan(run_at="15:55", order_type="TOO"), date(2026, 11, 25)))
+
+
+def test_early_closes_within_14_days_that_touch_a_run_time_are_warned() -> None:
+    assert warnings_for(plan(), date(2026, 11, 13)) == [
+        "early close on 2026-11-27 (13:00 instead of 16:00): run time 15:45:00 moved to 12:45:00 "
+        "(plan early_close: shift)"]
+    assert warnings_for(plan(), date(2026, 11, 12)) == [], "15 days ahead: not yet"
+    assert warnings_for(plan(run_at="11:00"), date(2026, 11, 20)) == [], "a morning run is not touched"
+    assert any("skipped (plan early_close: skip)" in w
+               for w in warnings_for(plan(early_close="skip"), date(2026, 11, 20)))
+
+
+@pytest.mark.parametrize(("run_at", "warned"), [
+    pytest.param("10:00", True, id="mid-session"),
+    pytest.param("09:30", True, id="at-the-open"),
+    pytest.param("15:59", True, id="just-before-the-close"),
+    pytest.param("16:00", False, id="at-the-close"),
+    pytest.param("17:00", False, id="evening"),
+    pytest.param("08:00", False, id="morning"),
+])
+def test_too_run_inside_market_hours_is_warned(run_at: str, warned: bool) -> None:
+    found = [w for w in warnings_for(plan(run_at=run_at, order_type="TOO"), date(2026, 12, 8))
+             if "inside XNYS market hours" in w]
+    assert bool(found) == warned
+    assert not any("market hours" in w for w in warnings_for(plan(run_at=run_at), date(2026, 12, 8))), \
+        "TOC runs belong inside the session"
 
 
 def test_calendar_ending_soon_is_warned() -> None:

@@ -34,6 +34,7 @@ class BrokerOrder:
     filled_quantity: float
     remaining_quantity: float
     avg_price: float | None = None
+    note: str | None = None          # what the person should see on the order (e.g. a question confirmed)
 
 
 class Broker(Protocol):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from minitrade import gitrepo
+from minitrade import clock, gitrepo
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.errors import ConfigError, GitError
 
@@ -48,12 +48,15 @@ def _state_store(root: Path) -> Store:
 
 
 def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[datetime]], list[str]]:
+    from minitrade.data.freshness import stale_plans
     from minitrade.scheduler import next_run_times, warnings_for
 
     runs, warnings = {}, []
     for name, plan in sorted(snapshot.plans.items()):
         runs[name] = next_run_times(plan, now, 5)
         warnings += [f"plan {name}: {w}" for w in warnings_for(plan, now.date())]
+    warnings += [f"plan {name}: {why}" for name, why in stale_plans(snapshot, snapshot.plans, now,
+                                                                    local_only=True).items()]
     return runs, warnings
 
 
@@ -87,7 +90,7 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION) -> N
             for e in errors:
                 err_console.print(f"[red]error:[/] {escape(e)}")
             raise typer.Exit(1)
-        _, warnings = _next_runs(snapshot, datetime.now(UTC))
+        _, warnings = _next_runs(snapshot, clock.now())
         for w in warnings:
             console.print(f"[yellow]warning:[/] {escape(w)}")
         where = f"commit {snapshot.commit[:8]}" if rev and snapshot.commit else _drift_note(snapshot)
@@ -115,7 +118,7 @@ def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
         snapshot = _load(root, rev)
         store = snapshot.store()
         changes = changeset(snapshot, store)
-        now = datetime.now(UTC)
+        now = clock.now()
         runs, warnings = _next_runs(snapshot, now)
         with store.transaction() as con:
             applied = last_applied(con)

@@ -5,27 +5,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.cli.times import PLAN_TIME_HELP, SETTINGS_TIME_HELP, parse_at, plan_zone_of
 from minitrade.clock import now as real_now
 from minitrade.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:      # the run path (pandas, backtrader, DuckDB) loads when a command runs, not for --help
     from minitrade.reconcile_pass import PassResult
     from minitrade.runner.run import RunOutcome
-
-
-def _parse_time(text: str) -> datetime:
-    """An ISO time; without an offset it is UTC."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(ConfigIssue("--at", None, "", f"{text!r} is not a time",
-                                      "e.g. 2026-11-25T15:45:00-05:00")) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
@@ -52,7 +44,7 @@ def _print_outcome(outcome: RunOutcome) -> None:
 
 @app.command("run")
 def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
-            at: str | None = typer.Option(None, "--at", help="Run as if at this time (ISO, e.g. 2026-11-25T15:45-05:00)."),
+            at: str | None = typer.Option(None, "--at", help="Run as if at this time. " + PLAN_TIME_HELP),
             repo: Path | None = REPO_OPTION) -> None:
     """Run one applied plan now (or as if at --at), through the daemon's own code path.
 
@@ -60,7 +52,9 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
     --at a time more than 3 minutes from now is a rehearsal: its orders are recorded REHEARSAL and
     never submitted, and nothing at the broker changes.
 
-    Example: minitrade run sma-aapl --at 2013-01-02T15:45-05:00
+    --at without a UTC offset is the plan's exchange time (as for `fill`).
+
+    Example: minitrade run sma-aapl --at '2013-01-02 15:45'
     """
     from minitrade.loader import load_worktree
     from minitrade.reconcile_pass import applied_snapshot, live_env, publish
@@ -75,7 +69,7 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
         if plan not in snapshot.plans:
             raise ConfigError(ConfigIssue("state", None, "plan", f"no applied plan named {plan!r}",
                                           f"applied: {', '.join(sorted(snapshot.plans))}"))
-        moment = _parse_time(at) if at else real_now()
+        moment = parse_at(at, plan_zone_of(snapshot, plan)) if at else real_now()
         outcome = run_plan(live_env(snapshot, kind="manual", clock=lambda: moment), plan, moment)
         _print_outcome(outcome)
         publish(snapshot, store, [plan])
@@ -132,23 +126,38 @@ def _day(text: str, option: str) -> date:
 
 @app.command("daemon")
 def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pass and exit."),
-               at: str | None = typer.Option(None, "--at", help="With --once: run the pass as if at this time."),
+               at: str | None = typer.Option(None, "--at", help="With --once: run the pass as if at this time. "
+                                             + SETTINGS_TIME_HELP),
                poll: float = typer.Option(60.0, "--poll", help="Seconds between passes when nothing is due."),
                repo: Path | None = REPO_OPTION) -> None:
     """The reconciler: apply each new commit, run every plan's ticks, hold or submit orders.
 
     Level-triggered: each pass re-reads the git HEAD and the state database. Stops cleanly on
-    SIGTERM. Only one daemon runs per state dir.
+    SIGTERM. Only one daemon runs per state dir. --at (only with --once) without a UTC offset is
+    minitrade.yaml's timezone, since the pass runs every plan; a past --at is a rehearsal (orders
+    recorded REHEARSAL, never sent) and a future one is refused (it would use up real ticks).
 
     Example: minitrade daemon --repo ~/trading
     """
     from minitrade.daemon import run_daemon
     from minitrade.loader import load_worktree
+    from minitrade.scheduler import GRACE
 
+    if at is not None and not once:  # a loop on a frozen clock would wake for the same tick forever
+        raise typer.BadParameter("a simulated time runs a single pass: add --once", param_hint="'--at'")
     root = repo_path(repo)
     with handle_errors():
         snapshot = load_worktree(root)
-        moment = _parse_time(at) if at else None
+        zone = snapshot.settings.timezone
+        moment = parse_at(at, ZoneInfo(zone)) if at else None
+        if moment is not None and moment - real_now() > GRACE:
+            # a pass records its ticks as handled: a future one would use up ticks that have not happened
+            raise typer.BadParameter(f"{moment.isoformat()} is in the future: a pass records the ticks it "
+                                     "handles, so it would use up real ticks; pass a time up to now",
+                                     param_hint="'--at'")
+        if moment is not None and real_now() - moment > GRACE:
+            console.print("[yellow]rehearsal:[/] --at is not the present: runs record REHEARSAL orders, "
+                          "nothing is sent to a broker")
         console.print(f"minitrade daemon on {root} (state {snapshot.state_dir})")
         run_daemon(root, snapshot.store(), snapshot.state_dir, once=once, branch=snapshot.settings.branch,
                    poll=poll, now=(lambda: moment) if moment else None, report=_print_pass)
@@ -161,6 +170,8 @@ def _print_pass(result: PassResult) -> None:
     for outcome in result.runs:
         _print_outcome(outcome)
     for plan, tick in result.skipped:
-        console.print(f"{stamp} [yellow]skipped[/] {escape(plan)} tick {tick:%Y-%m-%d %H:%M:%S %Z}")
+        why = result.skip_reasons.get((plan, tick), "")
+        console.print(f"{stamp} [yellow]skipped[/] {escape(plan)} tick {tick:%Y-%m-%d %H:%M:%S %Z}"
+                      + (f": {escape(why)}" if why else ""))
     if result.next_tick is not None:
         console.print(f"{stamp} next tick {result.next_tick:%Y-%m-%d %H:%M:%S %Z}")

@@ -13,13 +13,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
-from minitrade.errors import ConfigError, MinitradeError
+from minitrade.cli.times import PLAN_TIME_HELP, parse_at, plan_zone_of
+from minitrade.errors import ConfigError
 
 if TYPE_CHECKING:      # DuckDB and the models load when a command runs, not for --help
     from minitrade.records import Fill, Order
@@ -157,8 +157,7 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
          price: float = typer.Option(..., "--price", "-p", help="The execution price."),
          qty: float | None = typer.Option(None, "--qty", "-q", help="Shares filled (default: all that remain)."),
          commission: float = typer.Option(0.0, "--commission", "-c", help="Commission paid, in cash."),
-         at: str | None = typer.Option(None, "--at", help="When it executed, e.g. '2026-11-25 15:59', in the "
-                                       "plan's exchange time unless an offset is given (default: now)."),
+         at: str | None = typer.Option(None, "--at", help="When it executed (default: now). " + PLAN_TIME_HELP),
          repo: Path | None = REPO_OPTION) -> None:
     """Record a real execution of an order you placed by hand (manual broker); partial fills allowed.
 
@@ -178,9 +177,10 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
                                   "own executions (they are synced on each run); a hand-typed fill would count "
                                   "twice", account=known.broker)
         when = None
-        if at is not None:
-            when = _parse_at(at, _zone_of(snap, known.plan) if known else UTC)
-        plan = snap.plans.get(known.plan) if snap is not None and known is not None else None
+        if at is not None and known is not None:  # an unknown order is refused by record_fill
+            when = parse_at(at, plan_zone_of(snap, known.plan),
+                            zone_name=f"plan {known.plan} is not in the trading repo")
+        plan = _applied_plan(repo_path(repo), store, known.plan) if known is not None else None
         done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when, plan=plan)
         with store.transaction() as con:
             settled = order_sql.get_order(con, order)
@@ -195,6 +195,17 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
             _notify_fill(snap, store, settled, done)
 
 
+def _applied_plan(root: Path, store: Store, name: str) -> Any:
+    """The plan as applied (what trades), for the checks a fill must pass; None if not applied."""
+    from minitrade.reconcile_pass import applied_snapshot
+
+    try:
+        applied = applied_snapshot(root, store)
+    except ConfigError:
+        return None
+    return applied.plans.get(name) if applied is not None else None
+
+
 def _notify_fill(snap: Any, store: Store, order: Order, done: Fill) -> None:
     """Tell the fills.recorded subscribers; a delivery failure is reported, never fatal (the fill is in)."""
     from minitrade.notify import Notifier, messages
@@ -207,21 +218,3 @@ def _notify_fill(snap: Any, store: Store, order: Order, done: Fill) -> None:
                               f"{escape(outcome.error or 'unknown error')}")
 
 
-def _zone_of(snap: Any, plan: str) -> ZoneInfo | Any:
-    """The plan's exchange timezone from the working tree; UTC when the plan is not there."""
-    if snap is None or plan not in snap.plans:
-        return UTC
-    from minitrade.scheduler import plan_zone
-    from minitrade.trading_calendar import get_calendar
-
-    spec = snap.plans[plan]
-    return plan_zone(spec, get_calendar(spec.calendar))
-
-
-def _parse_at(text: str, zone: Any) -> datetime:
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise MinitradeError(f"--at {text!r} is not a time: use e.g. '2026-11-25 15:59' "
-                             "or '2026-11-25T15:59-05:00'") from None
-    return when.replace(tzinfo=zone) if when.tzinfo is None else when

@@ -16,10 +16,17 @@ import pandas as pd
 from minitrade.errors import DataError
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
+RANGE_RTOL = 1e-6  # relative slack when checking low <= open, close <= high
 
 
 class DataSource(Protocol):
-    """Anything that can fetch daily bars for one ticker."""
+    """Anything that can fetch daily bars for one ticker.
+
+    Optional, read by the price cache: `digest(ticker) -> str | None` (a local source: its file is
+    read whole again when the digest changes) and `verify_every: timedelta` (a remote source: its
+    whole history is fetched again that often). A window with no bars after the source's last one
+    raises DataStale (its `last_bar` when known), any other failure DataError.
+    """
 
     name: str
 
@@ -62,5 +69,19 @@ def canonical(frame: pd.DataFrame, *, source: str, ticker: str) -> pd.DataFrame:
     if nonpositive.any():
         days = ", ".join(d.date().isoformat() for d in out.index[nonpositive][:5])
         raise DataError(f"zero or negative prices on {days}", source=source, ticker=ticker)
+    _check_ranges(out, source=source, ticker=ticker)
     out["volume"] = out["volume"].fillna(0.0)
     return out
+
+
+def _check_ranges(out: pd.DataFrame, *, source: str, ticker: str) -> None:
+    """Refuse bars whose high is below their low, open or close, or whose low is above open or close."""
+    o, h, lo, c = (out[col].to_numpy() for col in ("open", "high", "low", "close"))
+    slack = np.abs(h) * RANGE_RTOL  # float noise of adjusted prices, never a real inversion
+    bad = (h + slack < np.maximum.reduce([lo, o, c])) | (lo - slack > np.minimum(o, c))
+    if bad.any():
+        first = int(np.argmax(bad))
+        days = ", ".join(d.date().isoformat() for d in out.index[bad][:5])
+        raise DataError(f"{int(bad.sum())} bar(s) with high below low/open/close or low above open/close "
+                        f"on {days} (first: open {o[first]:g} high {h[first]:g} low {lo[first]:g} close "
+                        f"{c[first]:g}); fix the source's data", source=source, ticker=ticker)

@@ -7,6 +7,12 @@ one request; if the overlapping bars differ from the cached ones, the provider h
 history (a split or a dividend adjustment) and the whole range is fetched again and replaced.
 Today's partial bar is stored marked partial and refreshed by the next request.
 
+Edits to older history are caught too: a local source (csv files, which expose `digest(ticker)`)
+is read whole again whenever its file's digest changed, and a remote one (which exposes
+`verify_every`) has its whole cached range fetched again once that period passed since it was
+last fetched whole (`price_checks`). A source with no bar past the cached ones raises DataStale
+naming the last cached bar; what a run needs is decided by `freshness`.
+
 The network is never used inside a transaction, and each write is one transaction: a failed or
 interrupted fetch leaves the cached history exactly as it was.
 
@@ -26,8 +32,9 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from minitrade import clock as real_clock
 from minitrade.data.base import COLUMNS, DataSource
-from minitrade.errors import DataError
+from minitrade.errors import DataError, DataStale
 from minitrade.store import Store
 from minitrade.store import prices as sql
 
@@ -42,7 +49,8 @@ class PriceCache:
     """A DataSource that serves `source` through the store's price cache."""
 
     def __init__(self, store: Store, source: DataSource, *, overlap_days: int = OVERLAP_DAYS,
-                 today: Callable[[], date] | None = None, concurrency: int = CONCURRENCY) -> None:
+                 today: Callable[[], date] | None = None, concurrency: int = CONCURRENCY,
+                 clock: Callable[[], datetime] = real_clock.now) -> None:
         self.store = store
         self.source = source
         self.name = source.name
@@ -51,6 +59,11 @@ class PriceCache:
         # Bars dated before today's UTC date are final on every exchange east of Hawaii.
         self.today = today or (lambda: datetime.now(UTC).date())
         self.concurrency = max(1, concurrency)
+        self.clock = clock  # the real present: when a whole history is due to be verified again
+        digest = getattr(source, "digest", None)
+        self._digest: Callable[[str], str | None] | None = digest if callable(digest) else None
+        every = getattr(source, "verify_every", None)
+        self.verify_every: timedelta | None = every if isinstance(every, timedelta) else None
         self.fetches = 0   # requests made to the source by this object (for benchmarks and reports)
         self._count_lock = threading.Lock()
 
@@ -94,17 +107,29 @@ class PriceCache:
                             ticker=tickers[0] if len(tickers) == 1 else None)
         jobs: dict[str, _Job] = {}
         cached: dict[str, pd.DataFrame] | None = None
+        # files are hashed before the transaction: it holds the state file only for what needs it
+        digests = {t: self._digest(t) for t in tickers} if self._digest is not None else {}
+        now = self.clock()
         with self.store.transaction() as con:
             known = sql.cached_ranges(con, self.name, tickers)
+            checks = sql.price_checks(con, self.name, tickers)
             for ticker in tickers:
                 job = self._job(known.get(ticker), start, last)
+                if job is not None and not job.whole and self._due(checks.get(ticker), digests.get(ticker), now):
+                    job = _Job(job.first_cached or start, job.last, whole=True, first_cached=job.first_cached)
+                elif job is None and self._due(checks.get(ticker), digests.get(ticker), now):
+                    held = known[ticker]
+                    job = _Job(min(start, held.first), max(last, held.last), whole=True, first_cached=held.first)
                 if job is not None:
+                    job.digest = digests.get(ticker)
                     jobs[ticker] = job
             extending = {t: j for t, j in jobs.items() if not j.whole}
             if extending:
                 overlap = sql.read_many(con, self.name, list(extending),
                                         min(j.first for j in extending.values()))
+                ends = sql.last_dates(con, self.name, list(extending))
                 for ticker, job in extending.items():
+                    job.last_cached = ends.get(ticker)
                     old = overlap.get(ticker)
                     if old is not None:
                         job.old = old[(old.index >= pd.Timestamp(job.first))
@@ -135,10 +160,11 @@ class PriceCache:
         served = [t for t in tickers if t not in failures]
         if cached is None:
             with self.store.transaction() as con:
+                written = {t: job for t, job in jobs.items() if job.bars is not None and t not in failures}
                 sql.write_many(con, self.name, [(t, job.bars, None if job.whole else job.first, job.covered)
-                                                for t, job in jobs.items()
-                                                if job.bars is not None and t not in failures],
+                                                for t, job in written.items()],
                                adjustment=self.adjustment, fetched_at=datetime.now(UTC))
+                sql.write_checks(con, self.name, [(t, job.digest, now) for t, job in written.items() if job.whole])
                 cached = sql.read_many(con, self.name, served, start, last)
         frames: dict[str, pd.DataFrame] = {}
         for ticker in served:
@@ -164,8 +190,24 @@ class PriceCache:
         begin = max(known.first, known.last - self.overlap)
         return _Job(begin, last, whole=False, first_cached=known.first, known_last=known.last)
 
+    def _due(self, check: sql.PriceCheck | None, digest: str | None, now: datetime) -> bool:
+        """Must the whole cached history be read again: the file changed, or verification is due?"""
+        if self._digest is not None:
+            return check is None or check.digest != digest
+        if self.verify_every is not None:
+            return check is None or check.verified_at is None or now - check.verified_at >= self.verify_every
+        return False
+
     def _run(self, ticker: str, job: _Job, today: date) -> None:
-        bars = self._fetch(ticker, job.first, job.last)
+        try:
+            bars = self._fetch(ticker, job.first, job.last)
+        except DataStale as e:
+            if job.whole:
+                raise
+            # nothing past the cached bars: the cache stays as it is and says how far it goes
+            last = e.last_bar or job.last_cached
+            raise DataStale(f"no bars after {last} (asked {job.first} to {job.last})", source=self.name,
+                            ticker=ticker, last_bar=last) from e
         if not job.whole and job.old is not None and _revised(job.old, bars):
             # the provider rewrote the past (split, dividend adjustment): take it all again
             job.whole, job.first = True, job.first_cached or job.first
@@ -210,6 +252,8 @@ class _Job:
     old: pd.DataFrame | None = None
     bars: pd.DataFrame | None = None
     covered: tuple[date, date] | None = None
+    digest: str | None = None          # a local file's digest taken before this fetch
+    last_cached: date | None = None    # the last cached bar before this fetch
 
 
 def _revised(old: pd.DataFrame, new: pd.DataFrame) -> bool:

@@ -6,17 +6,19 @@ A file has a `date` column (or the first column) and `open high low close [volum
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from minitrade.data.base import canonical
-from minitrade.errors import DataError
+from minitrade.errors import DataError, DataStale
 from minitrade.models import CsvSource
 
 PACKAGE_PREFIX = "package:"
 _cache: dict[tuple[str, int, int], pd.DataFrame] = {}
+_digests: dict[tuple[str, int, int], str] = {}
 
 
 def package_folder(name: str) -> Path:
@@ -48,9 +50,24 @@ class CsvDataSource:
         first, last = frame.index[0].date(), frame.index[-1].date()
         window = frame.loc[pd.Timestamp(start):pd.Timestamp(end) if end is not None else None]
         if window.empty:
-            raise DataError(f"no prices from {start} to {end or 'the end'} in {self.folder / ticker}.csv "
-                            f"(it has {first}..{last})", source=self.name, ticker=ticker)
+            message = (f"no prices from {start} to {end or 'the end'} in {self.folder / ticker}.csv "
+                       f"(it has {first}..{last})")
+            if start > last:  # the file ends before the window: it is behind, not wrong
+                raise DataStale(message, source=self.name, ticker=ticker, last_bar=last)
+            raise DataError(message, source=self.name, ticker=ticker)
         return window.copy()
+
+    def digest(self, ticker: str) -> str | None:
+        """sha256 of the ticker's file (None if there is none): the cache re-reads it whole on a change."""
+        path = self.folder / f"{ticker}.csv"
+        try:
+            stat = path.stat()
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            if key not in _digests:
+                _digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+        return _digests[key]
 
     def _read(self, ticker: str) -> pd.DataFrame:
         path = self.folder / f"{ticker}.csv"

@@ -21,7 +21,7 @@ import requests
 
 from minitrade.data.base import canonical
 from minitrade.data.transport import retrying, with_deadline
-from minitrade.errors import DataError
+from minitrade.errors import DataError, DataStale
 from minitrade.models import EastMoneySource
 
 ADJUSTMENT = "eastmoney:forward"
@@ -95,6 +95,7 @@ class EastMoneyDataSource:
         self.backoff = backoff
         self.clock = clock or (lambda: datetime.now(UTC))
         self._url = spec.base_url.rstrip("/") + KLINE_PATH
+        self.verify_every = spec.verify_every  # the price cache re-reads the whole history this often
 
     def __repr__(self) -> str:
         return f"EastMoneyDataSource({self.name!r}, base_url={self.spec.base_url!r})"
@@ -122,8 +123,8 @@ class EastMoneyDataSource:
 
         frame = with_deadline(fetch, self.spec.timeout, source=self.name, ticker=ticker)
         frame = frame[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(last))]
-        if frame.empty:
-            raise self._error(f"no prices from {start} to {last}", ticker)
+        if frame.empty:  # no bar in the window: behind, not wrong
+            raise DataStale(f"no prices from {start} to {last}", source=self.name, ticker=ticker)
         now = self.clock().astimezone(CHINA)
         partial = frame.index[-1] == pd.Timestamp(now.date()) and now.time() < SESSION_CLOSE
         frame.attrs.update(source=self.name, ticker=ticker, adjustment=ADJUSTMENT, partial=bool(partial))
@@ -163,8 +164,10 @@ class EastMoneyDataSource:
         return self._frame(ticker, data["klines"])
 
     def _frame(self, ticker: str, klines: object) -> pd.DataFrame:
-        if not isinstance(klines, list) or not klines:
-            raise self._error("no prices in the answer (empty data.klines)", ticker)
+        if not isinstance(klines, list):
+            raise self._error("no prices in the answer (data.klines is not a list)", ticker)
+        if not klines:
+            raise DataStale("no prices in the answer (empty data.klines)", source=self.name, ticker=ticker)
         days, rows = [], []
         for number, line in enumerate(klines):
             cells = str(line).split(",")

@@ -26,7 +26,7 @@ from curl_cffi import requests as curl
 
 from minitrade.data.base import canonical
 from minitrade.data.transport import retrying, with_deadline
-from minitrade.errors import DataError
+from minitrade.errors import DataError, DataStale
 from minitrade.models import YahooSource
 
 ADJUSTMENT = "yahoo:split+dividend"
@@ -58,6 +58,7 @@ class YahooDataSource:
         self._cookie_url = base or COOKIE_URL
         self._crumb: str | None = None
         self._cookies: dict[str, str] = {}
+        self.verify_every = spec.verify_every  # the price cache re-reads the whole history this often
 
     def __repr__(self) -> str:
         return f"YahooDataSource({self.name!r}, base_url={self._chart!r})"
@@ -158,8 +159,9 @@ class YahooDataSource:
         except (KeyError, IndexError, TypeError) as e:
             raise self._error(f"answer lacks chart.result[0].meta.{e}", ticker) from e
         stamps = result.get("timestamp") or []
-        if not stamps:
-            raise self._error(f"no prices from {start} to {end or 'today'} (empty answer)", ticker)
+        if not stamps:  # a known symbol with no bar in the window: behind, not wrong
+            raise DataStale(f"no prices from {start} to {end or 'today'} (empty answer)", source=self.name,
+                            ticker=ticker)
         try:
             quote = result["indicators"]["quote"][0]
             adjclose = result["indicators"]["adjclose"][0]["adjclose"]
@@ -183,7 +185,7 @@ class YahooDataSource:
         if end is not None:
             frame = frame[frame.index <= pd.Timestamp(end)]
         if frame.empty:
-            raise self._error(f"no prices from {start} to {end or 'today'}", ticker)
+            raise DataStale(f"no prices from {start} to {end or 'today'}", source=self.name, ticker=ticker)
         out = canonical(frame, source=self.name, ticker=ticker)
         out.attrs.update(source=self.name, ticker=ticker, adjustment=ADJUSTMENT,
                          partial=_last_is_partial(meta, out, tz))

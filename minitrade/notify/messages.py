@@ -23,8 +23,9 @@ MAX_BODY = 1500        # Telegram allows 4096; shorter reads better and fits eve
 
 _TYPES = {
     "run.failed": "failure", "config.rejected": "failure", "data.changed": "failure",
-    "orders.pending": "warning", "orders.refused": "warning", "broker.login_needed": "warning", "calendar.ending": "warning",
-    "daemon.stopped": "warning",
+    "orders.pending": "warning", "orders.refused": "warning", "broker.login_needed": "warning",
+    "calendar.ending": "warning", "daemon.stopped": "warning", "ticks.skipped": "warning",
+    "ticks.missed": "warning", "calendar.early_close": "warning",
     "run.finished": "success", "config.applied": "success", "fills.recorded": "success",
 }
 
@@ -175,6 +176,27 @@ def orders_submitted(plan: str, orders: Sequence[Order], *, broker: str) -> Mess
     ], key=_ids("orders", (o.client_id for o in orders)))
 
 
+def order_rejected(plan: str, order: Order, *, broker: str, reason: str) -> Message:
+    """The broker refused an order (or asked a question minitrade answered no): nothing was placed."""
+    return _message("orders.refused", f"{plan}: order REJECTED by {broker}", [
+        f"Plan {plan}: {_order(order)} was rejected by {broker}; nothing was placed.",
+        reason.strip()[:600],
+        f"Order {order.client_id} is recorded REJECTED and not retried. Next: if it should go through, "
+        "change what the message names, then let the next run decide again.",
+    ], key=f"rejected:{order.client_id}")
+
+
+def broker_unavailable(plan: str, orders: Sequence[Order], *, broker: str, reason: str) -> Message:
+    """Orders held because the broker's gateway did not answer (down or failing): not a login problem."""
+    return _message("orders.pending", f"{plan}: {len(orders)} order(s) HELD, {broker} gateway unavailable", [
+        f"Plan {plan}: {len(orders)} order(s) held: the gateway of {broker} is unavailable "
+        f"({reason.strip()[:300]}).",
+        *_capped([_order(o) for o in orders]),
+        "Next: check the gateway with `minitrade ib status` (start it with `minitrade ib start`); held orders "
+        "are submitted on a later pass once it answers, while still valid.",
+    ], key=_ids(f"broker:{broker}:unavailable", (o.client_id for o in orders)))
+
+
 def fills_recorded(plan: str, fills: Sequence[Fill], *, orders: Mapping[str, Order] | None = None) -> Message:
     known = orders or {}
 
@@ -210,6 +232,58 @@ def broker_login_needed(broker: str, *, plans: Sequence[str] = (), held: Sequenc
         f"Plans waiting: {', '.join(plans)}." if plans else "",
         f"Next: run `minitrade ib login` ({broker}) and approve the 2FA push on your phone.",
     ], key=_ids(f"broker:{broker}:held", (o.client_id for o in held)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the schedule: skipped, missed and moved runs
+
+
+def ticks_skipped(plan: str, skipped: Sequence[tuple[datetime, str]]) -> Message:
+    """Runs of one plan the running daemon recorded SKIPPED (late, or an early close with skip)."""
+    count = len(skipped)
+    return _message("ticks.skipped", f"{plan}: {count} run(s) SKIPPED", [
+        f"Plan {plan}: {count} scheduled run(s) did not happen and made no orders:",
+        *_capped([f"{_when(at)}: {reason}" for at, reason in skipped]),
+        f"Next: if the signal still matters, `minitrade run {plan}` runs the plan now.",
+    ], key=f"skipped:{plan}:" + ",".join(sorted(at.isoformat() for at, _ in skipped)))
+
+
+def ticks_missed(start: datetime | None, end: datetime, missed: Mapping[str, Sequence[datetime]], *,
+                 not_recorded: Mapping[str, datetime] | None = None, cap_days: int = 31) -> Message:
+    """One summary when the daemon comes back: every run it missed while it was not running."""
+    total = sum(len(ticks) for ticks in missed.values())
+    since = f"from {_when(start)}" if start else "before (no earlier pass on record)"
+
+    def line(plan: str, ticks: Sequence[datetime]) -> str:
+        span = _when(ticks[0]) if len(ticks) == 1 else f"{_when(ticks[0])} to {_when(ticks[-1])}"
+        return f"{plan}: {len(ticks)} ({span})"
+
+    older = sorted((not_recorded or {}).items())
+    return _message("ticks.missed", f"daemon was away: {total} run(s) missed", [
+        f"The daemon was not running {since} to {_when(end)}. {total} scheduled run(s) of "
+        f"{len(missed)} plan(s) are recorded SKIPPED; they made no orders:",
+        *_capped([line(p, sorted(t)) for p, t in sorted(missed.items())]),
+        (f"Runs more than {cap_days} days old are not recorded one by one (one SKIPPED marker each): "
+         + ", ".join(f"{p} from {_when(at)}" for p, at in older[:MAX_LINES]) + ".") if older else "",
+        "Next: find out why the daemon stopped; keep it running (e.g. a systemd service).",
+    ], key=f"missed:{start.isoformat() if start else ''}:{end.isoformat()}")
+
+
+def early_close(day: date, close: datetime, regular_close: datetime,
+                changes: Sequence[tuple[str, datetime, datetime | None]], *, ahead: bool) -> Message:
+    """Runs an early close moves or skips: told days ahead (`ahead`) and when they happen."""
+    def line(plan: str, planned: datetime, moved: datetime | None) -> str:
+        return (f"{plan}: {planned:%H:%M} runs at {moved:%H:%M} instead" if moved is not None else
+                f"{plan}: {planned:%H:%M} is skipped (early_close: skip)")
+
+    when = "will close" if ahead else "closes"
+    return _message("calendar.early_close", f"early close {day.isoformat()}: {len(changes)} run(s) change", [
+        f"The exchange {when} early on {day.isoformat()}, at {close:%H:%M} instead of {regular_close:%H:%M} "
+        f"({close.tzname()}). Runs that change:",
+        *_capped([line(*c) for c in changes]),
+        "Next: nothing if that is right; a plan's `early_close: shift | skip` chooses." if ahead else "",
+    ], key=f"early_close:{day.isoformat()}:{'ahead' if ahead else 'today'}:"
+           + ",".join(sorted(f"{p}@{planned.isoformat()}" for p, planned, _ in changes)))
 
 
 # ---------------------------------------------------------------------------------------------

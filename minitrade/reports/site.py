@@ -138,7 +138,7 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
 
 
 _RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "finished_at", "commit_sha", "plan_digest",
-                "start_date", "end_date", "return_pct", "error", "stats"]
+                "start_date", "end_date", "return_pct", "error", "notes", "stats"]
 
 
 def _summary(plan: PlanInput) -> dict[str, Any]:

@@ -1,9 +1,17 @@
-"""`apply`'s check: backtest every new or changed plan on its data source; orders are never made."""
+"""`apply`'s check: backtest every new or changed plan on its data source; orders are never made.
+
+A changed plan with trading enabled is refused when its source cannot serve the current dates
+(no bar for the session a run now would need): it would fail every scheduled run with DataStale.
+One with trading disabled is applied (the embedded default's sample prices end in 2013 and it
+must apply; `replay` rehearses it on past dates); `minitrade plan` warns about it.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from minitrade import clock
+from minitrade.data.freshness import stale_plans
 from minitrade.errors import MinitradeError
 from minitrade.runner.research import backtest_plan
 
@@ -32,4 +40,7 @@ def dry_run_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[str
         except MinitradeError as e:
             message = str(e)
             errors.append(message if f"plan {name}" in message else f"plan {name}: {message}")
+    trading = [n for n in plans_to_check(snapshot, changed) if snapshot.plans[n].trading_enabled]
+    for name, why in stale_plans(snapshot, trading, clock.now(), local_only=False).items():
+        errors.append(f"plan {name}: trading is enabled but {why}; or set `trading: disabled`")
     return errors

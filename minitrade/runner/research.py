@@ -16,7 +16,7 @@ import pandas as pd
 from minitrade.data.registry import source_for
 from minitrade.errors import DataError, StrategyError
 from minitrade.runner.backtest import BacktestResult, run_backtest
-from minitrade.runner.strategy import load_strategy
+from minitrade.runner.compute import plan_strategy
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
@@ -52,8 +52,4 @@ def load_plan_strategy(snapshot: Snapshot, plan: Plan) -> type:
     code = snapshot.strategies.get(plan.strategy)
     if code is None:
         raise StrategyError(f"strategy file {plan.strategy} not found", plan=plan.name, file=plan.strategy)
-    try:
-        return load_strategy(code, plan.strategy, plan.class_name)
-    except StrategyError as e:
-        where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
-        raise StrategyError(str(e).removeprefix(where), plan=plan.name, file=e.file, line=e.line) from e
+    return plan_strategy(plan, code)

@@ -7,7 +7,7 @@ PENDING_SUBMIT with deterministic client ids *before* any broker call -> submit 
 results, equity and stats recorded -> notifications. Every step is recorded; a failure marks
 the run FAILED with its error and never damages what was recorded before.
 
-Only the real present trades: a run whose tick is not within `PRESENT_GRACE` of the real clock
+Only the real present trades: a run whose tick is not within `GRACE` of the real clock
 (`run --at` a past or future time, `daemon --once --at`) is a *rehearsal*. It reads what a real
 run reads but changes nothing outside its own records: no broker call (no fill sync, no cancel, no
 submit), orders recorded REHEARSAL under their own ids, incremental storage and strict price
@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -28,6 +28,7 @@ from minitrade import failpoints
 from minitrade.brokers.base import Broker
 from minitrade.clock import now as real_now
 from minitrade.data import changes as price_changes
+from minitrade.data import freshness
 from minitrade.data.base import DataSource
 from minitrade.errors import DataChanged, MinitradeError
 from minitrade.loader import Snapshot
@@ -38,13 +39,11 @@ from minitrade.runner import orders as order_book
 from minitrade.runner.backtest import BacktestResult, run_backtest
 from minitrade.runner.research import load_plan_strategy
 from minitrade.runner.submit import submit_new
-from minitrade.scheduler import plan_zone
+from minitrade.scheduler import GRACE, plan_zone
 from minitrade.store import Store, plan_state
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
 from minitrade.trading_calendar import get_calendar
-
-PRESENT_GRACE = timedelta(minutes=3)  # a tick this close to the real clock is the present
 
 
 @dataclass
@@ -62,7 +61,7 @@ class RunEnv:
 
     def is_rehearsal(self, tick_at: datetime) -> bool:
         """A tick that is not the real present (replay's present is its simulated clock)."""
-        return abs(self.real_clock() - tick_at) > PRESENT_GRACE
+        return abs(self.real_clock() - tick_at) > GRACE
 
 
 @dataclass
@@ -137,7 +136,10 @@ def _execute(env: RunEnv, plan: Plan, digest: str, tick_at: datetime, outcome: R
     day = signal_day(plan, tick_at)
     outcome.signal_day = day
     source = env.prices(plan)
-    prices = {t: source.daily(t, plan.backtest_start, day) for t in plan.tickers}
+    # a source without the bar this tick needs fails the run (DataStale), never serves old prices
+    delay = snapshot.settings.data_sources[plan.data_source].delay
+    needed = freshness.needed_day(plan.calendar, tick_at, delay, latest=day)
+    prices = freshness.fresh_prices(source, plan.tickers, plan.backtest_start, day, needed=needed, at=tick_at)
     if plan.mode is Mode.STRICT:
         price_changes.check_unchanged(store, plan.name, prices, source=plan.data_source)
 

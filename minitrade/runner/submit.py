@@ -53,12 +53,15 @@ def _set(store: Store, order: Order, status: OrderStatus, *, broker_order_id: st
     return updated
 
 
-def _ready(broker: Broker) -> tuple[bool, str]:
+def _ready(broker: Broker) -> tuple[bool, str, bool]:
+    """(ready, why not, whether a login would help: not when the gateway is down or failing)."""
     try:
         state = broker.session()
+    except BrokerUnavailable as e:
+        return False, str(e), False
     except BrokerError as e:
-        return False, str(e)
-    return state in READY, f"broker session: {state.value}"
+        return False, str(e), True
+    return state in READY, f"broker session: {state.value}", state is not SessionState.NOT_RUNNING
 
 
 def _send(store: Store, broker: Broker, order: Order) -> Order:
@@ -76,9 +79,10 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
     status = OrderStatus.SUBMITTED if placed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.HELD) \
         else placed.status
     # the order reached the broker: a hold reason ("broker session: expired") is no longer true;
-    # a decision's note (an order clipped to the actual book) stays
-    return _set(store, order, status, broker_order_id=placed.broker_order_id,
-                clear_note=order.status is OrderStatus.HELD)
+    # a decision's note (an order clipped to the actual book) stays, and the broker's (a question confirmed) joins it
+    held = order.status is OrderStatus.HELD
+    note = "; ".join(n for n in (None if held else order.note, placed.note) if n) or None
+    return _set(store, order, status, broker_order_id=placed.broker_order_id, note=note, clear_note=held)
 
 
 def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
@@ -88,10 +92,12 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
         return [_set(store, o, OrderStatus.CANCELLED, note="trading disabled: recorded, never submitted")
                 for o in orders]
     broker = brokers(plan.broker)
-    ready, why = _ready(broker)
+    ready, why, login_helps = _ready(broker)
     if not ready:
         held = [_set(store, o, OrderStatus.HELD, note=why) for o in orders]
-        if notify is not None:
+        if notify is not None and not login_helps:
+            notify.notify(messages.broker_unavailable(plan.name, held, broker=plan.broker, reason=why))
+        elif notify is not None:
             notify.notify(messages.orders_pending(plan.name, held, broker=plan.broker, reason=why))
             notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held=held))
         return held
@@ -104,9 +110,12 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
 
 
 def _announce(notify: Notifier | None, plan: Plan, orders: list[Order]) -> None:
-    """Tell the person which of `orders` reached the broker and which are held (e.g. a 401 at submit)."""
+    """Tell the person which of `orders` reached the broker, which are held (e.g. a 401 at submit) and
+    which the broker rejected (with its reason, e.g. a question minitrade answered no)."""
     if notify is None:
         return
+    for order in (o for o in orders if o.status is OrderStatus.REJECTED):
+        notify.notify(messages.order_rejected(plan.name, order, broker=plan.broker, reason=order.note or ""))
     done = [o for o in orders if o.status in SENT]
     if done:
         notify.notify(messages.orders_submitted(plan.name, done, broker=plan.broker))

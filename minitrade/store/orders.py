@@ -199,6 +199,20 @@ def skip_tick(con: duckdb.DuckDBPyConnection, plan: str, scheduled_at: datetime,
     return row is not None
 
 
+def skip_ticks(con: duckdb.DuckDBPyConnection, plan: str, scheduled: list[datetime], reason: str, *,
+               now: datetime | None = None) -> list[datetime]:
+    """Record many ticks SKIPPED with one reason in one statement (a long outage misses hundreds);
+    ticks that have a row already keep it. Returns the ones recorded now (UTC)."""
+    if not scheduled:
+        return []
+    for at in scheduled:
+        _aware(at)
+    rows = con.execute("INSERT INTO ticks (plan, scheduled_at, status, finished_at, error) "
+                       "SELECT ?, unnest(?::TIMESTAMPTZ[]), ?, ?, ? ON CONFLICT DO NOTHING RETURNING scheduled_at",
+                       [plan, scheduled, TickStatus.SKIPPED.value, now or datetime.now(UTC), reason]).fetchall()
+    return sorted(r[0].astimezone(UTC) for r in rows)
+
+
 def ticks_of(con: duckdb.DuckDBPyConnection, plan: str | None = None,
              statuses: Iterable[TickStatus] | None = None) -> list[TickRow]:
     """Ticks in scheduled order, optionally of one plan and in some statuses."""

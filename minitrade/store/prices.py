@@ -1,4 +1,4 @@
-"""SQL of the price cache (`prices`, `price_ranges`) and of the history runs used (`price_history`).
+"""SQL of the price cache (`prices`, `price_ranges`, `price_checks`) and of the history runs used.
 
 Every function takes a connection inside the caller's `Store.transaction()`, so a read-modify-write
 of one ticker (the cache's refresh) commits or rolls back as a whole. Bars are written by
@@ -31,6 +31,35 @@ def cached_ranges(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str
     rows = con.execute("SELECT ticker, first_date, last_date, adjustment, fetched_at FROM price_ranges "
                        "WHERE source = ? AND list_contains(?, ticker)", [source, tickers]).fetchall()
     return {row[0]: CachedRange(row[1], row[2], row[3], row[4]) for row in rows}
+
+
+@dataclass(frozen=True)
+class PriceCheck:
+    """How the cache last checked one ticker's whole history (see schema V2)."""
+
+    digest: str | None
+    verified_at: datetime | None
+
+
+def price_checks(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]) -> dict[str, PriceCheck]:
+    rows = con.execute("SELECT ticker, digest, verified_at FROM price_checks "
+                       "WHERE source = ? AND list_contains(?, ticker)", [source, tickers]).fetchall()
+    return {row[0]: PriceCheck(row[1], row[2]) for row in rows}
+
+
+def write_checks(con: duckdb.DuckDBPyConnection, source: str,
+                 items: list[tuple[str, str | None, datetime]]) -> None:
+    """Record (ticker, digest, verified_at) after the whole history of each ticker was read again."""
+    if items:
+        con.executemany("INSERT OR REPLACE INTO price_checks (source, ticker, digest, verified_at) "
+                        "VALUES (?, ?, ?, ?)", [[source, t, d, v] for t, d, v in items])
+
+
+def last_dates(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]) -> dict[str, date]:
+    """The date of each ticker's last cached bar; tickers without bars are absent."""
+    rows = con.execute("SELECT ticker, max(date) FROM prices WHERE source = ? AND list_contains(?, ticker) "
+                       "GROUP BY ticker", [source, tickers]).fetchall()
+    return {row[0]: row[1] for row in rows}
 
 
 def read_bars(con: duckdb.DuckDBPyConnection, source: str, ticker: str, start: date,
@@ -104,6 +133,7 @@ def forget(con: duckdb.DuckDBPyConnection, source: str, ticker: str | None = Non
     row = con.execute(f"SELECT count(*) FROM prices WHERE {where}", args).fetchone()
     con.execute(f"DELETE FROM prices WHERE {where}", args)
     con.execute(f"DELETE FROM price_ranges WHERE {where}", args)
+    con.execute(f"DELETE FROM price_checks WHERE {where}", args)
     return int(row[0]) if row else 0
 
 

@@ -53,10 +53,10 @@ def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
                          "WHERE kind = 'plan' AND name = ?", [plan])
     spec = json.loads(applied[0]["spec"]) if applied else None
     runs = _rows(con, "SELECT run_id, kind, tick_at, started_at, finished_at, status, error, commit_sha, "
-                      "plan_digest, start_date, end_date, stats FROM runs WHERE plan = ? ORDER BY started_at",
+                      "plan_digest, start_date, end_date, stats, notes FROM runs WHERE plan = ? ORDER BY started_at",
                  [plan])
     chosen = con.execute(
-        "SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' "
+        "SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' AND r.kind <> 'rehearsal' "
         "AND EXISTS (SELECT 1 FROM equity e WHERE e.run_id = r.run_id) "
         "ORDER BY r.started_at DESC LIMIT 1", [plan]).fetchone()
     run_id = str(chosen[0]) if chosen else None

@@ -8,10 +8,13 @@ The tables, for people who query the file directly:
 - equity, backtest_trades, backtest_fills: per-run results
 - prices, price_ranges, price_history: the price cache, the date ranges it holds complete per
   source and ticker, and the history each plan's last run used (strict-mode change detection)
+- price_checks: per source and ticker, the digest of a local file the cache last read whole and
+  when a remote history was last fetched whole (edits to old bars are caught by either)
 - ticks: durable schedule ticks (STARTED/FINISHED/FAILED/SKIPPED), never run twice
 - orders, fills: orders with deterministic client ids and the fills recorded against them
 - notifications: what was sent to whom, for dedup and audit
 - plan_storage: each incremental plan's strategy `storage` dict, as JSON
+- daemon_heartbeat: one row, the clock of the latest daemon pass (how long the daemon was away)
 """
 
 from __future__ import annotations
@@ -179,13 +182,39 @@ CREATE SEQUENCE reconciliation_ids START 1;
 CREATE SEQUENCE notification_ids START 1;
 """
 
-# Run notes: what a run decided not to do and why (kept orders, refused or clipped orders, a strict
-# plan's simulated book against its fills, a rehearsal), shown by `minitrade runs` and the report.
-V2 = """
+# Version 2: run notes: what a run decided not to do and why (kept orders, refused or clipped
+# orders, a strict plan's simulated book against its fills, a rehearsal), shown by the report.
+V2_RUN_NOTES = """
 ALTER TABLE runs ADD COLUMN notes VARCHAR;
+"""
+
+# Version 3: how the price cache last checked each ticker's whole history.
+V3_PRICE_CHECKS = """
+CREATE TABLE price_checks (
+    source      VARCHAR NOT NULL,
+    ticker      VARCHAR NOT NULL,
+    digest      VARCHAR,                    -- sha256 of a local source's file when last read whole
+    verified_at TIMESTAMPTZ,                -- when the whole cached range was last fetched again
+    PRIMARY KEY (source, ticker)
+);
+"""
+
+# Version 4: the daemon's last sign of life: a pass that finds ticks missed since then knows the daemon was
+# not running from this instant on (ticks and reconciliations cannot say it: an idle daemon
+# writes neither).
+V4_HEARTBEAT = """
+CREATE TABLE daemon_heartbeat (
+    id          INTEGER PRIMARY KEY,        -- always 1: only the latest pass is kept
+    last_pass   TIMESTAMPTZ NOT NULL,       -- the pass's clock when it ended (simulated under --at)
+    pid         INTEGER NOT NULL,           -- the daemon process that made it
+    passes      BIGINT NOT NULL,            -- passes recorded so far (it moves while the daemon lives)
+    recorded_at TIMESTAMPTZ NOT NULL        -- clock.now() when written
+);
 """
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
-    (2, V2),
+    (2, V2_RUN_NOTES),
+    (3, V3_PRICE_CHECKS),
+    (4, V4_HEARTBEAT),
 ]

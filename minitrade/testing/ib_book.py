@@ -180,6 +180,11 @@ class Book:
         if order.is_open and not locked:
             order.status = "PendingCancel"
 
+    def work(self, order: FakeOrder, now: datetime) -> None:
+        """An order just accepted: working at the exchange if its time has come, not yet filled."""
+        if order.status == "PreSubmitted" and now >= order.fill_at:
+            order.status = "Submitted"
+
     def settle(self, now: datetime) -> None:
         """Fill or expire every open order whose time has come."""
         for order in self.orders:

@@ -8,9 +8,16 @@ IB flow without an account (`minitrade ib fake-gateway`, or `python -m minitrade
         gw.set_time(datetime(2026, 11, 25, 14, 0, tzinfo=UTC)); gw.set_price(265598, close=190.0)
         gw.inject("POST", r"/iserver/account/.*/orders", "drop_after")
 
-Faults (consumed in order per rule): "500", "503", "429", "401", "drop_before", "drop_after" (the
-request is applied, then the socket closes without a response), "latency:SECONDS" (applied, answered
-late), "html", "malformed". Imports nothing from minitrade on purpose.
+Faults (consumed in order per rule): "500", "503", "429", "401", "no_bridge" (400 "Bad Request: no
+bridge", as while the gateway's link to IB is down), "drop_before", "drop_after" (the request is applied,
+then the socket closes without a response), "latency:SECONDS" (applied, answered late), "html",
+"malformed". `set_bridge(False)` keeps the link down (every `/iserver/*` call answers no bridge) until
+`set_bridge(True)`.
+
+Market orders are acknowledged PreSubmitted/Submitted and fill on a later request, as at IB
+(`fill_in_post = True` fills them inside the POST instead). Order questions: `questions` are asked of
+every order, `value_limit` asks o451 of orders worth more; `answers` records each (id, confirmed).
+Paths may end in "/"; unknown routes answer 400. Imports nothing from minitrade on purpose.
 """
 
 from __future__ import annotations
@@ -35,16 +42,37 @@ from minitrade.testing.ib_book import STATUS_FILTER, Book, FakeOrder
 from minitrade.testing.ib_https import TLSServer, tls_material
 
 AUTH_STATES = ("no_session", "sso_only", "authenticated", "competing", "expired", "2fa_pending")
+# Texts as IB words them ({order} is e.g. "BUY 10 AAPL NASDAQ.NMS"); some come with HTML and line breaks.
 QUESTION_TEXT = {
-    "o163": "The following order price exceeds the Percentage constraint of 3%.",
-    "o354": "You are submitting an order without market data. Are you sure you want to submit this order?",
-    "o10151": "Market orders may execute at a price far from the current quote. Continue?",
-    "o451": "The following order size exceeds the Total Value Limit. Are you sure?",
+    "o163": "The following order \"{order} @ {price}\" price exceeds \nthe Percentage constraint of 3%.\n"
+            "Are you sure you want to submit this order?",
+    "o354": "You are submitting an order without market data. We strongly recommend against this as it may "
+            "result in erroneous and unexpected trades.\nAre you sure you want to submit this order?",
+    "o383": "The following order \"{order}\" size exceeds the Size Limit of 500.\n"
+            "Are you sure you want to submit this order?",
+    "o403": "This order will most likely trigger and fill immediately.\nAre you sure you want to submit this order?",
+    "o451": "The following order \"{order}\" value estimate of {value} USD exceeds \nthe Total Value Limit of "
+            "{limit} USD.\nAre you sure you want to submit this order?",
+    "o2137": "Cross side order warning: an order on the other side of {order} is working.\n"
+             "Are you sure you want to submit this order?",
+    "o10151": "<h4>Market Order Confirmation</h4>Market orders may execute at a price far from the current "
+              "quote.\nAre you sure you want to submit this order?",
+    "o10153": "<h4>Confirm Mandatory Cap Price</h4>To avoid trading at a price that is not consistent with a "
+              "fair and orderly market, IB may set a cap (for a buy order) or floor (for a sell order). THIS MAY "
+              "CAUSE AN ORDER THAT WOULD OTHERWISE BE MARKETABLE TO NOT BE TRADED.",
 }
+NO_BRIDGE = {"error": "Bad Request: no bridge", "statusCode": 400}
+BAD_REQUEST = {"error": "Bad Request", "statusCode": 400}
 # Documented per-endpoint pacing (seconds between calls), enforced only when `pacing` is on.
 PACING = {"/tickle": 1.0, "/iserver/account/orders": 5.0, "/iserver/account/trades": 5.0,
           "/portfolio/accounts": 5.0, "/sso/validate": 60.0}
 NOT_AUTHENTICATED = {"error": "not authenticated", "statusCode": 401}
+
+
+def api_path(raw: str) -> str:
+    """A request path without the API prefix (/v1/api or /v1/portal) and without a trailing slash."""
+    path = re.sub(r"^/v1/(api|portal)", "", raw)
+    return path.rstrip("/") or "/"
 
 
 class FakeGateway:
@@ -60,7 +88,11 @@ class FakeGateway:
         self.lock_after, self.failed_logins, self.locked = lock_after, 0, False
         self.twofa_window, self.auto_approve = twofa_window, auto_approve
         self.questions: list[str] = []            # message ids asked for every order, in order
+        self.value_limit: float | None = None     # ask o451 of orders worth more than this
+        self.answers: list[tuple[str, bool]] = []  # (message id, confirmed) of every question answered
         self.suppressed: set[str] = set()
+        self.bridge = True                        # False: the link to IB's servers is down ("no bridge")
+        self.fill_in_post = False                 # True: market orders fill inside the POST that places them
         self.no_session_as_200 = False            # tickle answers 200 {"error":"no session"} instead of 401
         self.orders_preflight_quirk = True        # first live-orders call of a session comes back empty
         self.coid_at_first_post = False           # reserve the cOID before questions are answered
@@ -151,6 +183,11 @@ class FakeGateway:
             self.set_state("authenticated")
             return True
 
+    def set_bridge(self, up: bool) -> None:
+        """Take the gateway's link to IB's servers down (every /iserver/* call: 400 no bridge) or back up."""
+        with self.lock:
+            self.bridge = up
+
     def inject(self, method: str, path_pattern: str, *faults: str) -> None:
         with self.lock:
             self._faults.append((method.upper(), re.compile(path_pattern), deque(faults)))
@@ -210,7 +247,7 @@ class FakeGateway:
         with self.lock:
             self._tick_2fa()
             self.book.settle(self.now())
-            path = re.sub(r"^/v1/(api|portal)", "", split.path) or "/"
+            path = api_path(split.path)
             if self.paced_out(path):
                 return 429, {"error": "Too Many Requests"}, "application/json"
             if path == "/" or path.startswith(("/sso/Login", "/sso/Dispatcher", "/__fake/")):
@@ -242,7 +279,18 @@ class FakeGateway:
             return 200, {"now": self.now().isoformat()}, "application/json"
         if path == "/__fake/orders":
             return 200, [self.book.live_order_json(o) for o in self.book.orders], "application/json"
-        return 404, {"error": f"no route {path}"}, "application/json"
+        if path == "/__fake/bridge" and method == "POST":
+            self.set_bridge(bool(body.get("up")))
+            return 200, {"up": self.bridge}, "application/json"
+        if path == "/__fake/questions" and method == "POST":
+            self.questions = [str(q) for q in body.get("ids") or []]
+            return 200, {"ids": self.questions}, "application/json"
+        if path == "/__fake/answers":
+            return 200, [{"id": i, "confirmed": c} for i, c in self.answers], "application/json"
+        if path == "/__fake/fills" and method == "POST":
+            self.fill_in_post = bool(body.get("in_post"))
+            return 200, {"in_post": self.fill_in_post}, "application/json"
+        return 400, BAD_REQUEST, "application/json"
 
     def _login(self, username: str, password: str) -> bytes:
         if self.locked:
@@ -277,9 +325,11 @@ class FakeGateway:
         if path == "/tickle" and method == "POST":
             if no_session:
                 return (200, {"error": "no session"}) if self.no_session_as_200 else (401, NOT_AUTHENTICATED)
+            iserver = {"authStatus": self._auth_status()} if self.bridge else {"error": "no bridge"}
             return 200, {"session": uuid.uuid4().hex, "ssoExpires": 460311, "collission": False,
-                         "userId": 123456789, "hmds": {"error": "no bridge"},
-                         "iserver": {"authStatus": self._auth_status()}}
+                         "userId": 123456789, "hmds": {"error": "no bridge"}, "iserver": iserver}
+        if path.startswith("/iserver/") and not self.bridge and not no_session:
+            return 400, NO_BRIDGE
         if path == "/iserver/auth/status":
             return (401, NOT_AUTHENTICATED) if no_session else (200, self._auth_status())
         if path in ("/iserver/auth/ssodh/init", "/iserver/reauthenticate") and method == "POST":
@@ -303,7 +353,7 @@ class FakeGateway:
             if self.state != "authenticated":
                 return 401, NOT_AUTHENTICATED
             return self._iserver(method, path, query, body)
-        return 404, {"error": f"no route {path}"}
+        return 400, BAD_REQUEST
 
     def _portfolio(self, method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         accounts = self.book.accounts
@@ -321,7 +371,7 @@ class FakeGateway:
                 return 200, {"message": "success"}
             page_no = int(m.group(3))
             return 200, self.book.positions_json(m.group(1))[page_no * 100:(page_no + 1) * 100]
-        return 404, {"error": f"no route {path}"}
+        return 400, BAD_REQUEST
 
     def _iserver(self, method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
         book, now = self.book, self.now()
@@ -372,7 +422,7 @@ class FakeGateway:
         if path == "/iserver/account/trades":
             days = min(7, max(1, int(query.get("days", "1"))))
             return 200, [book.trade_json(e) for e in book.executions if now - e.at < timedelta(days=days)]
-        return 404, {"error": f"no route {path}"}
+        return 400, BAD_REQUEST
 
     def _place(self, ticket: dict[str, Any], now: datetime) -> tuple[int, Any]:
         coid = ticket.get("cOID")
@@ -382,17 +432,31 @@ class FakeGateway:
         if isinstance(order, str):
             return 200, {"error": order}
         self._pending = None                        # a new order invalidates an unanswered chain
-        asked = [q for q in self.questions if q not in self.suppressed]
+        asked = [q for q in self._questions_for(order) if q not in self.suppressed]
         if not asked:
             return 200, self._store(order, now)
         if coid and self.coid_at_first_post:
             self._reserved.add(str(coid))
         return self._ask(order, asked)
 
+    def _questions_for(self, order: FakeOrder) -> list[str]:
+        asked = list(self.questions)
+        if self.value_limit is not None and order.quantity * self._price(order) > self.value_limit \
+                and "o451" not in asked:
+            asked.append("o451")
+        return asked
+
+    def _price(self, order: FakeOrder) -> float:
+        quote = self.book.prices.get(order.conid, {})
+        return float(quote.get("last", quote.get("close", 0.0)))
+
     def _ask(self, order: FakeOrder, remaining: list[str]) -> tuple[int, Any]:
         reply_id = str(uuid.uuid4())
         self._pending = {"id": reply_id, "order": order, "remaining": remaining}
-        text = QUESTION_TEXT.get(remaining[0], "Are you sure you want to submit this order?")
+        price = self._price(order)
+        text = QUESTION_TEXT.get(remaining[0], "Are you sure you want to submit this order?").format(
+            order=f"{order.side} {order.quantity:g} {order.ticker} NASDAQ.NMS", price=f"{price:g}",
+            value=f"{order.quantity * price:,.2f}", limit=f"{self.value_limit or 100_000:,.0f}")
         return 200, [{"id": reply_id, "message": [text], "isSuppressed": False, "messageIds": [remaining[0]],
                       "messageOptions": ["Yes", "No"]}]
 
@@ -402,6 +466,7 @@ class FakeGateway:
             return 503, {"error": f"reply id {reply_id} not found or no longer valid", "statusCode": 503}
         self._pending = None
         order: FakeOrder = pending["order"]
+        self.answers.append((pending["remaining"][0], confirmed))
         if not confirmed:
             self._reserved.discard(order.coid or "")
             return 200, {"error": "Order was not confirmed and has been discarded."}
@@ -412,7 +477,10 @@ class FakeGateway:
     def _store(self, order: FakeOrder, now: datetime) -> list[dict[str, Any]]:
         self._reserved.discard(order.coid or "")
         self.book.orders.append(order)
-        self.book.settle(now)
+        if self.fill_in_post:
+            self.book.settle(now)
+        else:
+            self.book.work(order, now)               # acknowledged now; executions come on a later request
         return [{"order_id": str(order.order_id), "order_status": order.status, "encrypt_message": "1",
                  "local_order_id": order.coid or ""}]
 
@@ -426,15 +494,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--two-factor", choices=["push", "none"], default="push")
     parser.add_argument("--auto-approve", type=float, default=None,
                         help="approve the 2FA push after this many seconds (default: wait for /__fake/2fa/approve)")
+    parser.add_argument("--question", action="append", default=[], metavar="ID",
+                        help="ask this question (e.g. o451) of every order; repeatable")
+    parser.add_argument("--fill-in-post", action="store_true",
+                        help="fill market orders inside the POST that places them (default: on a later request)")
     args = parser.parse_args(argv)
     gateway = FakeGateway(username=args.username, password=args.password, two_factor=args.two_factor,
                           auto_approve=args.auto_approve, port=args.port).start()
+    gateway.questions, gateway.fill_in_post = list(args.question), args.fill_in_post
     for conid, price in ((265598, 190.0), (756733, 600.0), (320227571, 500.0), (272093, 420.0)):
         gateway.set_price(conid, open=price, close=price, last=price)
     print(f"fake IB gateway on {gateway.url}  (CA certificate: {gateway.ca_pem})", flush=True)
     print(f"login page: {gateway.url}/sso/Login  user {args.username!r} password {args.password!r}", flush=True)
     print(f"approve a 2FA push: curl --cacert {gateway.ca_pem} -X POST {gateway.url}/__fake/2fa/approve",
           flush=True)
+    print(f"take the link to IB down: curl --cacert {gateway.ca_pem} -X POST {gateway.url}/__fake/bridge "
+          "-H 'Content-Type: application/json' -d '{\"up\": false}'", flush=True)
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 

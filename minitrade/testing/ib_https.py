@@ -101,13 +101,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         body = self._body()
         gateway = self.server.gateway
-        path = re.sub(r"^/v1/(api|portal)", "", urlsplit(self.path).path) or "/"
+        path = re.sub(r"^/v1/(api|portal)", "", urlsplit(self.path).path).rstrip("/") or "/"
         fault = gateway.take_fault(method, path, body)
         if fault == "drop_before":
             return self._drop()
         if fault in ("500", "503", "429", "401"):
             code = int(fault)
             return self._send(code, json.dumps({"error": _FAULT_BODIES[code], "statusCode": code}).encode(),
+                              "application/json")
+        if fault == "no_bridge":    # the gateway's link to IB's servers is down: nothing reaches IB
+            return self._send(400, json.dumps({"error": "Bad Request: no bridge", "statusCode": 400}).encode(),
                               "application/json")
         if fault == "html":
             return self._send(200, b"<html><body><h1>Service temporarily unavailable</h1></body></html>",

@@ -8,7 +8,13 @@ import pytest
 
 from minitrade.brokers.base import SessionState
 from minitrade.brokers.ib.broker import IBBroker
-from minitrade.errors import BrokerNotReady, BrokerUnavailable, OrderRejected
+from minitrade.errors import (
+    BrokerDisconnected,
+    BrokerNotReady,
+    BrokerUnavailable,
+    OrderQuestionRefused,
+    OrderRejected,
+)
 from minitrade.models import OrderType
 from minitrade.records import OrderStatus, Side
 from minitrade.testing.ib_gateway import FakeGateway
@@ -135,7 +141,7 @@ def test_market_on_open_fills_at_the_next_open(gateway: FakeGateway, broker: IBB
 
 def test_fills_before_since_are_left_out(gateway: FakeGateway, broker: IBBroker) -> None:
     gateway.set_time(datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
-    broker.submit(make_order("c-trg", order_type=OrderType.TRG))       # fills now at the last price
+    broker.submit(make_order("c-trg", order_type=OrderType.TRG))       # fills at the last price, seen next call
     assert [f.price for f in broker.fills()] == [190.0]
     assert broker.fills(since=gateway.now() + timedelta(seconds=1)) == []
 
@@ -182,7 +188,7 @@ def test_orders_refused_while_expired_are_placed_once_after_login(gateway: FakeG
 def test_a_client_id_reserved_while_a_question_is_pending_still_gives_one_order(gateway: FakeGateway,
                                                                                 broker: IBBroker) -> None:
     gateway.coid_at_first_post = True
-    gateway.questions = ["o163"]
+    gateway.questions = ["o354"]                # confirmed by default
     gateway.inject("POST", r"/iserver/reply/.*", "drop_before")
     with pytest.raises(BrokerUnavailable, match="not visible yet"):
         broker.submit(make_order())             # IB holds the id but never got the answer: wait, never resend
@@ -214,3 +220,64 @@ def test_find_falls_back_to_trades_once_live_orders_forget_the_order(gateway: Fa
     found = broker.find("plan1-20261125-1500-AAPL-0")
     assert found is not None and (found.status, found.filled_quantity, found.avg_price) == (
         OrderStatus.FILLED, 10, 191.5)
+
+
+def test_a_value_limit_question_is_refused_and_nothing_is_placed(gateway: FakeGateway, broker: IBBroker) -> None:
+    gateway.value_limit = 1000.0            # IB's Total Value Limit: 10 AAPL at 190 is above it
+    with pytest.raises(OrderQuestionRefused, match="Total Value Limit") as caught:
+        broker.submit(make_order())
+    assert caught.value.message_ids == ("o451",) and gateway.answers == [("o451", False)]
+    assert gateway.orders == [] and gateway.order_posts() == 1
+
+
+def test_a_confirmable_question_is_confirmed_and_noted_on_the_order(gateway: FakeGateway, broker: IBBroker) -> None:
+    gateway.questions = ["o354"]
+    placed = broker.submit(make_order())
+    assert gateway.answers == [("o354", True)] and len(gateway.orders) == 1
+    assert placed.note is not None and placed.note.startswith("confirmed IB question o354: You are submitting")
+
+
+def test_confirm_message_ids_of_the_broker_spec_decide(gateway: FakeGateway) -> None:
+    from .conftest import make_client, make_spec
+
+    spec = make_spec(gateway, confirm_message_ids=["o451"])
+    gateway.questions = ["o451"]
+    b = IBBroker("ib-test", spec, client=make_client(spec))
+    try:
+        b.submit(make_order())
+    finally:
+        b.close()
+    assert gateway.answers == [("o451", True)]
+
+
+def test_no_bridge_on_the_order_post_holds_and_the_order_goes_once_when_the_link_is_back(
+        gateway: FakeGateway, broker: IBBroker) -> None:
+    gateway.inject("POST", ORDER_POSTS, "no_bridge")
+    with pytest.raises(BrokerDisconnected):
+        broker.submit(make_order())
+    assert gateway.orders == []
+    broker.submit(make_order())
+    assert [o.coid for o in gateway.orders] == ["plan1-20261125-1500-AAPL-0"] and gateway.order_posts() == 2
+
+
+def test_a_lost_answer_whose_lookup_meets_no_bridge_stays_unknown_not_held(gateway: FakeGateway,
+                                                                          broker: IBBroker) -> None:
+    gateway.inject("POST", ORDER_POSTS, "drop_after")       # stored at IB, the answer lost
+    gateway.inject("GET", "/iserver/account/orders", "no_bridge")
+    with pytest.raises(BrokerUnavailable, match="looked up by client id before anything is sent again"):
+        broker.submit(make_order())
+    found = broker.find("plan1-20261125-1500-AAPL-0")
+    assert found is not None and len(gateway.orders) == 1 and gateway.order_posts() == 1
+
+
+@pytest.mark.parametrize(("in_post", "status"), [
+    pytest.param(False, OrderStatus.SUBMITTED, id="filled-on-a-later-request"),
+    pytest.param(True, OrderStatus.FILLED, id="filled-inside-the-post"),
+])
+def test_market_orders_fill_after_the_post_unless_asked_to_fill_inside_it(
+        gateway: FakeGateway, broker: IBBroker, in_post: bool, status: OrderStatus) -> None:
+    gateway.fill_in_post = in_post
+    placed = broker.submit(make_order("c-trg", order_type=OrderType.TRG))
+    assert placed.status is status
+    found = broker.find("c-trg")                            # the next request sees the execution
+    assert found is not None and found.status is OrderStatus.FILLED and found.avg_price == 190.0

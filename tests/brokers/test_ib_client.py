@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from minitrade.brokers.base import SessionState
 from minitrade.brokers.ib.client import AlreadyPlaced, IBClient, Pacing
-from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
+from minitrade.errors import (
+    BrokerDisconnected,
+    BrokerError,
+    BrokerNotReady,
+    BrokerUnavailable,
+    OrderQuestionRefused,
+    OrderRejected,
+)
+from minitrade.models import IB_CONFIRM_DEFAULT
 from minitrade.testing.ib_gateway import FakeGateway
 
 from .conftest import AAPL, make_client, make_spec
@@ -106,31 +116,81 @@ def test_orders_need_the_accounts_call_first(client: IBClient) -> None:
         client.place_order(ACCOUNT, ticket("c-1"))
 
 
-def test_confirmation_questions_are_answered_one_by_one(gateway: FakeGateway, client: IBClient) -> None:
-    gateway.questions = ["o163", "o354"]
+def test_confirmation_questions_are_answered_one_by_one(gateway: FakeGateway, client: IBClient,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    gateway.questions = ["o354", "o10151"]
     client.prepare(None)
-    asked: list[tuple[str, ...]] = []
-    ack = client.place_order(ACCOUNT, ticket("c-1"), answer=lambda q: asked.append(q.message_ids) is None)
-    assert asked == [("o163",), ("o354",)]
+    with caplog.at_level(logging.INFO, logger="minitrade.brokers.ib.client"):
+        ack = client.place_order(ACCOUNT, ticket("c-1"), confirm=IB_CONFIRM_DEFAULT)
+    assert [q.message_ids for q in ack.confirmed] == [("o354",), ("o10151",)]
+    assert "Market orders may execute" in ack.confirmed[1].text and "<h4>" not in ack.confirmed[1].text
     replies = [body for m, p, body in gateway.requests if p.startswith("/iserver/reply/")]
     assert replies == [{"confirmed": True}, {"confirmed": True}]
-    assert [o.coid for o in gateway.orders] == ["c-1"] and ack["order_id"] == str(gateway.orders[0].order_id)
+    assert gateway.answers == [("o354", True), ("o10151", True)]
+    assert [o.coid for o in gateway.orders] == ["c-1"] and ack.order_id == str(gateway.orders[0].order_id)
+    confirmed = [r for r in caplog.records if "confirmed" in r.getMessage()]
+    assert [r.levelno for r in confirmed] == [logging.INFO, logging.INFO]
+    assert "o354" in confirmed[0].getMessage() and "without market data" in confirmed[0].getMessage()
 
 
 def test_suppressed_message_ids_are_never_asked(gateway: FakeGateway) -> None:
     gateway.questions = ["o163", "o10151"]
-    with make_client(make_spec(gateway, suppress_message_ids=["o163", "o10151"])) as c:
+    spec = make_spec(gateway, confirm_message_ids=["o163", "o10151"], suppress_message_ids=["o163", "o10151"])
+    with make_client(spec) as c:
         c.prepare(None)
-        c.place_order(ACCOUNT, ticket("c-1"), answer=lambda q: pytest.fail(f"asked {q}"))
-    assert gateway.suppressed == {"o163", "o10151"} and len(gateway.orders) == 1
+        c.place_order(ACCOUNT, ticket("c-1"))       # nothing may be confirmed here: IB must not ask
+    assert gateway.suppressed == {"o163", "o10151"} and len(gateway.orders) == 1 and gateway.answers == []
 
 
-def test_a_declined_question_discards_the_order(gateway: FakeGateway, client: IBClient) -> None:
-    gateway.questions = ["o451"]
+def test_suppressing_an_id_that_may_not_be_confirmed_is_a_config_error(gateway: FakeGateway) -> None:
+    with pytest.raises(ValidationError, match="o451 would be confirmed without being asked"):
+        make_spec(gateway, suppress_message_ids=["o451"])
+
+
+@pytest.mark.parametrize("question", ["o451", "o163", "o383", "o2137"])
+def test_a_question_not_on_the_confirm_list_is_answered_no_and_the_order_discarded(
+        gateway: FakeGateway, client: IBClient, question: str, caplog: pytest.LogCaptureFixture) -> None:
+    gateway.questions = ["o354", question]
     client.prepare(None)
-    with pytest.raises(OrderRejected, match="o451"):
-        client.place_order(ACCOUNT, ticket("c-1"), answer=lambda q: False)
+    with pytest.raises(OrderQuestionRefused, match=question) as caught:
+        client.place_order(ACCOUNT, ticket("c-1"), confirm=IB_CONFIRM_DEFAULT)
+    assert caught.value.message_ids == (question,) and "Are you sure" in caught.value.question
+    assert caught.value.question in str(caught.value) and "confirm_message_ids" in str(caught.value)
+    assert gateway.answers == [("o354", True), (question, False)] and gateway.orders == []
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert question in warning.getMessage() and "NO" in warning.getMessage()
+
+
+def test_the_value_limit_question_quotes_the_orders_value(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.value_limit = 1000.0            # 10 AAPL at 190 is 1,900 USD
+    client.prepare(None)
+    with pytest.raises(OrderQuestionRefused, match=r"value estimate of 1,900.00 USD exceeds the Total Value Limit"):
+        client.place_order(ACCOUNT, ticket("c-1"), confirm=IB_CONFIRM_DEFAULT)
+    client.place_order(ACCOUNT, ticket("c-2", quantity=5), confirm=())     # 950 USD: not asked
+    assert [o.coid for o in gateway.orders] == ["c-2"]
+
+
+def test_without_a_confirm_list_every_question_is_answered_no(gateway: FakeGateway, client: IBClient) -> None:
+    gateway.questions = ["o10151"]
+    client.prepare(None)
+    with pytest.raises(OrderQuestionRefused):
+        client.place_order(ACCOUNT, ticket("c-1"))
+    assert gateway.answers == [("o10151", False)] and gateway.orders == []
+
+
+def test_no_bridge_is_a_disconnect_never_a_rejection(gateway: FakeGateway, client: IBClient) -> None:
+    client.prepare(None)
+    gateway.inject("POST", r"/iserver/account/.*/orders", "no_bridge")
+    with pytest.raises(BrokerDisconnected, match="no link to IB") as caught:
+        client.place_order(ACCOUNT, ticket("c-1"))
+    assert isinstance(caught.value, BrokerNotReady) and not isinstance(caught.value, OrderRejected)
     assert gateway.orders == []
+    gateway.set_bridge(False)
+    with pytest.raises(BrokerDisconnected):
+        client.live_orders(ACCOUNT)
+    gateway.set_bridge(True)
+    client.place_order(ACCOUNT, ticket("c-1"))
+    assert [o.coid for o in gateway.orders] == ["c-1"]
 
 
 def test_a_registered_client_id_is_reported_as_already_placed(client: IBClient) -> None:

@@ -109,3 +109,64 @@ def test_an_unconfirmed_reply_chain_is_invalidated_by_the_next_order(gateway: Fa
                  verify=ca, timeout=10)
     stale = session.post(api + f"/iserver/reply/{first[0]['id']}", json={"confirmed": True}, verify=ca, timeout=10)
     assert stale.status_code == 503 and gateway.orders == []
+
+
+def test_paths_may_end_in_a_slash_and_unknown_routes_answer_400(gateway: FakeGateway) -> None:
+    session = plain_session()
+    api, ca = gateway.url + "/v1/api", str(gateway.ca_pem)
+    assert session.get(api + "/iserver/accounts/", verify=ca, timeout=10).json()["accounts"] == ["DU1234567"]
+    for path in ("/iserver/no/such/thing", "/portfolio/DU1234567/nothing", "/nothing"):
+        answer = session.get(api + path, verify=ca, timeout=10)
+        assert (answer.status_code, answer.json()) == (400, {"error": "Bad Request", "statusCode": 400}), path
+
+
+def test_without_a_bridge_every_iserver_call_answers_400_no_bridge(gateway: FakeGateway) -> None:
+    session = plain_session()
+    api, ca = gateway.url + "/v1/api", str(gateway.ca_pem)
+    down = session.post(gateway.url + "/__fake/bridge", json={"up": False}, verify=ca, timeout=10)
+    assert down.json() == {"up": False}
+    for method, path in (("GET", "/iserver/accounts"), ("POST", "/iserver/auth/status"),
+                         ("POST", "/iserver/account/DU1234567/orders"), ("GET", "/iserver/account/orders")):
+        answer = session.request(method, api + path, json={}, verify=ca, timeout=10)
+        assert (answer.status_code, answer.json()) == (400, {"error": "Bad Request: no bridge", "statusCode": 400})
+    assert session.post(api + "/tickle", verify=ca, timeout=10).json()["iserver"] == {"error": "no bridge"}
+    assert session.get(api + "/portfolio/accounts", verify=ca, timeout=10).status_code == 200
+    gateway.set_bridge(True)
+    assert session.get(api + "/iserver/accounts", verify=ca, timeout=10).status_code == 200
+
+
+def test_questions_are_configurable_and_their_answers_recorded(gateway: FakeGateway) -> None:
+    session = plain_session()
+    api, ca = gateway.url + "/v1/api", str(gateway.ca_pem)
+    session.post(gateway.url + "/__fake/questions", json={"ids": ["o354", "o451"]}, verify=ca, timeout=10)
+    session.get(api + "/iserver/accounts", verify=ca, timeout=10)
+    ticket = {"acctId": "DU1234567", "conid": 265598, "orderType": "MOC", "tif": "DAY", "side": "BUY",
+              "quantity": 1, "cOID": "q-1"}
+    first = session.post(api + "/iserver/account/DU1234567/orders", json={"orders": [ticket]}, verify=ca,
+                         timeout=10).json()
+    assert first[0]["messageIds"] == ["o354"] and "without market data" in first[0]["message"][0]
+    second = session.post(api + f"/iserver/reply/{first[0]['id']}", json={"confirmed": True}, verify=ca,
+                          timeout=10).json()
+    assert second[0]["messageIds"] == ["o451"] and "Total Value Limit" in second[0]["message"][0]
+    refused = session.post(api + f"/iserver/reply/{second[0]['id']}", json={"confirmed": False}, verify=ca,
+                           timeout=10).json()
+    assert "not confirmed" in refused["error"] and gateway.orders == []
+    assert session.get(gateway.url + "/__fake/answers", verify=ca, timeout=10).json() == [
+        {"id": "o354", "confirmed": True}, {"id": "o451", "confirmed": False}]
+
+
+@pytest.mark.parametrize(("in_post", "acked"), [pytest.param(False, "Submitted", id="fills-later"),
+                                                 pytest.param(True, "Filled", id="fills-inside-the-post")])
+def test_a_market_order_is_acknowledged_working_and_fills_on_a_later_request(gateway: FakeGateway, in_post: bool,
+                                                                             acked: str) -> None:
+    session = plain_session()
+    api, ca = gateway.url + "/v1/api", str(gateway.ca_pem)
+    session.post(gateway.url + "/__fake/fills", json={"in_post": in_post}, verify=ca, timeout=10)
+    session.get(api + "/iserver/accounts", verify=ca, timeout=10)
+    ticket = {"acctId": "DU1234567", "conid": 265598, "orderType": "MKT", "tif": "DAY", "side": "BUY",
+              "quantity": 1, "cOID": "m-1"}
+    ack = session.post(api + "/iserver/account/DU1234567/orders", json={"orders": [ticket]}, verify=ca,
+                       timeout=10).json()
+    assert ack[0]["order_status"] == acked
+    trades = session.get(api + "/iserver/account/trades", verify=ca, timeout=10).json()
+    assert [t["order_ref"] for t in trades] == ["m-1"]

@@ -32,9 +32,15 @@ trading: enabled
 """
 
 
+# The present these tests live in: the sample prices end on 2013-03-01, and `apply` refuses a
+# trading-enabled plan whose source has no bar for the current dates (issue 10, item 4).
+PRESENT = "2013-01-03T15:45:00-05:00"
+
+
 @pytest.fixture
-def live_repo(trading_repo):  # type: ignore[no-untyped-def]
-    """Only the `alt` plan (the examples are slower and not needed here), committed."""
+def live_repo(trading_repo, monkeypatch):  # type: ignore[no-untyped-def]
+    """Only the `alt` plan (the examples are slower and not needed here), committed; the clock in 2013."""
+    monkeypatch.setenv("MINITRADE_NOW", PRESENT)
     for path in sorted((trading_repo.path / "plans").glob("*.yaml")):
         path.unlink()
     trading_repo.write("strategies/alternate.py", ALTERNATE)

@@ -25,6 +25,7 @@ from tests.conftest import present_env
 NY = ZoneInfo("America/New_York")
 DAY3 = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
 DAY4 = datetime(2013, 1, 4, 15, 45, tzinfo=NY)
+TODAY = datetime(2026, 11, 27, 12, 0, tzinfo=NY)  # years after the ticks above
 runner = CliRunner()
 
 LADDER = '''import backtrader as bt
@@ -77,14 +78,14 @@ def repo(live_repo, sink: AppriseSink):  # type: ignore[no-untyped-def]
 
 def test_a_run_at_a_past_time_is_a_rehearsal_and_never_submits(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
     path = str(repo.path)
-    result = cli("run", "alt", "--at", DAY3.isoformat(), "--repo", path)  # the machine's clock: 2026
+    result = cli("run", "alt", "--at", DAY3.isoformat(), "--repo", path, now=TODAY)
     assert result.exit_code == 0, result.output
     assert "rehearsal" in result.output and "nothing was sent to the broker" in result.output
     (rehearsed,) = orders(repo)
     assert rehearsed.status is OrderStatus.REHEARSAL and rehearsed.client_id.endswith(".R")
     assert not any("submitted" in p.title or "new order" in p.title for p in sink.posts), \
         "a rehearsal announces no orders"
-    refused = cli("fill", rehearsed.client_id, "--price", "75", "--repo", path)
+    refused = cli("fill", rehearsed.client_id, "--price", "75", "--repo", path, now=TODAY)
     assert refused.exit_code == 1 and "rehearsal" in refused.output
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         (run,) = run_sql.list_runs(con, plan="alt")
@@ -118,6 +119,8 @@ def test_strict_plan_refuses_to_sell_what_an_expired_buy_never_bought(repo, sink
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         run = next(r for r in run_sql.list_runs(con, plan="alt") if r.end_date == date(2013, 1, 4))
     assert "REFUSED SELL 10 AAPL" in (run.notes or ""), "the refusal is on the run's record"
+    page = (repo.path / "state" / "reports" / "plans" / "alt" / "index.html").read_text()
+    assert "simulated 10 AAPL, actual 0: BUY of 2013-01-03 EXPIRED" in page, "the report shows the divergence"
     assert cli("fill", sell.client_id, "--price", "75", "--repo", path).exit_code == 1
 
 
@@ -160,3 +163,14 @@ def test_fill_refuses_a_sell_that_would_leave_the_plan_short(repo) -> None:  # t
     assert cli("apply", "--yes", "--repo", str(repo.path)).exit_code == 0
     allowed = cli("fill", old.client_id, "--price", "75", "--repo", str(repo.path))
     assert allowed.exit_code == 0, allowed.output
+
+
+def test_a_daemon_pass_in_the_future_is_refused_and_one_in_the_past_rehearses(repo) -> None:  # type: ignore[no-untyped-def]
+    path = str(repo.path)
+    future = cli("daemon", "--once", "--at", "2026-11-30T15:45:00-05:00", "--repo", path, now=TODAY)
+    assert future.exit_code != 0 and "in the future" in future.output, "it would use up real ticks"
+    past = cli("daemon", "--once", "--at", DAY3.replace(second=30).isoformat(), "--repo", path, now=TODAY)
+    assert past.exit_code == 0, past.output
+    assert "rehearsal" in past.output
+    (order,) = orders(repo)
+    assert order.status is OrderStatus.REHEARSAL

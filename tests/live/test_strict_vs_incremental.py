@@ -96,7 +96,9 @@ def signed(order: Order) -> float:
     return order.quantity if order.side is Side.BUY else -order.quantity
 
 
-def test_strict_and_incremental_agree_until_a_fill_diverges_then_each_follows_its_book(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_strict_and_incremental_agree_until_a_fill_diverges_then_each_follows_its_book(trading_repo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # apply refuses trading-enabled plans whose prices end before the present: live in 2013
+    monkeypatch.setenv("MINITRADE_NOW", f"{SESSIONS[0]}T15:45:00-05:00")
     for path in sorted((trading_repo.path / "plans").glob("*.yaml")):
         path.unlink()
     trading_repo.write("strategies/fraction.py", FRACTION)

@@ -5,20 +5,24 @@ Submission is idempotent by `Order.client_id`, sent as IB's `cOID`:
 - a timeout, a dropped connection or a 5xx after sending -> look the id up in live orders and trades
   first; only if IB has never seen it is it sent once more (with the same cOID, so IB itself refuses
   a duplicate if the lookup was stale).
-Never logs in: without a live brokerage session every call raises BrokerNotReady.
+Never logs in: without a live brokerage session every call raises BrokerNotReady (BrokerDisconnected while
+the gateway's link to IB is down: nothing reached IB, the order is held). Where the answer to a send was
+lost and the lookup cannot be made now, the outcome stays unknown (BrokerUnavailable): the order is looked
+up by cOID before anything is sent again.
+IB's order questions are answered yes only for the broker's `confirm_message_ids`; what was confirmed is
+returned in the order's note. Any other question is answered no (OrderQuestionRefused).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from minitrade.brokers.base import BrokerOrder, SessionState
-from minitrade.brokers.ib.client import AlreadyPlaced, AuthStatus, IBClient, Question, accept_all
+from minitrade.brokers.ib.client import AlreadyPlaced, AuthStatus, IBClient, Placement
 from minitrade.brokers.ib.contracts import resolve_conid
 from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable
 from minitrade.models import IBBroker as IBBrokerSpec
@@ -61,11 +65,10 @@ def _status(ib_status: str, filled: float) -> OrderStatus:
 class IBBroker:
     """One `type: ib` broker account of minitrade.yaml."""
 
-    def __init__(self, name: str, spec: IBBrokerSpec, *, client: IBClient | None = None,
-                 answer: Callable[[Question], bool] = accept_all) -> None:
+    def __init__(self, name: str, spec: IBBrokerSpec, *, client: IBClient | None = None) -> None:
         self.name, self.spec = name, spec
         self.client = client or IBClient.from_spec(spec, name=name)
-        self.answer = answer
+        self.confirm = frozenset(spec.confirm_message_ids)
         self._account: str | None = None
 
     def close(self) -> None:
@@ -114,25 +117,36 @@ class IBBroker:
         account = self._ready()
         ticket = self.ticket(order, account)
         try:
-            return self._placed(order, self.client.place_order(account, ticket, self.answer))
+            return self._placed(order, self.client.place_order(account, ticket, confirm=self.confirm))
         except AlreadyPlaced:
             return self._existing(order.client_id, why="IB says its cOID is already registered")
         except BrokerUnavailable as first:
             log.warning("order %s: %s; looking it up before any retry", order.client_id, first)
-            found = self.find(order.client_id)
+            found = self._lookup_after(order.client_id, first)
             if found is not None:
                 return found
             log.warning("order %s never reached IB; sending it once more with the same cOID", order.client_id)
             try:
-                return self._placed(order, self.client.place_order(account, ticket, self.answer))
+                return self._placed(order, self.client.place_order(account, ticket, confirm=self.confirm))
             except AlreadyPlaced:
                 return self._existing(order.client_id, why="IB says its cOID is already registered")
 
-    def _placed(self, order: Order, ack: dict[str, Any]) -> BrokerOrder:
-        log.info("order %s placed at IB as %s (%s)", order.client_id, ack.get("order_id"), ack.get("order_status"))
-        filled = order.quantity if ack.get("order_status") == "Filled" else 0.0
-        return BrokerOrder(order.client_id, str(ack["order_id"]), _status(str(ack.get("order_status")), filled),
-                           filled, order.quantity - filled)
+    def _lookup_after(self, client_id: str, first: BrokerUnavailable) -> BrokerOrder | None:
+        """Look an order up after a lost answer; if the session or link is gone, its outcome stays unknown."""
+        try:
+            return self.find(client_id)
+        except BrokerNotReady as e:
+            # Holding it would send it again later without a lookup: keep it "outcome unknown" instead.
+            raise BrokerUnavailable(f"order {client_id} may have reached IB ({first}) and cannot be looked up "
+                                    f"now ({e}); it is looked up by client id before anything is sent again",
+                                    account=self.name) from e
+
+    def _placed(self, order: Order, ack: Placement) -> BrokerOrder:
+        log.info("order %s placed at IB as %s (%s)", order.client_id, ack.order_id, ack.order_status)
+        filled = order.quantity if ack.order_status == "Filled" else 0.0
+        note = "; ".join(f"confirmed IB question {','.join(q.message_ids)}: {q.text}" for q in ack.confirmed)
+        return BrokerOrder(order.client_id, ack.order_id, _status(ack.order_status, filled), filled,
+                           order.quantity - filled, note=note or None)
 
     def _existing(self, client_id: str, *, why: str) -> BrokerOrder:
         found = self.find(client_id)

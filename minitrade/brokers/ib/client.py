@@ -1,10 +1,13 @@
 """Client Portal Web API client (`/v1/api` over HTTPS on the local gateway).
 
 Every wire error is mapped here, in one place, to the broker error tree:
-HTTP 401 / `{"error": "no session"}` -> BrokerNotReady; timeouts, dropped connections, 429 and 5xx ->
-BrokerUnavailable; an `{"error": ...}` answer to an order -> OrderRejected (AlreadyPlaced when IB says the
-cOID is already registered). Reads are retried briefly; order POSTs never are (the broker adapter
+HTTP 401 / `{"error": "no session"}` -> BrokerNotReady; `400 {"error": "Bad Request: no bridge"}` (the
+gateway's link to IB's servers is down) -> BrokerDisconnected; timeouts, dropped connections, 429 and 5xx
+-> BrokerUnavailable; an `{"error": ...}` answer to an order -> OrderRejected (AlreadyPlaced when IB says
+the cOID is already registered). Reads are retried briefly; order POSTs never are (the broker adapter
 reconciles by cOID first). Documented pacing is respected by sleeping, never by failing.
+Order questions are answered by the caller's `answer`: yes only to the ids it allows (logged at info),
+no to anything else (logged as a warning; the order is discarded and OrderQuestionRefused raised).
 
     client = IBClient.from_spec(spec, name="ib-paper")
     client.session_state()            # SessionState, never raises for "not logged in"
@@ -12,19 +15,26 @@ reconciles by cOID first). Documented pacing is respected by sleeping, never by 
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import requests
 from urllib3.exceptions import InsecureRequestWarning
 
 from minitrade.brokers.base import SessionState
-from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, OrderRejected
+from minitrade.errors import (
+    BrokerDisconnected,
+    BrokerError,
+    BrokerNotReady,
+    BrokerUnavailable,
+    OrderQuestionRefused,
+    OrderRejected,
+)
 from minitrade.models import IBBroker
 
 log = logging.getLogger(__name__)
@@ -38,6 +48,7 @@ DOCUMENTED_PACING: dict[str, float] = {
 MAX_QUESTIONS = 10
 ALREADY_REGISTERED = "is already registered"
 NOT_LOGGED_IN = ("no session", "not authenticated")
+NO_BRIDGE = "no bridge"
 
 
 class AlreadyPlaced(OrderRejected):
@@ -65,9 +76,18 @@ class Question:
     text: str
 
 
-def accept_all(question: Question) -> bool:
-    """Default answer: yes. Suppress ids you never want to see; answer others explicitly."""
-    return True
+def _plain(text: str) -> str:
+    """A question's text on one line: IB sends some with HTML headings and line breaks."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text.replace("\\n", "\n")).split())
+
+
+@dataclass(frozen=True)
+class Placement:
+    """IB's acknowledgement of one placed order, and the questions confirmed on the way."""
+
+    order_id: str
+    order_status: str
+    confirmed: tuple[Question, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +200,12 @@ class IBClient:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
         text = str(error or (response.text[:200] if body is None else body))
+        if error and NO_BRIDGE in str(error).lower():
+            self._orders_primed = False
+            raise BrokerDisconnected(f"the gateway has no link to IB's servers ({where}: {status} {text}); "
+                                     "orders are held and sent when it is back. If it persists, run "
+                                     f"`minitrade ib login {self.label or 'ACCOUNT'}` or restart the gateway",
+                                     account=self.label)
         if status == 401 or (error and any(k in str(error).lower() for k in NOT_LOGGED_IN)):
             self._orders_primed = False     # a new session starts with the empty pre-flight again
             raise BrokerNotReady(f"no brokerage session ({where}: {text}); run `minitrade ib login "
@@ -247,6 +273,7 @@ class IBClient:
         if not accounts:
             raise BrokerError("the login has no accounts", account=self.label)
         if self.suppress:
+            log.info("IB is told to confirm %s without asking (suppress_message_ids)", ",".join(self.suppress))
             self._request("POST", "/iserver/questions/suppress", json={"messageIds": self.suppress})
         return account_id or accounts[0]
 
@@ -255,32 +282,53 @@ class IBClient:
         return body
 
     # -- orders --------------------------------------------------------------------------------
-    def place_order(self, account: str, ticket: Mapping[str, Any],
-                    answer: Callable[[Question], bool] = accept_all) -> dict[str, Any]:
-        """Place one order and answer its questions; returns the ack `{"order_id", "order_status", ...}`."""
+    def place_order(self, account: str, ticket: Mapping[str, Any], *, confirm: Collection[str] = ()) -> Placement:
+        """Place one order and answer its questions: yes only when all of a question's ids are in `confirm`.
+
+        Raises:
+            OrderQuestionRefused: a question not allowed by `confirm`; IB was told no and discarded the order.
+            OrderRejected: IB refused the order (AlreadyPlaced: its cOID is registered already).
+        """
+        coid = ticket.get("cOID")
         result = self._request("POST", f"/iserver/account/{account}/orders", json={"orders": [dict(ticket)]},
                                order=True)
+        confirmed: list[Question] = []
         for _ in range(MAX_QUESTIONS):
             first = result[0] if isinstance(result, list) and result else {}
             if "order_id" in first:
-                return dict(first)
+                return Placement(str(first["order_id"]), str(first.get("order_status") or ""), tuple(confirmed))
             if not ("id" in first and "message" in first):
                 raise BrokerUnavailable(f"unexpected answer to an order: {str(result)[:200]}", account=self.label)
-            question = Question(str(first["id"]), tuple(first.get("messageIds") or ()),
-                                " ".join(str(m) for m in first.get("message") or ()))
-            yes = answer(question)
-            log.info("IB asked %s about cOID %s: %s -> %s", ",".join(question.message_ids) or "?",
-                     ticket.get("cOID"), question.text.replace("\n", " "), "yes" if yes else "no")
-            if not yes:
-                # Tell IB to discard the order; its answer to a "no" carries nothing we need.
-                with contextlib.suppress(OrderRejected):
-                    self._request("POST", f"/iserver/reply/{question.reply_id}", json={"confirmed": False},
-                                  order=True)
-                raise OrderRejected(f"declined IB's question {','.join(question.message_ids)}: {question.text}",
-                                    account=self.label)
+            question = Question(str(first["id"]), tuple(str(m) for m in first.get("messageIds") or ()),
+                                _plain(" ".join(str(m) for m in first.get("message") or ())))
+            ids = ",".join(question.message_ids) or "(no id)"
+            if not question.message_ids or not set(question.message_ids) <= set(confirm):
+                self._refuse(question, coid, confirm)
+            log.info("IB asked %s about cOID %s, confirmed (listed in confirm_message_ids): %s", ids, coid,
+                     question.text)
+            confirmed.append(question)
             result = self._request("POST", f"/iserver/reply/{question.reply_id}", json={"confirmed": True},
                                    order=True)
-        raise OrderRejected(f"IB asked more than {MAX_QUESTIONS} questions about one order", account=self.label)
+        raise OrderRejected(f"IB asked more than {MAX_QUESTIONS} questions about order {coid}", account=self.label)
+
+    def _refuse(self, question: Question, coid: object, allowed: Collection[str]) -> NoReturn:
+        """Answer no (IB discards the order), then raise OrderQuestionRefused with the question's text."""
+        ids = ",".join(question.message_ids) or "(no id)"
+        text = question.text
+        log.warning("IB asked %s about cOID %s, answered NO (not in confirm_message_ids): %s", ids, coid, text)
+        try:
+            self._request("POST", f"/iserver/reply/{question.reply_id}", json={"confirmed": False}, order=True)
+        except OrderRejected:
+            pass            # IB's answer to a "no" ("... has been discarded") carries nothing we need
+        except BrokerError as e:
+            # An unanswered question leaves the order untransmitted; IB drops it with the next order.
+            log.warning("IB did not take the 'no' to %s about cOID %s: %s", ids, coid, e)
+        listed = f"confirm_message_ids: {', '.join(sorted(allowed))}" if allowed else "no confirm_message_ids"
+        raise OrderQuestionRefused(
+            f"order {coid} not placed: IB asked {ids} and minitrade answered no ({listed}): \"{text}\". "
+            f"If this order is what you want, add {ids} to this broker's confirm_message_ids in "
+            "minitrade.yaml; the next run places it again", account=self.label, message_ids=question.message_ids,
+            question=text)
 
     def live_orders(self, account: str | None = None) -> list[dict[str, Any]]:
         """Orders of the current session/day. The first call of a session is a pre-flight (IB quirk)."""

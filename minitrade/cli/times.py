@@ -1,0 +1,49 @@
+"""One rule for the times typed on the command line (`--at` of run, fill and daemon).
+
+A time with a UTC offset (`2026-11-25T15:45-05:00`, or `Z`) is that instant. A time without one
+(`2026-11-25 15:45`) is read in the timezone of what it is about: the plan's exchange time for
+`run` and `fill` (the plan's `timezone`, else its calendar's), and minitrade.yaml's `timezone`
+for `daemon --once --at`, which runs every plan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from minitrade.errors import MinitradeError
+
+if TYPE_CHECKING:      # the loader (pydantic models) loads when a command runs, not for --help
+    from minitrade.loader import Snapshot
+
+PLAN_TIME_HELP = ("ISO time, e.g. '2026-11-25 15:45'; without a UTC offset it is the plan's exchange time "
+                  "(the plan's timezone, else its calendar's); add one (15:45-05:00) for another zone.")
+SETTINGS_TIME_HELP = ("ISO time, e.g. '2026-11-25 15:45'; without a UTC offset it is minitrade.yaml's "
+                      "timezone; add one (15:45-05:00) for another zone.")
+
+
+def parse_at(text: str, zone: tzinfo | None, *, option: str = "--at", zone_name: str = "") -> datetime:
+    """`text` as an aware instant; naive times are read in `zone` (refused when there is none)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MinitradeError(f"{option} {text!r} is not a time: use e.g. '2026-11-25 15:45' "
+                             "or '2026-11-25T15:45-05:00'") from None
+    if moment.tzinfo is not None:
+        return moment
+    if zone is None:
+        raise MinitradeError(f"{option} {text!r} has no UTC offset and {zone_name or 'no timezone applies'}: "
+                             "write one, e.g. '2026-11-25T15:45-05:00'")
+    return moment.replace(tzinfo=zone)
+
+
+def plan_zone_of(snapshot: Snapshot | None, plan: str) -> ZoneInfo | None:
+    """The plan's exchange timezone (its `timezone`, else its calendar's); None if it is not there."""
+    if snapshot is None or plan not in snapshot.plans:
+        return None
+    from minitrade.scheduler import plan_zone
+    from minitrade.trading_calendar import get_calendar
+
+    spec = snapshot.plans[plan]
+    return plan_zone(spec, get_calendar(spec.calendar))

@@ -1,0 +1,221 @@
+"""Executors carry `RunInput -> RunResult` units: inline, or isolated in worker processes.
+
+`ProcessExecutor` runs each unit in its own process, forked from a forkserver that imported
+pandas and backtrader once, so a fork costs milliseconds, not an import. A process per run (rather
+than long-lived workers) is what makes the limits simple and exact:
+- a wall-clock deadline per run: past it the process is killed, the run is `timeout`, the pool
+  goes on with a fresh process;
+- an address-space cap (RLIMIT_AS) per run: a strategy that allocates past it gets MemoryError
+  (or dies), the run is `killed` with the limit named, the daemon's own memory is untouched;
+- the strategy's stdout/stderr captured in the worker, bounded (first and last part kept), and
+  file descriptors 1/2 pointed at /dev/null, so megabytes of prints never reach the daemon;
+- `workers` runs at once (default: cores); results come back as they finish.
+A worker that dies without a result is reported, never retried here: the committing side decides.
+
+`InlineExecutor` runs units in the calling process, one after another (research backtests,
+tests of the pure path); it has no deadline and captures nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Protocol
+
+from minitrade.runner.compute import RunInput, RunResult, compute
+
+log = logging.getLogger("minitrade.executor")
+OUTPUT_KEEP = 64 * 1024           # characters kept from the start and from the end of a run's output
+DEFAULT_MEMORY_LIMIT = 2 * 1024**3
+
+
+class Executor(Protocol):
+    """Runs compute units; yields each result as it is ready (any order)."""
+
+    def run(self, inputs: Sequence[RunInput]) -> Iterator[RunResult]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineExecutor:
+    """In this process, one unit after another; no deadline, nothing captured."""
+
+    def run(self, inputs: Sequence[RunInput]) -> Iterator[RunResult]:
+        for inp in inputs:
+            yield compute(inp)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class BoundedText(io.TextIOBase):
+    """A text stream keeping its first and last `keep` characters and counting the rest."""
+
+    def __init__(self, keep: int = OUTPUT_KEEP) -> None:
+        self.keep, self.head, self.tail, self.total = keep, "", "", 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.total += len(text)
+        if len(self.head) < self.keep:
+            room = self.keep - len(self.head)
+            self.head, text = self.head + text[:room], text[room:]
+        if text:
+            self.tail = (self.tail + text)[-self.keep:]
+        return len(text)
+
+    def text(self) -> str:
+        if self.total <= len(self.head) + len(self.tail):
+            return self.head + self.tail
+        skipped = self.total - len(self.head) - len(self.tail)
+        return f"{self.head}\n[... {skipped:,} characters left out ...]\n{self.tail}"
+
+
+def _limit_memory(limit: int | None) -> None:
+    if limit is None:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+
+
+def _worker(inp: RunInput, conn: Connection, memory_limit: int | None) -> None:
+    """Child side: cap memory, capture output, compute, send the result back, exit."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when a run stops
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    captured = BoundedText()
+    sys.stdout = sys.stderr = captured
+    _limit_memory(memory_limit)
+    try:
+        result = compute(inp)
+    except MemoryError:
+        result = RunResult(inp.run_id, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)}")
+    result = replace(result, output=captured.text(), output_bytes=captured.total, worker=f"pid {os.getpid()}")
+    try:
+        conn.send(result)
+    except MemoryError:
+        conn.send(RunResult(inp.run_id, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)}"))
+    conn.close()
+
+
+def _size(limit: int | None) -> str:
+    if limit is None:
+        return "none"
+    return f"{limit / 1024**3:g} GiB" if limit >= 1024**3 else f"{limit / 1024**2:g} MiB"
+
+
+@dataclass
+class _Running:
+    inp: RunInput
+    process: BaseProcess
+    conn: Connection
+    deadline: float
+
+
+class ProcessExecutor:
+    """Each unit in its own worker process: a deadline, a memory cap, bounded captured output."""
+
+    def __init__(self, workers: int | None = None, *, memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.memory_limit = memory_limit
+        self._context = multiprocessing.get_context("forkserver")
+        # The forkserver imports these once; each run's process is forked from it ready to work.
+        self._context.set_forkserver_preload(["minitrade.runner.compute"])
+        self._running: list[_Running] = []
+
+    def run(self, inputs: Sequence[RunInput]) -> Iterator[RunResult]:
+        waiting = list(inputs)
+        try:
+            while waiting or self._running:
+                while waiting and len(self._running) < self.workers:
+                    self._start(waiting.pop(0))
+                yield from self._collect()
+        finally:
+            self.abandon()
+
+    def _start(self, inp: RunInput) -> None:
+        receive, send = self._context.Pipe(duplex=False)
+        process = self._context.Process(target=_worker, args=(inp, send, self.memory_limit),
+                                        name=f"minitrade-run-{inp.run_id}", daemon=True)
+        process.start()
+        send.close()
+        self._running.append(_Running(inp, process, receive, time.monotonic() + inp.timeout))
+
+    def _collect(self) -> Iterable[RunResult]:
+        """Wait for the first result, death or deadline among the running units; report those."""
+        now = time.monotonic()
+        timeout = max(0.0, min(r.deadline for r in self._running) - now)
+        ready = wait([r.conn for r in self._running] + [r.process.sentinel for r in self._running], timeout)
+        done: list[RunResult] = []
+        for run in list(self._running):
+            result = self._outcome(run, ready)
+            if result is not None:
+                self._running.remove(run)
+                done.append(result)
+        return done
+
+    def _outcome(self, run: _Running, ready: Sequence[object]) -> RunResult | None:
+        if run.conn in ready or run.process.sentinel in ready:
+            result = self._receive(run)
+            if result is not None or not run.process.is_alive():
+                self._reap(run)
+                return result or self._died(run)
+        if time.monotonic() >= run.deadline:
+            self._reap(run)
+            log.warning("run %s passed its %g s deadline; its worker was killed", run.inp.run_id, run.inp.timeout)
+            return RunResult(run.inp.run_id, error_kind="timeout",
+                             error=f"timed out after {run.inp.timeout:g} s (plan {run.inp.plan.name}: raise "
+                                   "`timeout` in the plan if it really needs longer)", worker=f"pid {run.process.pid}")
+        return None
+
+    @staticmethod
+    def _receive(run: _Running) -> RunResult | None:
+        try:
+            if run.conn.poll():
+                received = run.conn.recv()
+                return received if isinstance(received, RunResult) else None
+        except (EOFError, OSError):
+            return None
+        return None
+
+    def _died(self, run: _Running) -> RunResult:
+        code = run.process.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        hint = f"; memory limit {_size(self.memory_limit)}" if self.memory_limit else ""
+        log.warning("run %s: its worker died (%s)", run.inp.run_id, how)
+        return RunResult(run.inp.run_id, error_kind="killed", error=f"killed: the worker died ({how}{hint})",
+                         worker=f"pid {run.process.pid}")
+
+    @staticmethod
+    def _reap(run: _Running) -> None:
+        if run.process.is_alive():
+            run.process.kill()
+        run.process.join(5)
+        run.conn.close()
+
+    def abandon(self) -> list[RunInput]:
+        """Kill every running unit (the daemon is stopping); returns their inputs."""
+        left = [r.inp for r in self._running]
+        for run in self._running:
+            self._reap(run)
+        self._running.clear()
+        return left
+
+    def close(self) -> None:
+        self.abandon()
