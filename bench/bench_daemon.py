@@ -42,13 +42,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minitrade.loader import load_commit  # noqa: E402
-from minitrade.reconcile_pass import cached_prices, reconcile_once  # noqa: E402
-from minitrade.reconciler import apply  # noqa: E402
-from minitrade.runner.backtest import run_backtest  # noqa: E402
-from minitrade.runner.research import load_plan_strategy  # noqa: E402
-from minitrade.runner.run import signal_day  # noqa: E402
-from minitrade.store import Store  # noqa: E402
+from minitrade.loader import load_commit
+from minitrade.reconcile_pass import cached_prices, reconcile_once
+from minitrade.reconciler import apply
+from minitrade.runner.backtest import run_backtest
+from minitrade.runner.research import load_plan_strategy
+from minitrade.runner.run import signal_day
+from minitrade.store import Store
 
 NY = ZoneInfo("America/New_York")
 IDLE_CLOCK = datetime(2013, 1, 7, 12, 0, tzinfo=NY)        # a Monday: nothing in the look-back day

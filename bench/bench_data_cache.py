@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minitrade.data.cache import PriceCache  # noqa: E402
-from minitrade.data.yahoo import YahooDataSource  # noqa: E402
-from minitrade.models import YahooSource  # noqa: E402
-from minitrade.store import Store  # noqa: E402
-from minitrade.testing.yahoo import FakeYahoo  # noqa: E402
+from minitrade.data.cache import PriceCache
+from minitrade.data.yahoo import YahooDataSource
+from minitrade.models import YahooSource
+from minitrade.store import Store
+from minitrade.testing.yahoo import FakeYahoo
 
 AFTER_CLOSE = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
 OPEN = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)

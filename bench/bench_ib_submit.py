@@ -22,12 +22,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minitrade.brokers.ib.broker import IBBroker  # noqa: E402
-from minitrade.brokers.ib.client import IBClient, Pacing  # noqa: E402
-from minitrade.models import IBBroker as IBBrokerSpec  # noqa: E402
-from minitrade.models import OrderType  # noqa: E402
-from minitrade.records import Order, OrderStatus, Side  # noqa: E402
-from minitrade.testing.ib_gateway import FakeGateway  # noqa: E402
+from minitrade.brokers.ib.broker import IBBroker
+from minitrade.brokers.ib.client import IBClient, Pacing
+from minitrade.models import IBBroker as IBBrokerSpec
+from minitrade.models import OrderType
+from minitrade.records import Order, OrderStatus, Side
+from minitrade.testing.ib_gateway import FakeGateway
 
 PRE_OPEN = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 

@@ -7,7 +7,10 @@ once, then times the real `plan --json` command in this process (loader, changes
 DuckDB file, next 5 run times and warnings per plan, rendering), as --json and as text, first
 with nothing applied (500 creates, every field shown) and then after an apply (no changes).
 Prints the best of --repeat runs, the per-plan cost and the ratio against the 2 s target, plus
-a breakdown by phase. `--profile` prints the top functions of one run.
+a breakdown by phase. Baseline: reading the plan files and parsing them with PyYAML's C loader, in
+this process (the least any tool must do); each figure is also printed as a ratio to it, and so is
+the whole process (`python -m minitrade plan --json` in a fresh interpreter: start-up, imports and
+calendars included, as a person waits for it). `--profile` prints the top functions of one run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -27,13 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from typer.testing import CliRunner  # noqa: E402
+import yaml
+from typer.testing import CliRunner
 
-from minitrade.cli import app  # noqa: E402
-from minitrade.loader import load_worktree  # noqa: E402
-from minitrade.reconciler import apply, changeset, strategy_compile_check  # noqa: E402
-from minitrade.scheduler import next_run_times, warnings_for  # noqa: E402
-from minitrade.trading_calendar import get_calendar  # noqa: E402
+from minitrade.cli import app
+from minitrade.loader import load_worktree
+from minitrade.reconciler import apply, changeset, strategy_compile_check
+from minitrade.scheduler import next_run_times, warnings_for
+from minitrade.trading_calendar import get_calendar
 
 TARGET_SECONDS = 2.0
 CALENDARS = ["XNYS", "XNYS", "XNYS", "XLON", "XTKS", "XSHG"]
@@ -115,9 +120,32 @@ def phases(root: Path, repeat: int) -> dict[str, float]:
             "next runs": timed(schedule, repeat)}
 
 
+def read_and_parse(root: Path) -> Callable[[], object]:
+    files = sorted((root / "plans").glob("*.yaml"))
+
+    def run() -> object:
+        return [yaml.load(f.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) for f in files]
+    return run
+
+
+def whole_process(root: Path, expect: int) -> Callable[[], object]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONWARNINGS": "ignore"}
+
+    def run() -> object:
+        done = subprocess.run([sys.executable, "-m", "minitrade", "plan", "--json", "--repo", str(root)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        assert done.returncode == expect, done.stderr[-2000:]
+        return done
+    return run
+
+
+BASELINE = [0.0]  # seconds to read and parse the plan files, set by main()
+
+
 def report(label: str, seconds: float, plans: int) -> None:
     print(f"{label:<40} {seconds:7.3f} s  {seconds / plans * 1000:6.2f} ms/plan  "
-          f"ratio to {TARGET_SECONDS:.0f} s target: {seconds / TARGET_SECONDS:.2f}")
+          f"ratio to {TARGET_SECONDS:.0f} s target: {seconds / TARGET_SECONDS:.2f}  "
+          f"to read+parse: {seconds / BASELINE[0]:5.1f}x")
 
 
 def main() -> None:
@@ -136,9 +164,13 @@ def main() -> None:
         print(f"calendars warmed and first run in {time.perf_counter() - began:.2f} s "
               f"({len(set(CALENDARS))} calendars)")
 
+        BASELINE[0] = timed(read_and_parse(root), args.repeat)
+        print(f"{'baseline: read + parse the plan files':<40} {BASELINE[0]:7.3f} s  (PyYAML C loader, in-process)")
         cold_state = timed(plan_command(root, 2), args.repeat)
         report(f"plan --json, {args.plans} creates", cold_state, args.plans)
         report(f"plan (text), {args.plans} creates", timed(plan_command(root, 2, False), args.repeat), args.plans)
+        report(f"plan --json, {args.plans} creates, whole process", timed(whole_process(root, 2), args.repeat),
+               args.plans)
         for name, seconds in phases(root, args.repeat).items():
             print(f"  {name:<38} {seconds:7.3f} s")
 
@@ -148,6 +180,7 @@ def main() -> None:
         steady = timed(plan_command(root, 0), args.repeat)
         report("plan --json, after apply (no changes)", steady, args.plans)
         report("plan (text), after apply", timed(plan_command(root, 0, False), args.repeat), args.plans)
+        report("plan --json, after apply, whole process", timed(whole_process(root, 0), args.repeat), args.plans)
 
         if args.profile:
             profiler = cProfile.Profile()

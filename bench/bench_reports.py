@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minitrade.runner.publish import write_site  # noqa: E402
-from minitrade.store import Store  # noqa: E402
-from tests.reports.synthetic import seed_plan, seed_reconciliation  # noqa: E402
+from minitrade.runner.publish import write_site
+from minitrade.store import Store
+from tests.reports.synthetic import seed_plan, seed_reconciliation
 
 DAYS = 2520  # 10 years of sessions
 

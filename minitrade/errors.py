@@ -18,8 +18,9 @@ MinitradeError
 │  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
 │  └─ RunKilled                ← it died: the memory limit, a crash, or the daemon stopping
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
-└─ StoreError                  ← DuckDB failed
-   └─ StoreLocked              ← another process holds the database file; retry later
+├─ StoreError                  ← DuckDB failed
+│  └─ StoreLocked              ← another process holds the database file; retry later
+└─ BrowserMissing              ← no Chromium/chromedriver on this machine; install them or point to them
 ```
 
 `retryable` tells the daemon whether the same work may succeed later unchanged.
@@ -169,3 +170,7 @@ class StoreLocked(StoreError):
     """Another process holds the database file; retry later or stop that process."""
 
     retryable = True
+
+
+class BrowserMissing(MinitradeError):
+    """No usable Chromium (or Chrome) and chromedriver on this machine; install them or name their paths."""

@@ -12,7 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from minitrade.browser import find_browser
+from minitrade.errors import BrowserMissing
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `chromium` is skipped, naming what is missing, on a machine without a browser."""
+    if item.get_closest_marker("chromium") is None:
+        return
+    try:
+        find_browser()
+    except BrowserMissing as e:
+        pytest.skip(f"no browser: {e}")
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,3 +33,15 @@ def test_import_layers_are_kept() -> None:
 def test_ruff_passes_on_package_tests_and_benchmarks() -> None:
     done = _run([*_tool("ruff", ["-m", "ruff"]), "check", "--no-cache", "minitrade", "tests", "bench"])
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+# Distribution name -> the module it is imported as, where they differ.
+IMPORT_NAME = {"pyyaml": "yaml", "exchange-calendars": "exchange_calendars"}
+
+
+def test_every_runtime_dependency_is_imported_by_the_package() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.split(r"[<>=!~ \[]", d, maxsplit=1)[0].lower() for d in declared]
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "minitrade").rglob("*.py"))
+    unused = [n for n in names if not re.search(rf"^\s*(import|from) {IMPORT_NAME.get(n, n)}\b", source, re.M)]
+    assert unused == [], f"declared in pyproject.toml but imported nowhere in minitrade/: {unused}"

@@ -1,6 +1,7 @@
 """Command line: parse arguments, call the orchestration layer, render results, map exit codes.
 
-Exit codes: 0 success (for `plan`: no changes), 1 error, 2 `plan` found changes.
+Exit codes (the one table, README.md "Exit codes"; constants in cli/app.py): 0 success (for `plan`: no
+changes), 1 error, 2 `plan` found changes, 64 usage error (any command), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from minitrade.cli import (  # noqa: F401
     orders_cmds,
     report_cmd,
 )
-from minitrade.cli.app import app, err_console
+from minitrade.cli.app import ERROR, INTERRUPTED, app, err_console
 from minitrade.errors import MinitradeError
 
 
@@ -28,10 +29,10 @@ def main() -> None:
         app()
     except MinitradeError as e:
         err_console.print(f"[bold red]error:[/] {e}", markup=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
 
 
 __all__ = ["app", "main"]

@@ -3,21 +3,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+# Exit codes of every command (README.md, "Exit codes"). A usage error is not click's 2: `plan` exits
+# 2 for "changes pending" (as terraform's -detailed-exitcode), and a CI script must not take a typo
+# for pending changes. 64 is EX_USAGE of sysexits.h.
+OK, ERROR, CHANGES, USAGE, INTERRUPTED = 0, 1, 2, 64, 130
+# click's UsageError (unknown command/option, missing argument, BadParameter). Recent typer vendors its
+# own click, older typer uses the click package: take the class typer itself raises.
+_UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+@contextmanager
+def _usage_exit_code() -> Iterator[None]:
+    try:
+        yield
+    except _UsageError as e:
+        e.exit_code = USAGE  # type: ignore[attr-defined]  # click reads it when it exits
+        raise
+
+
+class MinitradeGroup(TyperGroup):
+    """The root command: every usage error below it, in any command or subcommand, exits USAGE."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _usage_exit_code():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        with _usage_exit_code():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
+    cls=MinitradeGroup,
     name="minitrade",
     help="Run trading strategies on schedule, GitOps style.\n\n"
          "A trading repo holds minitrade.yaml, plans/*.yaml and strategies/*.py in git. "
          "`minitrade plan` shows what would change, `minitrade apply` applies it, "
-         "`minitrade daemon` keeps it running.",
+         "`minitrade daemon` keeps it running.\n\n"
+         "Example: minitrade init ~/trading && minitrade validate -C ~/trading && minitrade plan -C ~/trading",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain click help: no `<bool>` on flags, no boxes cut to 80 columns when piped
 )
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,7 +69,7 @@ def repo_path(repo: Path | None) -> Path:
     return Path(repo if repo is not None else os.getcwd()).resolve()
 
 
-class handle_errors:  # noqa: N801  (used as a context manager, reads like a statement)
+class handle_errors:  # lower case: used as a context manager, it reads like a statement
     """Turn a MinitradeError into its message on stderr and exit code 1, never a traceback."""
 
     def __enter__(self) -> None:
@@ -44,7 +80,7 @@ class handle_errors:  # noqa: N801  (used as a context manager, reads like a sta
 
         if isinstance(exc, MinitradeError):
             err_console.print(f"[bold red]error:[/] {rich_escape(str(exc))}")
-            raise typer.Exit(1)
+            raise typer.Exit(ERROR)
 
 
 def rich_escape(text: str) -> str:

@@ -7,19 +7,17 @@ import json
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.errors import ConfigError, ConfigIssue, MinitradeError
-from minitrade.loader import Snapshot, load_worktree
-from minitrade.runner.backtest import BacktestResult
-from minitrade.runner.research import backtest_plan
-from minitrade.store import runs as store_runs
+
+if TYPE_CHECKING:      # pandas and backtrader load only when a backtest runs, not for `--help`
+    from minitrade.loader import Snapshot
+    from minitrade.runner.backtest import BacktestResult
 
 SHOWN = [
     ("start", "Start"), ("end", "End"), ("duration_days", "Duration (days)"), ("exposure_pct", "Exposure %"),
@@ -53,8 +51,14 @@ def backtest(
 ) -> None:
     """Backtest plans on their data sources: statistics table, records in DuckDB, CSV/JSON files.
 
-    Never creates orders. Example: minitrade backtest sma-aapl --from 2010-01-01
+    Never creates orders.
+
+    Example: minitrade backtest sma-aapl --from 2010-01-01
     """
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from minitrade.loader import load_worktree
+
     first, last = _day(start, "--from"), _day(end, "--to")
     with handle_errors():
         snapshot = load_worktree(repo_path(repo))
@@ -94,6 +98,9 @@ def _chosen(snapshot: Snapshot, plan: str | None, all_plans: bool) -> list[str]:
 
 
 def _run_one(snapshot: Snapshot, name: str, first: date | None, last: date | None, step: Any) -> dict[str, Any]:
+    from minitrade.runner.research import backtest_plan
+    from minitrade.store import runs as store_runs
+
     run_id = f"backtest-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     store = snapshot.store()
     with store.transaction() as con:
@@ -128,6 +135,8 @@ def _write_files(folder: Path, run_id: str, snapshot: Snapshot, result: Backtest
 
 
 def _print(outcomes: dict[str, dict[str, Any]]) -> None:
+    from rich.table import Table
+
     good = {n: o for n, o in outcomes.items() if not o.get("error")}
     if good:
         table = Table(title="Backtest", title_justify="left")

@@ -5,34 +5,36 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 from minitrade import clock, gitrepo
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
-from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
-from minitrade.data.freshness import stale_plans
 from minitrade.errors import ConfigError, GitError
-from minitrade.loader import PLANS_DIR, SETTINGS_FILE, STRATEGIES_DIR, Snapshot, load_commit, load_worktree
-from minitrade.reconciler import apply as apply_snapshot
-from minitrade.reconciler import changeset, default_checks, record_rejected_load, strategy_compile_check
-from minitrade.scheduler import next_run_times, warnings_for
-from minitrade.store import Store
-from minitrade.store import runs as run_sql
-from minitrade.store.applied import applied_resources, last_applied, last_attempt
-from minitrade.store.orders import open_orders
+
+# The rest of minitrade (pydantic models, DuckDB, pandas through the scheduler) is imported by the
+# commands that use it, so `minitrade --help` and every other command start fast.
+if TYPE_CHECKING:
+    from minitrade.loader import Snapshot
+    from minitrade.store import Store
 
 REV_OPTION = typer.Option(None, "--rev", help="Read this commit instead of the working tree.")
 
 
 def _load(root: Path, rev: str | None) -> Snapshot:
+    from minitrade.loader import load_commit, load_worktree
+
     return load_commit(root, rev) if rev else load_worktree(root)
 
 
 def _state_store(root: Path) -> Store:
     """The store of a repo even when its files do not validate (state_dir read leniently)."""
     import yaml
+
+    from minitrade.loader import SETTINGS_FILE
+    from minitrade.store import Store
 
     state = "state"
     try:
@@ -46,6 +48,9 @@ def _state_store(root: Path) -> Store:
 
 
 def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[datetime]], list[str]]:
+    from minitrade.data.freshness import stale_plans
+    from minitrade.scheduler import next_run_times, warnings_for
+
     runs, warnings = {}, []
     for name, plan in sorted(snapshot.plans.items()):
         runs[name] = next_run_times(plan, now, 5)
@@ -56,6 +61,8 @@ def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[dateti
 
 
 def _drift_note(snapshot: Snapshot) -> str:
+    from minitrade.loader import PLANS_DIR, SETTINGS_FILE, STRATEGIES_DIR
+
     if snapshot.commit is None and not gitrepo.is_repo(snapshot.root):
         return "working tree (not a git repository: `apply` needs one)"
     if snapshot.commit is None:
@@ -73,6 +80,8 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION) -> N
 
     Example: minitrade validate --repo ~/trading
     """
+    from minitrade.reconciler import strategy_compile_check
+
     root = repo_path(repo)
     with handle_errors():
         snapshot = _load(root, rev)
@@ -100,6 +109,10 @@ def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
     Example: minitrade plan --json | jq .summary
     """
+    from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
+    from minitrade.reconciler import changeset
+    from minitrade.store.applied import last_applied
+
     root = repo_path(repo)
     with handle_errors():
         snapshot = _load(root, rev)
@@ -141,6 +154,11 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
     Example: git commit -am "raise cash" && minitrade apply --yes
     """
+    from minitrade.cli.changes_view import print_changes
+    from minitrade.loader import PLANS_DIR, SETTINGS_FILE, STRATEGIES_DIR, load_commit, load_worktree
+    from minitrade.reconciler import apply as apply_snapshot
+    from minitrade.reconciler import changeset, default_checks, record_rejected_load
+
     root = repo_path(repo)
     with handle_errors():
         if not gitrepo.is_repo(root):
@@ -187,6 +205,10 @@ def status(repo: Path | None = REPO_OPTION) -> None:
 
     Example: minitrade status
     """
+    from minitrade.store import runs as run_sql
+    from minitrade.store.applied import applied_resources, last_applied, last_attempt
+    from minitrade.store.orders import open_orders
+
     root = repo_path(repo)
     with handle_errors():
         store = _state_store(root)
@@ -219,6 +241,7 @@ def _print_plan_table(plans: dict[str, dict[str, object]], last: dict[str, tuple
     from rich.table import Table
 
     from minitrade.models import Plan
+    from minitrade.scheduler import next_run_times
 
     table = Table("plan", "backtest", "trading", "mode", "broker", "last run", "open orders", "next run")
     now = datetime.now(UTC)

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path, rich_escape
 from minitrade.errors import DataError
 
-data_app = typer.Typer(help="Market data: test a source, warm the price cache, accept changed history.",
+data_app = typer.Typer(help="Market data: test a source, warm the price cache, accept changed history.\n\n"
+                            "Example: minitrade data check samples AAPL && minitrade data fetch",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -31,8 +30,10 @@ def check(
 ) -> None:
     """Fetch the last bars of TICKERS straight from SOURCE (no cache) and show them.
 
-    Example: minitrade data check yahoo SPY QQQ --days 3
+    Example: minitrade data check samples AAPL MSFT --days 3
     """
+    from rich.table import Table
+
     from minitrade.data.registry import source_for
     from minitrade.loader import load_worktree
 
@@ -76,8 +77,10 @@ def fetch(
 ) -> None:
     """Warm the price cache for every plan of the working tree: fetch only what is missing.
 
-    Example: minitrade data fetch --plan spy-qqq-rotation
+    Example: minitrade data fetch --plan sma-aapl --plan equal-weight
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
     from minitrade.data.cache import PriceCache
     from minitrade.data.registry import source_for
     from minitrade.loader import load_worktree
@@ -131,7 +134,8 @@ def accept(
     """Accept changed past prices (a split, a dividend adjustment) for a strict plan.
 
     The next run records the history as it is now instead of stopping on the difference.
-    Example: minitrade data accept spy-qqq-rotation
+
+    Example: minitrade data accept sma-aapl
     """
     from minitrade.data.changes import accept_history
     from minitrade.loader import load_worktree

@@ -6,15 +6,17 @@ Account names are the `type: ib` brokers of minitrade.yaml.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
 from minitrade.errors import ConfigError, ConfigIssue
-from minitrade.loader import SETTINGS_FILE, Snapshot, load_worktree
-from minitrade.models import IBBroker as IBBrokerSpec
+
+if TYPE_CHECKING:      # the models (pydantic) load when a command runs, not for --help
+    from minitrade.loader import Snapshot
+    from minitrade.models import IBBroker as IBBrokerSpec
 
 ib = typer.Typer(help="Interactive Brokers: gateway process, explicit login, session state, contracts.\n\n"
                       "Example: `minitrade ib start && minitrade ib login ib-paper`",
@@ -26,10 +28,14 @@ ACCOUNT_OPTION = typer.Option(None, "--account", "-a", help="IB broker name in m
 
 
 def _ib_brokers(snapshot: Snapshot) -> dict[str, IBBrokerSpec]:
+    from minitrade.models import IBBroker as IBBrokerSpec
+
     return {n: b for n, b in snapshot.settings.brokers.items() if isinstance(b, IBBrokerSpec)}
 
 
 def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
+    from minitrade.loader import SETTINGS_FILE
+
     brokers = _ib_brokers(snapshot)
     names = ", ".join(sorted(brokers)) or "none"
     if account is not None:
@@ -44,14 +50,23 @@ def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
     return next(iter(brokers.items()))
 
 
+def _snapshot(repo: Path | None) -> Snapshot:
+    from minitrade.loader import load_worktree
+
+    return load_worktree(repo_path(repo))
+
+
 @ib.command()
 def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(None, help="java executable."),
           repo: Path | None = REPO_OPTION) -> None:
-    """Start the gateway from gateway.install_dir and wait until it answers."""
+    """Start the gateway from gateway.install_dir and wait until it answers.
+
+    Example: minitrade ib start --account ib-paper
+    """
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         pid = gateway.start(name, spec, state_dir=snapshot.state_dir, java=java)
         console.print(f"gateway of {name} runs (pid {pid}) at {spec.gateway.url}; "
@@ -60,11 +75,14 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
 
 @ib.command()
 def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
-    """Stop the gateway that `minitrade ib start` started."""
+    """Stop the gateway that `minitrade ib start` started.
+
+    Example: minitrade ib stop --account ib-paper
+    """
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, _ = _pick(snapshot, account)
         stopped = gateway.stop(name, state_dir=snapshot.state_dir)
         console.print(f"gateway of {name} stopped" if stopped else f"no gateway of {name} was running")
@@ -72,11 +90,14 @@ def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) 
 
 @ib.command()
 def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
-    """Session state of each IB account: not running, no session, authenticated, competing, expired."""
+    """Session state of each IB account: not running, no session, authenticated, competing, expired.
+
+    Example: minitrade ib status
+    """
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         names = [_pick(snapshot, account)[0]] if account else sorted(_ib_brokers(snapshot))
         if not names:
             _pick(snapshot, None)
@@ -88,15 +109,21 @@ def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
 @ib.command()
 def login(account: str = typer.Argument(..., help="IB broker name in minitrade.yaml."),
           twofa_timeout: float = typer.Option(120.0, help="Seconds to wait for the 2FA approval."),
-          reset_failures: bool = typer.Option(False, help="Forget failed attempts recorded by the lockout "
-                                                          "guard (after checking the credentials)."),
+          reset_failures: bool = typer.Option(False, "--reset-failures", help="Forget failed attempts recorded "
+                                              "by the lockout guard (after checking the credentials)."),
           repo: Path | None = REPO_OPTION) -> None:
-    """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push."""
+    """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push.
+
+    Chromium (or Chrome) and chromedriver are found on PATH, or set MINITRADE_CHROMIUM and
+    MINITRADE_CHROMEDRIVER.
+
+    Example: minitrade ib login ib-paper --twofa-timeout 180
+    """
     from minitrade.brokers.ib.login import LoginGuard
     from minitrade.brokers.ib.login import login as ib_login
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         if reset_failures:
             LoginGuard(snapshot.state_dir / "ib" / f"{name}.login.json", spec.max_login_attempts).reset()
@@ -117,11 +144,14 @@ def _send_held(snapshot: Snapshot) -> None:
 
 @ib.command()
 def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
-    """End the brokerage session (orders will be held until the next login)."""
+    """End the brokerage session (orders will be held until the next login).
+
+    Example: minitrade ib logout --account ib-paper
+    """
     from minitrade.brokers.ib.client import IBClient
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             client.logout()
@@ -131,12 +161,17 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
 @ib.command()
 def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), account: str | None = ACCOUNT_OPTION,
               repo: Path | None = REPO_OPTION) -> None:
-    """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`."""
+    """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`.
+
+    Example: minitrade ib contracts AAPL --account ib-paper
+    """
+    from rich.table import Table
+
     from minitrade.brokers.ib.client import IBClient
     from minitrade.brokers.ib.contracts import candidates
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = _snapshot(repo)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             found = candidates(client, [symbol]).get(symbol.upper(), [])
@@ -153,10 +188,16 @@ def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), acco
 
 @ib.command("fake-gateway")
 def fake_gateway(port: int = typer.Option(5000, help="Port on 127.0.0.1."),
-                 username: str = typer.Option("fakeuser"), password: str = typer.Option("fakepass"),
+                 username: str = typer.Option("fakeuser", help="Username the fake accepts."),
+                 password: str = typer.Option("fakepass", help="Password the fake accepts."),
                  two_factor: str = typer.Option("push", help="push or none."),
                  auto_approve: float | None = typer.Option(None, help="Approve 2FA pushes after N seconds.")) -> None:
-    """Run a fake IB gateway (HTTPS, same API) to rehearse the IB flow without an account."""
+    """Run a fake IB gateway (HTTPS, same API) to rehearse the IB flow without an account.
+
+    Point a broker's gateway.url at https://localhost:PORT (verify_tls: false).
+
+    Example: minitrade ib fake-gateway --port 5001 --auto-approve 2
+    """
     from minitrade.testing.ib_gateway import main
 
     args = ["--port", str(port), "--username", username, "--password", password, "--two-factor", two_factor]

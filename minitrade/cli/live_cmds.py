@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import typer
@@ -13,16 +14,16 @@ from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_err
 from minitrade.cli.times import PLAN_TIME_HELP, SETTINGS_TIME_HELP, parse_at, plan_zone_of
 from minitrade.clock import now as real_now
 from minitrade.errors import ConfigError, ConfigIssue
-from minitrade.loader import load_worktree
-from minitrade.reconcile_pass import PassResult, applied_snapshot, live_env, publish
-from minitrade.records import OrderStatus
-from minitrade.runner.run import RunOutcome, run_plan
-from minitrade.scheduler import GRACE
 
-_EXPLAINED = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.HELD)
+if TYPE_CHECKING:      # the run path (pandas, backtrader, DuckDB) loads when a command runs, not for --help
+    from minitrade.reconcile_pass import PassResult
+    from minitrade.runner.run import RunOutcome
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
+    from minitrade.records import OrderStatus
+
+    explained = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.HELD)
     if outcome.status != "FINISHED":
         err_console.print(f"[red]{escape(outcome.plan)}: run failed:[/] {escape(outcome.error or '')}")
         return
@@ -35,7 +36,7 @@ def _print_outcome(outcome: RunOutcome) -> None:
     for order in outcome.orders:
         console.print(f"  {order.side.value} {order.quantity:g} {escape(order.ticker)} {order.order_type.value}"
                       f"  -> {order.status.value}  [dim]{escape(order.client_id)}[/]")
-        if order.note and order.status in _EXPLAINED:
+        if order.note and order.status in explained:
             console.print(f"    [dim]{escape(order.note)}[/]")
     for note in outcome.notes:
         console.print(f"  [yellow]note:[/] {escape(note)}")
@@ -55,6 +56,10 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
 
     Example: minitrade run sma-aapl --at '2013-01-02 15:45'
     """
+    from minitrade.loader import load_worktree
+    from minitrade.reconcile_pass import applied_snapshot, live_env, publish
+    from minitrade.runner.run import run_plan
+
     root = repo_path(repo)
     with handle_errors():
         store = load_worktree(root).store()
@@ -86,6 +91,7 @@ def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (de
     """
     from rich.progress import Progress
 
+    from minitrade.loader import load_worktree
     from minitrade.replay import replay
     from minitrade.runner.publish import write_site
 
@@ -134,6 +140,8 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
     Example: minitrade daemon --repo ~/trading
     """
     from minitrade.daemon import run_daemon
+    from minitrade.loader import load_worktree
+    from minitrade.scheduler import GRACE
 
     if at is not None and not once:  # a loop on a frozen clock would wake for the same tick forever
         raise typer.BadParameter("a simulated time runs a single pass: add --once", param_hint="'--at'")

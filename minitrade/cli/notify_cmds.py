@@ -8,7 +8,9 @@ import typer
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path, rich_escape
 
-notify_app = typer.Typer(help="Notifiers from minitrade.yaml (Apprise URLs).", no_args_is_help=True)
+notify_app = typer.Typer(help="Notifiers from minitrade.yaml (Apprise URLs).\n\n"
+                              "Example: minitrade notify test phone && minitrade notify log phone",
+                         no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
 
 

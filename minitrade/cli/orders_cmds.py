@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -20,8 +20,10 @@ from rich.markup import escape
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
 from minitrade.cli.times import PLAN_TIME_HELP, parse_at, plan_zone_of
 from minitrade.errors import ConfigError
-from minitrade.records import Fill, Order
-from minitrade.store import Store
+
+if TYPE_CHECKING:      # DuckDB and the models load when a command runs, not for --help
+    from minitrade.records import Fill, Order
+    from minitrade.store import Store
 
 PLAN_ARG = typer.Argument(help="Only this plan's orders (default: every plan).", show_default=False)
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON (a list of objects).")

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path, rich_escape
-from minitrade.runner.publish import write_site
 
 
 @app.command("report")
@@ -17,12 +16,15 @@ def report(
 ) -> None:
     """Write the HTML report site (index, a page per plan, CSV/JSON exports) under state/reports/.
 
-    Pages open offline in any browser. Example: `minitrade report` then open state/reports/index.html
+    Pages open offline in any browser: open state/reports/index.html.
+
+    Example: minitrade report sma-aapl
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from minitrade.loader import load_worktree
     from minitrade.notify import settings_secrets
+    from minitrade.runner.publish import write_site
 
     with handle_errors():
         snapshot = load_worktree(repo_path(repo))

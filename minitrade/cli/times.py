@@ -9,10 +9,13 @@ for `daemon --once --at`, which runs every plan.
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from minitrade.errors import MinitradeError
-from minitrade.loader import Snapshot
+
+if TYPE_CHECKING:      # the loader (pydantic models) loads when a command runs, not for --help
+    from minitrade.loader import Snapshot
 
 PLAN_TIME_HELP = ("ISO time, e.g. '2026-11-25 15:45'; without a UTC offset it is the plan's exchange time "
                   "(the plan's timezone, else its calendar's); add one (15:45-05:00) for another zone.")

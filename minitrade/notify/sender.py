@@ -215,7 +215,7 @@ class Notifier:
         try:
             result = sender.notify(body=body, title=title, notify_type=notify_type,
                                    body_format=apprise.NotifyFormat.TEXT)
-        except Exception as e:  # noqa: BLE001  (a plugin bug must not break a run either)
+        except Exception as e:  # any plugin bug: a failed notification must not break a run
             problems.append(f"Apprise raised {type(e).__name__}: {e}")
         else:
             if not result:  # AppriseResult: `== False` is always False, truthiness is the answer

@@ -27,12 +27,6 @@ class CachedRange:
     fetched_at: datetime
 
 
-def cached_range(con: duckdb.DuckDBPyConnection, source: str, ticker: str) -> CachedRange | None:
-    row = con.execute("SELECT first_date, last_date, adjustment, fetched_at FROM price_ranges "
-                      "WHERE source = ? AND ticker = ?", [source, ticker]).fetchone()
-    return CachedRange(row[0], row[1], row[2], row[3]) if row else None
-
-
 def cached_ranges(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]) -> dict[str, CachedRange]:
     rows = con.execute("SELECT ticker, first_date, last_date, adjustment, fetched_at FROM price_ranges "
                        "WHERE source = ? AND list_contains(?, ticker)", [source, tickers]).fetchall()
@@ -91,14 +85,6 @@ def _empty() -> pd.DataFrame:
     frame["partial"] = pd.Series(dtype=bool)
     frame.index = pd.DatetimeIndex([], dtype="datetime64[ns]", name="date")
     return frame
-
-
-def write_bars(con: duckdb.DuckDBPyConnection, source: str, ticker: str, bars: pd.DataFrame, *,
-               replace_from: date | None, adjustment: str, covered: tuple[date, date] | None,
-               fetched_at: datetime) -> None:
-    """Replace one ticker's cached bars from `replace_from` on (all of them if None); see write_many."""
-    write_many(con, source, [(ticker, bars, replace_from, covered)], adjustment=adjustment,
-               fetched_at=fetched_at)
 
 
 def write_many(con: duckdb.DuckDBPyConnection, source: str,

@@ -1,4 +1,7 @@
-"""Explicit login through real headless Chromium against the fake gateway's login page."""
+"""Explicit login through real headless Chromium against the fake gateway's login page.
+
+Tests that open the browser are marked `chromium`: skipped, with the reason, on a machine without one.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from minitrade.testing.ib_gateway import FakeGateway
 
 from .conftest import make_client
 
-pytestmark = pytest.mark.chromium
 ENV = {"IB_USERNAME": "fakeuser", "IB_PASSWORD": "fakepass"}
 WRONG = {"IB_USERNAME": "fakeuser", "IB_PASSWORD": "not-the-password"}
 
@@ -61,6 +63,7 @@ def login_posts(gw: FakeGateway) -> int:
     return sum(1 for m, p, _ in gw.requests if m == "POST" and p == "/sso/Login")
 
 
+@pytest.mark.chromium
 def test_login_fills_the_real_form_and_waits_for_the_2fa_push(login_gateway: FakeGateway, tmp_path: Path) -> None:
     said: list[str] = []
     approver = approve_when_pending(login_gateway)
@@ -72,11 +75,13 @@ def test_login_fills_the_real_form_and_waits_for_the_2fa_push(login_gateway: Fak
     assert not any("fakepass" in line for line in said)
 
 
+@pytest.mark.chromium
 def test_login_without_2fa_succeeds_directly(tmp_path: Path) -> None:
     with FakeGateway(two_factor="none") as gw:
         assert run_login(gw, tmp_path, ENV) is SessionState.AUTHENTICATED
 
 
+@pytest.mark.chromium
 def test_an_unapproved_push_times_out_cleanly_without_retrying(login_gateway: FakeGateway, tmp_path: Path) -> None:
     with pytest.raises(BrokerNotReady, match=r"not confirmed within 1.5s .*approve the notification"):
         run_login(login_gateway, tmp_path, ENV, twofa_timeout=1.5)
@@ -84,6 +89,7 @@ def test_an_unapproved_push_times_out_cleanly_without_retrying(login_gateway: Fa
     assert LoginGuard(tmp_path / "ib" / "ib-paper.login.json", 2).failures == 0
 
 
+@pytest.mark.chromium
 def test_the_guard_stops_before_ib_can_lock_the_account(login_gateway: FakeGateway, tmp_path: Path) -> None:
     for attempt in (1, 2):
         with pytest.raises(BrokerNotReady, match=f"Invalid username password combination .*attempt {attempt} of"):
@@ -96,6 +102,7 @@ def test_the_guard_stops_before_ib_can_lock_the_account(login_gateway: FakeGatew
     assert run_login(login_gateway, tmp_path, ENV) is SessionState.AUTHENTICATED
 
 
+@pytest.mark.chromium
 def test_error_messages_never_carry_the_password(login_gateway: FakeGateway, tmp_path: Path) -> None:
     with pytest.raises(BrokerNotReady) as caught:
         run_login(login_gateway, tmp_path, WRONG)

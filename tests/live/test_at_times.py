@@ -71,7 +71,7 @@ def test_daemon_at_without_once_is_a_usage_error_not_a_busy_loop(live_repo) -> N
     done = subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--at", "2013-01-03 15:45",
                            "--repo", str(live_repo.path)], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "200"})
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == 64, done.stdout + done.stderr  # usage error (README: Exit codes), not plan's 2
     assert "add --once" in done.stderr
     assert not (live_repo.path / "state" / "minitrade.duckdb").exists(), "refused before touching anything"
 

@@ -124,7 +124,7 @@ def test_fill_notifies_the_fills_recorded_subscribers(trading_repo) -> None:  # 
 
 def test_json_and_csv_together_is_a_usage_error(trading_repo) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(app, ["orders", "--json", "--csv", "--repo", str(trading_repo.path)])
-    assert result.exit_code == 2 and "choose one of --json and --csv" in result.output
+    assert result.exit_code == 64 and "choose one of --json and --csv" in result.output  # usage error (README: Exit codes)
 
 
 def test_a_hand_typed_fill_for_an_ib_order_is_refused(trading_repo) -> None:  # type: ignore[no-untyped-def]

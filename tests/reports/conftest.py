@@ -1,4 +1,4 @@
-"""Fixtures for report tests: a real DuckDB file with synthetic runs, and headless Debian Chromium."""
+"""Fixtures for report tests: a real DuckDB file with synthetic runs, and headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from minitrade.browser import find_browser
 from minitrade.store import Store
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -21,20 +20,22 @@ def store(tmp_path: Path) -> Store:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    """Headless Chromium through selenium with the Debian driver; no network services, fresh profile."""
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip("Debian chromium/chromedriver not installed")
+    """Headless Chromium through selenium with the driver found on this machine; fresh profile, no network.
+
+    Tests using it are marked `chromium`: without a browser they are skipped (tests/conftest.py).
+    """
+    found = find_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = str(found.binary)
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
                 "--disable-sync", "--window-size=1200,1600", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Chrome(service=Service(str(found.driver)), options=options)
     try:
         yield driver
     finally:

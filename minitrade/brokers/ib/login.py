@@ -1,5 +1,8 @@
 """Explicit login to the IB gateway through its login page, driven by headless Chromium.
 
+The browser and its driver are found on this machine by minitrade.browser (PATH or
+`MINITRADE_CHROMIUM`/`MINITRADE_CHROMEDRIVER`); without them login says what to install.
+
 Only `minitrade ib login ACCOUNT` calls this: minitrade never logs in on its own. Username and
 password come from the secret references in minitrade.yaml and never reach a log or an error.
 A failed password is counted in a small file in the state dir; after `max_login_attempts` failures
@@ -21,13 +24,13 @@ from typing import Any
 
 from minitrade.brokers.base import SessionState
 from minitrade.brokers.ib.client import IBClient
+from minitrade.browser import BROWSER_ENV, DRIVER_ENV, find_browser
 from minitrade.credentials import redact, resolve_secret
-from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable
+from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable, BrowserMissing
 from minitrade.models import IBBroker as IBBrokerSpec
 
 log = logging.getLogger(__name__)
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LOGIN_ROUTE = "/sso/Login?forwardTo=22&RL=1&ip2loc=on"
 SUCCESS_TEXT = "Client login succeeds"
 # Selectors of the login page (version 2, 2023-): see EXTERNAL_APIS.md section 1.2.
@@ -69,17 +72,29 @@ class LoginGuard:
 
 
 def chromium(*, verify_tls: bool) -> Any:
-    """Headless Debian Chromium through its own chromedriver (Selenium Manager never downloads)."""
+    """Headless Chromium found on this machine (minitrade.browser); Selenium Manager never downloads.
+
+    Raises:
+        BrowserMissing: no browser or driver found, or the one found does not start.
+    """
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
 
+    found = find_browser()
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = str(found.binary)
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking"):
         options.add_argument(arg)
     if not verify_tls:      # the gateway's self-signed certificate, as configured in minitrade.yaml
         options.add_argument("--ignore-certificate-errors")
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        return webdriver.Chrome(service=Service(str(found.driver)), options=options)
+    except WebDriverException as e:
+        first = (e.msg or type(e).__name__).splitlines()[0]
+        raise BrowserMissing(f"{found.binary} with {found.driver} did not start: {first} (the driver must "
+                             f"match the browser's version; set {BROWSER_ENV}/{DRIVER_ENV} to choose "
+                             "another pair)") from None
 
 
 def _outcome(driver: Any) -> tuple[str, str] | None:
