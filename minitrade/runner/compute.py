@@ -30,7 +30,7 @@ RUN_IO_VERSION = 1
 
 ERROR_TYPES: dict[str, type[MinitradeError]] = {
     "strategy": StrategyError, "data": DataError, "timeout": RunTimedOut, "killed": RunKilled,
-    "interrupted": RunKilled,
+    "interrupted": RunKilled, "memory": RunKilled,
 }
 
 
@@ -60,7 +60,7 @@ class RunResult:
     run_id: str
     backtest: BacktestResult | None = None
     storage: dict[str, Any] | None = None
-    error_kind: str | None = None      # strategy | data | timeout | killed | interrupted
+    error_kind: str | None = None      # strategy | data | memory | timeout | killed | interrupted
     error: str | None = None
     output: str = ""                   # the strategy's stdout/stderr, first and last part kept
     output_bytes: int = 0              # how much it printed in all
@@ -90,8 +90,12 @@ def compute(inp: RunInput) -> RunResult:
         result = run_backtest(inp.plan, inp.prices, strategy, cash=inp.cash, positions=inp.positions,
                               trade_start=inp.trade_start, commission=inp.commission, storage=storage,
                               end=inp.end, frozen_before=inp.frozen_before)
-    except StrategyError as e:
-        return RunResult(inp.run_id, error_kind="strategy", error=str(e), seconds=time.perf_counter() - started)
+    except StrategyError as e:  # a strategy that ran out of memory hit the run's cap, not a bug of its own
+        kind = "memory" if isinstance(e.__cause__, MemoryError) else "strategy"
+        return RunResult(inp.run_id, error_kind=kind, error=str(e), seconds=time.perf_counter() - started)
+    except MemoryError:
+        return RunResult(inp.run_id, error_kind="memory", error="out of memory",
+                         seconds=time.perf_counter() - started)
     except DataError as e:
         return RunResult(inp.run_id, error_kind="data", error=str(e), seconds=time.perf_counter() - started)
     return RunResult(inp.run_id, backtest=result, storage=storage, seconds=time.perf_counter() - started)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from minitrade import clock
 from minitrade.data.freshness import stale_plans
 from minitrade.errors import MinitradeError
-from minitrade.runner.research import backtest_plan
+from minitrade.runner.executor import executor_for
+from minitrade.runner.research import research_input
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
@@ -32,15 +33,30 @@ def plans_to_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[st
 
 
 def dry_run_check(snapshot: Snapshot, changed: set[tuple[str, str]]) -> list[str]:
-    """Backtest each affected plan; return one message per failure (empty list = pass)."""
+    """Backtest each affected plan; return one message per failure (empty list = pass).
+
+    The backtests run in worker processes with the plans' deadlines and memory cap, as scheduled
+    runs do: a pushed strategy that loops forever is a rejected commit, never a hung daemon.
+    """
     errors: list[str] = []
+    units = []
     for name in plans_to_check(snapshot, changed):
         try:
-            backtest_plan(snapshot, name)
+            units.append(research_input(snapshot, name, run_id=name))
         except MinitradeError as e:
-            message = str(e)
-            errors.append(message if f"plan {name}" in message else f"plan {name}: {message}")
+            errors.append(_named(name, str(e)))
+    executor = executor_for(snapshot.settings.executor)
+    try:
+        for result in executor.run(units):
+            if not result.ok:
+                errors.append(_named(result.run_id, result.error or "the dry run failed"))
+    finally:
+        executor.close()
     trading = [n for n in plans_to_check(snapshot, changed) if snapshot.plans[n].trading_enabled]
     for name, why in stale_plans(snapshot, trading, clock.now(), local_only=False).items():
         errors.append(f"plan {name}: trading is enabled but {why}; or set `trading: disabled`")
     return errors
+
+
+def _named(plan: str, message: str) -> str:
+    return message if f"plan {plan}" in message else f"plan {plan}: {message}"

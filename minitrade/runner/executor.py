@@ -114,7 +114,10 @@ def _worker(inp: RunInput, conn: Connection, memory_limit: int | None) -> None:
     try:
         result = compute(inp)
     except MemoryError:
-        result = RunResult(inp.run_id, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)}")
+        result = RunResult(inp.run_id, error_kind="memory")
+    if result.error_kind == "memory":
+        result = replace(result, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)} "
+                                                            f"(plan {inp.plan.name})")
     result = replace(result, output=captured.text(), output_bytes=captured.total, worker=f"pid {os.getpid()}")
     try:
         conn.send(result)

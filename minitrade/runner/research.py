@@ -16,7 +16,7 @@ import pandas as pd
 from minitrade.data.registry import source_for
 from minitrade.errors import DataError, StrategyError
 from minitrade.runner.backtest import BacktestResult, run_backtest
-from minitrade.runner.compute import plan_strategy
+from minitrade.runner.compute import RunInput, plan_strategy
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
@@ -45,6 +45,24 @@ def backtest_plan(snapshot: Snapshot, name: str, *, start: date | None = None, e
     commission = plan.commission if plan.commission is not None else snapshot.settings.commission
     on_bar = (lambda done, total: progress("backtest", done, total)) if progress is not None else None
     return run_backtest(plan, prices, cls, commission=commission, end=end, progress=on_bar)
+
+
+def research_input(snapshot: Snapshot, name: str, *, run_id: str) -> RunInput:
+    """A research backtest of plan `name` as a compute unit (prices read here), for an executor."""
+    plan = snapshot.plans[name]
+    spec = snapshot.settings.data_sources.get(plan.data_source)
+    if spec is None:
+        raise DataError(f"plan {name}: unknown data source {plan.data_source!r}", source=plan.data_source)
+    source = source_for(plan.data_source, spec, root=snapshot.root)
+    code = snapshot.strategies.get(plan.strategy)
+    if code is None:
+        raise StrategyError(f"strategy file {plan.strategy} not found", plan=plan.name, file=plan.strategy)
+    commission = plan.commission if plan.commission is not None else snapshot.settings.commission
+    return RunInput(run_id=run_id, plan=plan, strategy_source=code,
+                    prices={t: source.daily(t, plan.backtest_start, None) for t in plan.tickers},
+                    cash=plan.cash, positions={t: float(q) for t, q in plan.positions.items()},
+                    trade_start=plan.trade_start, commission=commission, end=None, frozen_before=None,
+                    timeout=plan.timeout or snapshot.settings.executor.timeout)
 
 
 def load_plan_strategy(snapshot: Snapshot, plan: Plan) -> type:
