@@ -112,12 +112,12 @@ def test_sigterm_mid_run_abandons_the_computation_and_a_restart_resumes_the_tick
     from minitrade.store import runs as run_sql
 
     gate = tmp_path / "gate"
-    gate.write_text("hold")
     live_repo.write("strategies/blocking.py", BLOCKING)
     live_repo.edit("plans/alt.yaml", "strategies/alternate.py", "strategies/blocking.py")
     live_repo.edit("plans/alt.yaml", "trading: enabled", f"trading: enabled\nparams: {{gate: '{gate}'}}")
     live_repo.commit("a strategy that waits at a gate")
     assert CliRunner().invoke(app, ["apply", "--yes", "--repo", str(live_repo.path)]).exit_code == 0
+    gate.write_text("hold")  # after apply: its dry run must pass
     store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
     first = "2013-01-03T15:45:30-05:00"
     daemon = subprocess.Popen([sys.executable, "-m", "minitrade", "daemon", "--once", "--at", first,
