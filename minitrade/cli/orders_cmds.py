@@ -144,6 +144,49 @@ def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OP
               empty=f"No trades{f' for plan {plan}' if plan else ''}.")
 
 
+@app.command("runs")
+def runs(plan: Annotated[str | None, PLAN_ARG] = None,
+         output: str | None = typer.Option(None, "--output", help="Print what this run's strategy printed."),
+         limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."),
+         as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION, repo: Path | None = REPO_OPTION) -> None:
+    """Runs of the plans, newest first: kind, outcome, error, notes, and how much the strategy printed.
+
+    A strategy's stdout/stderr is captured in its worker (first and last 64 KiB kept); --output RUN
+    prints it.
+
+    Example: minitrade runs sma-aapl --limit 5
+    """
+    from minitrade.store import runs as run_sql
+
+    with handle_errors():
+        store, _ = _store(repo_path(repo))
+        if output is not None:
+            with store.transaction() as con:
+                text, total = run_sql.read_output(con, output)
+                known = run_sql.get_run(con, output)
+            if known is None:
+                raise typer.BadParameter(f"no run {output!r} (list them with `minitrade runs`)", param_hint="'--output'")
+            typer.echo(text if text else f"run {output} printed nothing", nl=not text or not text.endswith("\n"))
+            if text and total > len(text):
+                err_console.print(f"(printed {total:,} characters in all; the first and last 64 KiB are kept)")
+            return
+        with store.transaction() as con:
+            rows = [_run_row(r, run_sql.read_output(con, r.run_id)[1]) for r in run_sql.list_runs(con, plan=plan,
+                                                                                                  limit=limit)]
+        _emit(rows, ["run_id", "plan", "kind", "status", "tick_at", "started_at", "finished_at", "error", "notes",
+                     "printed"], as_json=as_json, as_csv=as_csv,
+              view=[("started_at", "started (UTC)"), ("plan", "plan"), ("kind", "kind"), ("status", "outcome"),
+                    ("printed", "printed"), ("run_id", "run"), ("note", "note")],
+              title=f"Runs{f' of {plan}' if plan else ''}", empty=f"No runs{f' of plan {plan}' if plan else ''}.")
+
+
+def _run_row(run: Any, printed: int) -> dict[str, Any]:
+    row = {k: getattr(run, k) for k in ("run_id", "plan", "kind", "status", "tick_at", "started_at",
+                                       "finished_at", "error", "notes")}
+    row.update(printed=printed, note=run.error or run.notes)
+    return row
+
+
 def _fill_row(fill: Fill, order: Order | None) -> dict[str, Any]:
     row = asdict(fill)
     row.update(plan=order.plan if order else None, ticker=order.ticker if order else None,

@@ -4,6 +4,7 @@ trades on time."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,6 +98,10 @@ def test_a_hung_a_hungry_and_a_chatty_strategy_fail_alone_and_the_good_plan_trad
     assert ticks["chatty"].status is TickStatus.FINISHED
     assert printed > 50 * 1024**2 and output is not None and len(output) < 200 * 1024
     assert {"forever", "hog"} <= {p.title.split(":")[0] for p in failures}, [p.title for p in failures]
+    listed = CliRunner().invoke(app, ["runs", "chatty", "--json", "--repo", str(live_repo.path)])
+    assert listed.exit_code == 0 and json.loads(listed.output)[0]["printed"] == printed
+    shown = CliRunner().invoke(app, ["runs", "--output", chatty.run_id, "--repo", str(live_repo.path)])
+    assert shown.exit_code == 0 and "characters left out" in shown.output
 
 
 def test_a_pushed_strategy_that_loops_forever_is_a_rejected_commit_not_a_hung_daemon(live_repo) -> None:  # type: ignore[no-untyped-def]
