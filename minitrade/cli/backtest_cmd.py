@@ -64,9 +64,11 @@ def backtest(
         snapshot = load_worktree(repo_path(repo))
         names = _chosen(snapshot, plan, all_plans)
         outcomes: dict[str, dict[str, Any]] = {}
+        if len(names) > 1:  # several plans compute side by side on the worker pool
+            outcomes = _run_many(snapshot, names, first, last)
         with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                       console=err_console, transient=True, disable=as_json and not err_console.is_terminal) as bar:
-            for name in names:
+            for name in names if len(names) == 1 else []:
                 task = bar.add_task(f"{name}: prices", total=None)
 
                 def step(stage: str, done: int, total: int, task: Any = task, name: str = name) -> None:
@@ -99,19 +101,66 @@ def _chosen(snapshot: Snapshot, plan: str | None, all_plans: bool) -> list[str]:
 
 def _run_one(snapshot: Snapshot, name: str, first: date | None, last: date | None, step: Any) -> dict[str, Any]:
     from minitrade.runner.research import backtest_plan
-    from minitrade.store import runs as store_runs
 
-    run_id = f"backtest-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    store = snapshot.store()
-    with store.transaction() as con:
-        store_runs.start_run(con, run_id=run_id, plan=name, kind="backtest", commit_sha=snapshot.commit,
-                             plan_digest=snapshot.digests().get(("plan", name)))
+    run_id = _new_run(snapshot, name)
     try:
         result = backtest_plan(snapshot, name, start=first, end=last, progress=step)
     except MinitradeError as e:
+        return _record(snapshot, run_id, e)
+    return _record(snapshot, run_id, result)
+
+
+def _new_run(snapshot: Snapshot, name: str) -> str:
+    from minitrade.store import runs as store_runs
+
+    run_id = f"backtest-{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    with snapshot.store().transaction() as con:
+        store_runs.start_run(con, run_id=run_id, plan=name, kind="backtest", commit_sha=snapshot.commit,
+                             plan_digest=snapshot.digests().get(("plan", name)))
+    return run_id
+
+
+def _run_many(snapshot: Snapshot, names: list[str], first: date | None, last: date | None
+              ) -> dict[str, dict[str, Any]]:
+    """Backtest several plans on the worker pool (minitrade.yaml's `executor:`), printing a line as
+    each one finishes (plain lines also when piped)."""
+    from minitrade.runner.compute import raise_for_error
+    from minitrade.runner.executor import executor_for
+    from minitrade.runner.research import research_input
+
+    outcomes: dict[str, dict[str, Any]] = {}
+    units, plan_of = [], {}
+    for name in names:
+        run_id = _new_run(snapshot, name)
+        plan_of[run_id] = name
+        try:
+            units.append(research_input(snapshot, name, run_id=run_id, start=first, end=last))
+        except MinitradeError as e:
+            outcomes[name] = _record(snapshot, run_id, e)
+    executor = executor_for(snapshot.settings.executor)
+    try:
+        for done, computed in enumerate(executor.run(units), start=1):
+            name = plan_of[computed.run_id]
+            try:
+                outcomes[name] = _record(snapshot, computed.run_id, raise_for_error(computed))
+            except MinitradeError as e:
+                outcomes[name] = _record(snapshot, computed.run_id, e)
+            err_console.print(f"[{done}/{len(units)}] {name}: {'failed' if outcomes[name].get('error') else 'done'}")
+    finally:
+        executor.close()
+    return {name: outcomes[name] for name in names}
+
+
+def _record(snapshot: Snapshot, run_id: str, result: BacktestResult | MinitradeError) -> dict[str, Any]:
+    """Store a research backtest's outcome and write its files; the command's row for it."""
+    from minitrade.store import runs as store_runs
+
+    store = snapshot.store()
+    if isinstance(result, MinitradeError):
         with store.transaction() as con:
-            store_runs.finish_run(con, run_id, error=str(e))
-        return {"run_id": run_id, "error": str(e)}
+            store_runs.finish_run(con, run_id, error=str(result))
+        return {"run_id": run_id, "error": str(result)}
+    name = result.plan
     with store.transaction() as con:
         store_runs.write_results(con, run_id, equity=result.equity, positions=result.positions,
                                  trades=result.trades, fills=result.fills)

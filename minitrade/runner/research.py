@@ -47,9 +47,12 @@ def backtest_plan(snapshot: Snapshot, name: str, *, start: date | None = None, e
     return run_backtest(plan, prices, cls, commission=commission, end=end, progress=on_bar)
 
 
-def research_input(snapshot: Snapshot, name: str, *, run_id: str) -> RunInput:
+def research_input(snapshot: Snapshot, name: str, *, run_id: str, start: date | None = None,
+                   end: date | None = None) -> RunInput:
     """A research backtest of plan `name` as a compute unit (prices read here), for an executor."""
     plan = snapshot.plans[name]
+    if start is not None:
+        plan = plan.model_copy(update={"backtest_start": start})
     spec = snapshot.settings.data_sources.get(plan.data_source)
     if spec is None:
         raise DataError(f"plan {name}: unknown data source {plan.data_source!r}", source=plan.data_source)
@@ -59,9 +62,9 @@ def research_input(snapshot: Snapshot, name: str, *, run_id: str) -> RunInput:
         raise StrategyError(f"strategy file {plan.strategy} not found", plan=plan.name, file=plan.strategy)
     commission = plan.commission if plan.commission is not None else snapshot.settings.commission
     return RunInput(run_id=run_id, plan=plan, strategy_source=code,
-                    prices={t: source.daily(t, plan.backtest_start, None) for t in plan.tickers},
+                    prices={t: source.daily(t, plan.backtest_start, end) for t in plan.tickers},
                     cash=plan.cash, positions={t: float(q) for t, q in plan.positions.items()},
-                    trade_start=plan.trade_start, commission=commission, end=None, frozen_before=None,
+                    trade_start=plan.trade_start, commission=commission, end=end, frozen_before=None,
                     timeout=plan.timeout or snapshot.settings.executor.timeout)
 
 

@@ -81,8 +81,11 @@ def test_an_outage_longer_than_the_cap_leaves_one_marker_and_each_recent_tick(li
 
 
 def test_a_tick_late_while_the_daemon_runs_is_skipped_and_told_once(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
-    """Two plans at 15:45: the first one's run takes the clock past the second's grace period."""
-    live_repo.write("plans/alt2.yaml", live_repo.read("plans/alt.yaml").replace("name: alt", "name: alt2"))
+    """`alt` at 15:45, `alt2` at 15:46: the pass that runs `alt` lasts until 15:50 (the ticks due at
+    a pass's start compute together; one due while a pass is busy waits for the next pass), so the
+    next pass finds `alt2`'s tick past its grace period."""
+    live_repo.write("plans/alt2.yaml", live_repo.read("plans/alt.yaml").replace("name: alt", "name: alt2")
+                    .replace('run_at: "15:45"', 'run_at: "15:46"'))
     watch(live_repo, sink)
     store = Store(live_repo.path / "state" / "minitrade.duckdb")
     tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
@@ -90,16 +93,18 @@ def test_a_tick_late_while_the_daemon_runs_is_skipped_and_told_once(live_repo, s
     sink.clear()
 
     def clock() -> datetime:  # the pass's clock moves on once `alt` has run (it told the phone)
-        return tick + (timedelta(minutes=4) if titled(sink, "alt: run finished") else timedelta(seconds=30))
+        return tick + (timedelta(minutes=5) if titled(sink, "alt: run finished") else timedelta(seconds=30))
 
-    result = reconcile_once(live_repo.path, store, now=clock)
-    assert [r.plan for r in result.runs] == ["alt"]
-    assert result.skipped == [("alt2", tick)]
+    busy = reconcile_once(live_repo.path, store, now=clock)
+    assert [r.plan for r in busy.runs] == ["alt"] and busy.skipped == []
+    result = reconcile_once(live_repo.path, store, now=lambda: tick + timedelta(minutes=5, seconds=10))
+    late_tick = tick + timedelta(minutes=1)
+    assert result.runs == [] and result.skipped == [("alt2", late_tick)]
     with store.transaction() as con:
-        (late,) = [t for t in order_sql.ticks_of(con, "alt2") if t.scheduled_at == tick]
+        (late,) = [t for t in order_sql.ticks_of(con, "alt2") if t.scheduled_at == late_tick]
     assert late.status is TickStatus.SKIPPED and late.error == "could not start within 0:03:00 of its time"
     (told,) = titled(sink, "alt2: 1 run(s) SKIPPED")
-    assert "2013-01-03 15:45 EST: could not start within 0:03:00 of its time" in told
+    assert "2013-01-03 15:46 EST: could not start within 0:03:00 of its time" in told
     assert not titled(sink, "daemon was away"), "the daemon was running: no away summary"
 
 
