@@ -78,7 +78,7 @@ class Served:
     stopped: bool = False      # `should_stop` said yes before every ticker was answered
     missing: list[str] = field(default_factory=list)  # tickers left unanswered by the stop
     fetched: int = 0           # tickers fetched from the source and stored
-    batches: int = 0           # batches stored (transactions that wrote)
+    batches: int = 0           # batches done, each stored in one transaction
 
 
 class PriceCache:
@@ -177,14 +177,8 @@ class PriceCache:
             failures, skipped = self._fetch_batch(batch, today, should_stop, got, progress)
             written = {t: j for t, j in batch.items() if j.bars is not None and t not in failures}
             following = chunks[number] if number < len(chunks) and not skipped else []
-            with self.store.transaction() as con:
-                sql.write_many(con, self.name, [(t, j.bars, None if j.whole else j.first, j.covered)
-                                                for t, j in written.items() if j.bars is not None],
-                               adjustment=self.adjustment, fetched_at=datetime.now(UTC))
-                sql.write_checks(con, self.name, [(t, j.digest, now) for t, j in written.items() if j.whole])
-                got.take(self, con, list(written))
-                if following:
-                    self._load_cached(con, {t: jobs[t] for t in following})
+            if written or following:
+                self._store(written, following, jobs, now, got)
             for job in batch.values():  # the fetched frames are in DuckDB now: let them go
                 job.bars = job.old = None
             got.fetched += len(written)
@@ -195,6 +189,18 @@ class PriceCache:
                 got.stopped = True
                 break
         return got.finish()
+
+    def _store(self, written: dict[str, _Job], following: list[str], jobs: dict[str, _Job], now: datetime,
+               got: _Answer) -> None:
+        """One transaction: store a batch's bars, read them back, and read the next batch's overlap."""
+        with self.store.transaction() as con:
+            sql.write_many(con, self.name, [(t, j.bars, None if j.whole else j.first, j.covered)
+                                            for t, j in written.items() if j.bars is not None],
+                           adjustment=self.adjustment, fetched_at=datetime.now(UTC))
+            sql.write_checks(con, self.name, [(t, j.digest, now) for t, j in written.items() if j.whole])
+            got.take(self, con, list(written))
+            if following:
+                self._load_cached(con, {t: jobs[t] for t in following})
 
     # -- planning -----------------------------------------------------------------------------
     def _plan(self, con: duckdb.DuckDBPyConnection, names: list[str], start: date, last: date,
