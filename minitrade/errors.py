@@ -7,7 +7,8 @@ MinitradeError
 ├─ StrategyError(plan)         ← user strategy raised or is malformed; fix the strategy file
 ├─ DataError(source, ticker)   ← provider down (retryable) or bad response shape (terminal)
 │  ├─ DataChanged              ← strict mode: past prices changed; start a new plan or accept
-│  └─ DataStale                ← no bar for the day a run decides on; update the data, fail the run
+│  ├─ DataStale                ← no bar for the day a run decides on; update the data, fail the run
+│  └─ FetchStopped             ← a many-ticker fetch was stopped on request; stored batches stay, run again
 ├─ BrokerError(account)
 │  ├─ BrokerNotReady           ← not logged in: hold orders and notify, never log in silently
 │  │  └─ BrokerDisconnected    ← gateway up, its link to the broker down ("no bridge"): hold, send later
@@ -106,6 +107,13 @@ class DataStale(DataError):
                  last_bar: date | None = None, expected: date | None = None) -> None:
         self.last_bar, self.expected = last_bar, expected
         super().__init__(message, source=source, ticker=ticker)
+
+
+class FetchStopped(DataError):
+    """A many-ticker fetch was stopped on request: stored batches are kept, the next fetch continues."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message, source=source, retryable=True)
 
 
 class BrokerError(MinitradeError):

@@ -70,8 +70,11 @@ _DELAY = ("Minutes after a session opens until this source has that session's ba
           "delay has passed, else it fails as stale. Files written at 18:00 New York: 510.")
 REMOTE_DELAY_MINUTES = 20.0  # Yahoo/EastMoney show today's partial bar minutes after the open
 VERIFY_EVERY_DAYS = 7
+FETCH_CONCURRENCY = 8  # HTTP fetches in flight at once when many tickers are fetched
 _VERIFY = ("Days between full re-reads of the cached history (edits to old bars are caught then); "
            "newer bars are checked at every fetch.")
+_CONCURRENCY = ("HTTP fetches in flight at once when many tickers are fetched (a large first fetch); "
+                "lower it if the provider rate-limits. Default 8.")
 
 
 class CsvSource(Resource):
@@ -98,6 +101,7 @@ class YahooSource(Resource):
     # None (unset) means the default and keeps the spec digest of repos written before these fields
     delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
     verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+    concurrency: int | None = Field(None, ge=1, le=64, description=_CONCURRENCY)
 
     @property
     def delay(self) -> timedelta:
@@ -106,6 +110,10 @@ class YahooSource(Resource):
     @property
     def verify_every(self) -> timedelta:
         return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
+
+    @property
+    def fetch_concurrency(self) -> int:
+        return self.concurrency or FETCH_CONCURRENCY
 
 
 class EastMoneySource(Resource):
@@ -118,6 +126,7 @@ class EastMoneySource(Resource):
     # None (unset) means the default and keeps the spec digest of repos written before these fields
     delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
     verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+    concurrency: int | None = Field(None, ge=1, le=64, description=_CONCURRENCY)
 
     @property
     def delay(self) -> timedelta:
@@ -126,6 +135,10 @@ class EastMoneySource(Resource):
     @property
     def verify_every(self) -> timedelta:
         return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
+
+    @property
+    def fetch_concurrency(self) -> int:
+        return self.concurrency or FETCH_CONCURRENCY
 
 
 DataSourceSpec = Annotated[CsvSource | YahooSource | EastMoneySource, Field(discriminator="type")]

@@ -6,14 +6,24 @@ timeout settings apply here exactly as in a run.
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path, rich_escape
 from minitrade.errors import DataError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from minitrade.data.cache import BatchStored
 
 data_app = typer.Typer(help="Market data: test a source, warm the price cache, accept changed history.\n\n"
                             "Example: minitrade data check samples AAPL && minitrade data fetch",
@@ -77,11 +87,13 @@ def fetch(
 ) -> None:
     """Warm the price cache for every plan of the working tree: fetch only what is missing.
 
+    Tickers are fetched a few at a time (a source's `concurrency`) and stored in batches. SIGTERM
+    or Ctrl-C stops after the fetches in flight (exit code 130): every stored batch is kept, and
+    the next `data fetch` continues with the missing tickers.
+
     Example: minitrade data fetch --plan sma-aapl --plan equal-weight
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
-    from minitrade.data.cache import PriceCache
+    from minitrade.data.cache import PriceCache, stopped_error
     from minitrade.data.registry import source_for
     from minitrade.loader import load_worktree
 
@@ -96,34 +108,100 @@ def fetch(
         wanted: dict[str, tuple[date, list[str]]] = {}
         for spec in plans.values():
             start, tickers = wanted.get(spec.data_source, (spec.backtest_start, []))
-            tickers += [t for t in spec.universe if t not in tickers]
+            known = set(tickers)
+            tickers += [t for t in spec.universe if t not in known]
             wanted[spec.data_source] = (min(start, spec.backtest_start), tickers)
         if not wanted:
             console.print("no plans: nothing to fetch")
             return
         store = snap.store()
         failed: list[str] = []
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
+        with _stop_on_signals() as stop:
             for name, (start, tickers) in sorted(wanted.items()):
-                spec_ = snap.settings.data_sources[name]
-                cache = PriceCache(store, source_for(name, spec_, root=snap.root))
-                task = progress.add_task(f"{name} since {start}", total=len(tickers))
-
-                def advance(ticker: str, done: int, total: int, task: TaskID = task, name: str = name) -> None:
-                    progress.update(task, completed=done, description=f"{name} {ticker}")
-
-                try:
-                    cache.daily_many(tickers, start, progress=advance)
-                except DataError as e:
-                    failed.append(str(e))
-                progress.update(task, description=f"{name} since {start} ({cache.fetches} requests)")
+                if stop.is_set():
+                    break
+                cache = PriceCache(store, source_for(name, snap.settings.data_sources[name], root=snap.root))
+                with _FetchProgress(name, start, len(tickers)) as shown:
+                    got = cache.serve_many(tickers, start, keep=False, should_stop=stop.is_set,
+                                           progress=shown.ticker, on_batch=shown.batch)
+                    shown.finish(cache.fetches, got.fetched)
+                failed += [str(e) for e in got.failures.values()]
+                if got.stopped:
+                    failed.append(str(stopped_error(name, got, len(tickers))))
         for message in failed:
             err_console.print(f"[bold red]error:[/] {rich_escape(message)}")
+        if stop.is_set():
+            err_console.print("stopped: the batches stored so far are kept; run `minitrade data fetch` "
+                              "again to fetch the rest")
+            raise typer.Exit(130)
         if failed:
             raise typer.Exit(1)
         count = sum(len(t) for _, t in wanted.values())
         console.print(f"[green]ok:[/] prices cached for {count} ticker(s) in {store.path}")
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT while inside (a second SIGINT interrupts as usual)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield stop
+        return
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        err_console.print(f"{signal.Signals(signum).name}: stopping after the fetches in flight")
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class _FetchProgress:
+    """A progress bar on a terminal; elsewhere (logs, pipes) one plain line per stored batch."""
+
+    def __init__(self, source: str, start: date, total: int) -> None:
+        self.source, self.start, self.total = source, start, total
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self.bar = Progress(*columns, console=console, transient=False)
+        else:
+            console.print(f"{source}: {total} ticker(s) since {start}", highlight=False)
+
+    def __enter__(self) -> _FetchProgress:
+        if self.bar is not None:
+            self.bar.start()
+            self.task = self.bar.add_task(f"{self.source} since {self.start}", total=self.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def ticker(self, ticker: str, done: int, total: int) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, completed=done, description=f"{self.source} {ticker}")
+
+    def batch(self, stored: BatchStored) -> None:
+        if self.bar is None:
+            console.print(f"{self.source}: batch {stored.number}/{stored.batches} stored: {stored.done}/"
+                          f"{stored.total} tickers done ({stored.fetched} fetched, {stored.failed} failed)",
+                          highlight=False)
+
+    def finish(self, requests: int, fetched: int) -> None:
+        line = f"{self.source} since {self.start} ({fetched} fetched, {requests} requests)"
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, description=line)
+        else:
+            console.print(line, highlight=False)
 
 
 @data_app.command("accept")

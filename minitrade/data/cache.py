@@ -13,44 +13,80 @@ is read whole again whenever its file's digest changed, and a remote one (which 
 last fetched whole (`price_checks`). A source with no bar past the cached ones raises DataStale
 naming the last cached bar; what a run needs is decided by `freshness`.
 
-The network is never used inside a transaction, and each write is one transaction: a failed or
-interrupted fetch leaves the cached history exactly as it was.
+Many tickers (a 5,000-ticker first fetch) go in batches: `concurrency` fetches in flight at once
+(the source's `concurrency`, set in minitrade.yaml), and each batch of `batch_size` tickers stored
+in one transaction, bars inserted from one DataFrame. Between batches, and while a batch's
+fetches run, `should_stop()` is asked: once it says yes, queued fetches are dropped, what was
+fetched is stored, and the request ends; every stored batch stays, and the next request fetches
+only the tickers still missing. A request opens the store once to plan (reading the tickers
+already cached, one query per batch) and once per batch; only the frames asked for are kept.
+
+The network is never used inside a transaction: a failed or interrupted fetch leaves the cached
+history of its ticker exactly as it was.
 
     cache = PriceCache(store, YahooDataSource("yahoo", spec))
     spy = cache.daily("SPY", date(2016, 1, 1))          # first run: one request
     spy = cache.daily("SPY", date(2016, 1, 1))          # again: no request (after the close)
+    got = cache.serve_many(tickers, date(2016, 1, 1), should_stop=stop.is_set)  # batched
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from minitrade import clock as real_clock
 from minitrade.data.base import COLUMNS, DataSource
-from minitrade.errors import DataError, DataStale
+from minitrade.errors import DataError, DataStale, FetchStopped
 from minitrade.store import Store
 from minitrade.store import prices as sql
 
 OVERLAP_DAYS = 10          # calendar days re-fetched before the cached end to spot revisions
 REVISION_RTOL = 1e-6       # relative change of a cached price that counts as a revision
-CONCURRENCY = 4            # fetches in flight at once; modest, providers rate-limit
+CONCURRENCY = 4            # fetches in flight at once for a source that sets none (csv files)
+BATCH = 100                # tickers stored per transaction; a stop request waits at most this long
+STOP_POLL = 0.2            # seconds between looks at `should_stop` while a batch's fetches run
 
 Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BatchStored:
+    """Told after each batch's transaction committed: where a many-ticker request stands."""
+
+    number: int        # this batch, from 1
+    batches: int       # batches the request needs (tickers to fetch / batch size)
+    done: int          # tickers answered so far: cached before, stored, or failed
+    total: int
+    fetched: int       # tickers fetched and stored so far
+    failed: int
+
+
+@dataclass
+class Served:
+    """A many-ticker request's answer: frames (when kept), failures, and whether it was stopped."""
+
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    failures: dict[str, DataError] = field(default_factory=dict)
+    stopped: bool = False      # `should_stop` said yes before every ticker was answered
+    missing: list[str] = field(default_factory=list)  # tickers left unanswered by the stop
+    fetched: int = 0           # tickers fetched from the source and stored
+    batches: int = 0           # batches done, each stored in one transaction
 
 
 class PriceCache:
     """A DataSource that serves `source` through the store's price cache."""
 
     def __init__(self, store: Store, source: DataSource, *, overlap_days: int = OVERLAP_DAYS,
-                 today: Callable[[], date] | None = None, concurrency: int = CONCURRENCY,
-                 clock: Callable[[], datetime] = real_clock.now) -> None:
+                 today: Callable[[], date] | None = None, concurrency: int | None = None,
+                 batch_size: int = BATCH, clock: Callable[[], datetime] = real_clock.now) -> None:
         self.store = store
         self.source = source
         self.name = source.name
@@ -58,7 +94,11 @@ class PriceCache:
         self.overlap = timedelta(days=overlap_days)
         # Bars dated before today's UTC date are final on every exchange east of Hawaii.
         self.today = today or (lambda: datetime.now(UTC).date())
+        if concurrency is None:  # the source's own setting (minitrade.yaml `concurrency:`)
+            own = getattr(source, "concurrency", None)
+            concurrency = own if isinstance(own, int) else CONCURRENCY
         self.concurrency = max(1, concurrency)
+        self.batch_size = max(1, batch_size)
         self.clock = clock  # the real present: when a whole history is due to be verified again
         digest = getattr(source, "digest", None)
         self._digest: Callable[[str], str | None] | None = digest if callable(digest) else None
@@ -76,108 +116,154 @@ class PriceCache:
         `frame.attrs`: source, ticker, adjustment, partial (the last bar is today's so far).
         Raises DataError (naming the ticker) when the source fails; the cache is then unchanged.
         """
-        frames, failures = self._serve([ticker], start, end, None)
-        if failures:
-            raise failures[0]
-        return frames[ticker]
+        got = self.serve_many([ticker], start, end)
+        if ticker in got.failures:
+            raise got.failures[ticker]
+        return got.frames[ticker]
 
     def daily_many(self, tickers: Iterable[str], start: date, end: date | None = None,
-                   progress: Progress | None = None) -> dict[str, pd.DataFrame]:
-        """`daily` for each ticker; every ticker is tried, then failures are raised together.
+                   progress: Progress | None = None, *,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, pd.DataFrame]:
+        """`daily` for each ticker, in batches; every ticker is tried, then failures are raised together.
 
-        `progress(ticker, done, total)` is called after each ticker, failed or not. The store is
-        opened once when everything is cached, else twice whatever the number of tickers: to see
-        what is cached, then to write what was fetched and read the answer.
+        Raises FetchStopped when `should_stop()` said yes first (the stored batches stay cached).
         """
         names = list(dict.fromkeys(tickers))
-        frames, failures = self._serve(names, start, end, progress)
-        if failures:
-            lines = "; ".join(str(e) for e in failures)
-            raise DataError(f"{len(failures)} of {len(names)} tickers failed: {lines}", source=self.name,
-                            retryable=all(e.retryable for e in failures))
-        return frames
+        got = self.serve_many(names, start, end, progress=progress, should_stop=should_stop)
+        if got.stopped:
+            raise stopped_error(self.name, got, len(names))
+        if got.failures:
+            lines = "; ".join(str(e) for e in got.failures.values())
+            raise DataError(f"{len(got.failures)} of {len(names)} tickers failed: {lines}", source=self.name,
+                            retryable=all(e.retryable for e in got.failures.values()))
+        return got.frames
 
-    # -- refreshing ---------------------------------------------------------------------------
-    def _serve(self, tickers: list[str], start: date, end: date | None,
-               progress: Progress | None) -> tuple[dict[str, pd.DataFrame], list[DataError]]:
+    def serve_many(self, tickers: Iterable[str], start: date, end: date | None = None, *, keep: bool = True,
+                   should_stop: Callable[[], bool] | None = None, progress: Progress | None = None,
+                   on_batch: Callable[[BatchStored], None] | None = None) -> Served:
+        """Bring each ticker's bars into the cache in batches; return them (if `keep`) and the failures.
+
+        `keep=False` only warms the cache: no frame is read back, so memory stays at one batch.
+        `progress(ticker, done, total)` is called after each ticker, `on_batch` after each commit.
+        A stop request (`should_stop()` true) ends the request with `stopped` set; nothing raised.
+        """
+        names = list(dict.fromkeys(tickers))
         today = self.today()
         last = end or today
         if last < start:
             raise DataError(f"end {last} is before start {start}", source=self.name,
-                            ticker=tickers[0] if len(tickers) == 1 else None)
-        jobs: dict[str, _Job] = {}
-        cached: dict[str, pd.DataFrame] | None = None
+                            ticker=names[0] if len(names) == 1 else None)
         # files are hashed before the transaction: it holds the state file only for what needs it
-        digests = {t: self._digest(t) for t in tickers} if self._digest is not None else {}
+        digests = {t: self._digest(t) for t in names} if self._digest is not None else {}
         now = self.clock()
+        size = self.batch_size
+        got = _Answer(names, start, last, keep)
         with self.store.transaction() as con:
-            known = sql.cached_ranges(con, self.name, tickers)
-            checks = sql.price_checks(con, self.name, tickers)
-            for ticker in tickers:
-                job = self._job(known.get(ticker), start, last)
-                if job is not None and not job.whole and self._due(checks.get(ticker), digests.get(ticker), now):
-                    job = _Job(job.first_cached or start, job.last, whole=True, first_cached=job.first_cached)
-                elif job is None and self._due(checks.get(ticker), digests.get(ticker), now):
-                    held = known[ticker]
-                    job = _Job(min(start, held.first), max(last, held.last), whole=True, first_cached=held.first)
-                if job is not None:
-                    job.digest = digests.get(ticker)
-                    jobs[ticker] = job
-            extending = {t: j for t, j in jobs.items() if not j.whole}
-            if extending:
-                overlap = sql.read_many(con, self.name, list(extending),
-                                        min(j.first for j in extending.values()))
-                ends = sql.last_dates(con, self.name, list(extending))
-                for ticker, job in extending.items():
-                    job.last_cached = ends.get(ticker)
-                    old = overlap.get(ticker)
-                    if old is not None:
-                        job.old = old[(old.index >= pd.Timestamp(job.first))
-                                      & (old.index <= pd.Timestamp(job.known_last))]
-            if not jobs:  # all cached: answer from this one transaction
-                cached = sql.read_many(con, self.name, tickers, start, last)
+            jobs = self._plan(con, names, start, last, digests, now)
+            waiting = [t for t in names if t in jobs]
+            chunks = [waiting[i:i + size] for i in range(0, len(waiting), size)]
+            if chunks:
+                self._load_cached(con, {t: jobs[t] for t in chunks[0]})
+            ready = [t for t in names if t not in jobs]
+            for i in range(0, len(ready), size):  # one query per batch: a bounded result set each
+                got.take(self, con, ready[i:i + size])
+        for ticker in ready:
+            got.answered(ticker, progress)
+        for number, chunk in enumerate(chunks, 1):
+            if should_stop is not None and should_stop():
+                got.stopped = True
+                break
+            batch = {t: jobs[t] for t in chunk}
+            failures, skipped = self._fetch_batch(batch, today, should_stop, got, progress)
+            written = {t: j for t, j in batch.items() if j.bars is not None and t not in failures}
+            following = chunks[number] if number < len(chunks) and not skipped else []
+            if written or following:
+                self._store(written, following, jobs, now, got)
+            for job in batch.values():  # the fetched frames are in DuckDB now: let them go
+                job.bars = job.old = None
+            got.fetched += len(written)
+            got.batches += 1
+            if on_batch is not None:
+                got.told(on_batch, number, len(chunks))
+            if skipped:
+                got.stopped = True
+                break
+        return got.finish()
+
+    def _store(self, written: dict[str, _Job], following: list[str], jobs: dict[str, _Job], now: datetime,
+               got: _Answer) -> None:
+        """One transaction: store a batch's bars, read them back, and read the next batch's overlap."""
+        with self.store.transaction() as con:
+            sql.write_many(con, self.name, [(t, j.bars, None if j.whole else j.first, j.covered)
+                                            for t, j in written.items() if j.bars is not None],
+                           adjustment=self.adjustment, fetched_at=datetime.now(UTC))
+            sql.write_checks(con, self.name, [(t, j.digest, now) for t, j in written.items() if j.whole])
+            got.take(self, con, list(written))
+            if following:
+                self._load_cached(con, {t: jobs[t] for t in following})
+
+    # -- planning -----------------------------------------------------------------------------
+    def _plan(self, con: duckdb.DuckDBPyConnection, names: list[str], start: date, last: date,
+              digests: dict[str, str | None], now: datetime) -> dict[str, _Job]:
+        """What each ticker needs fetched; tickers the cache has complete are absent."""
+        known = sql.cached_ranges(con, self.name, names)
+        checks = sql.price_checks(con, self.name, names)
+        jobs: dict[str, _Job] = {}
+        for ticker in names:
+            job = self._job(known.get(ticker), start, last)
+            if job is not None and not job.whole and self._due(checks.get(ticker), digests.get(ticker), now):
+                job = _Job(job.first_cached or start, job.last, whole=True, first_cached=job.first_cached)
+            elif job is None and self._due(checks.get(ticker), digests.get(ticker), now):
+                held = known[ticker]
+                job = _Job(min(start, held.first), max(last, held.last), whole=True, first_cached=held.first)
+            if job is not None:
+                job.digest = digests.get(ticker)
+                jobs[ticker] = job
+        return jobs
+
+    def _load_cached(self, con: duckdb.DuckDBPyConnection, batch: dict[str, _Job]) -> None:
+        """Read the cached bars an extending fetch compares against (the overlap), before fetching."""
+        extending = {t: j for t, j in batch.items() if not j.whole}
+        if not extending:
+            return
+        overlap = sql.read_many(con, self.name, list(extending), min(j.first for j in extending.values()))
+        ends = sql.last_dates(con, self.name, list(extending))
+        for ticker, job in extending.items():
+            job.last_cached = ends.get(ticker)
+            old = overlap.get(ticker)
+            if old is not None:
+                job.old = old[(old.index >= pd.Timestamp(job.first)) & (old.index <= pd.Timestamp(job.known_last))]
+
+    # -- fetching -----------------------------------------------------------------------------
+    def _fetch_batch(self, jobs: dict[str, _Job], today: date, should_stop: Callable[[], bool] | None,
+                     got: _Answer, progress: Progress | None) -> tuple[dict[str, DataError], list[str]]:
+        """Fetch a batch a few at a time; on a stop request drop the queued fetches (returned)."""
         failures: dict[str, DataError] = {}
-        done = 0
-        for ticker in tickers:
-            if ticker not in jobs:
-                done += 1
-                if progress is not None:
-                    progress(ticker, done, len(tickers))
-        if jobs:
-            # a few fetches at a time: a 15:45 refresh of 100 tickers must not take 100 round trips
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)),
-                                    thread_name_prefix=f"cache {self.name}") as pool:
-                running = {pool.submit(self._run, ticker, job, today): ticker for ticker, job in jobs.items()}
-                for future in as_completed(running):
-                    ticker = running[future]
+        skipped: list[str] = []
+        # a few fetches at a time: a 15:45 refresh of 100 tickers must not take 100 round trips
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)),
+                                  thread_name_prefix=f"cache {self.name}")
+        try:
+            pending = {pool.submit(self._run, ticker, job, today): ticker for ticker, job in jobs.items()}
+            while pending:
+                done, _ = wait(pending, timeout=STOP_POLL if should_stop is not None else None,
+                               return_when=FIRST_COMPLETED)
+                for future in done:
+                    ticker = pending.pop(future)
                     try:
                         future.result()
                     except DataError as e:
                         failures[ticker] = e
-                    done += 1
-                    if progress is not None:
-                        progress(ticker, done, len(tickers))
-        served = [t for t in tickers if t not in failures]
-        if cached is None:
-            with self.store.transaction() as con:
-                written = {t: job for t, job in jobs.items() if job.bars is not None and t not in failures}
-                sql.write_many(con, self.name, [(t, job.bars, None if job.whole else job.first, job.covered)
-                                                for t, job in written.items()],
-                               adjustment=self.adjustment, fetched_at=datetime.now(UTC))
-                sql.write_checks(con, self.name, [(t, job.digest, now) for t, job in written.items() if job.whole])
-                cached = sql.read_many(con, self.name, served, start, last)
-        frames: dict[str, pd.DataFrame] = {}
-        for ticker in served:
-            bars = cached.get(ticker)
-            if bars is None or bars.empty:
-                failures[ticker] = DataError(f"no prices from {start} to {last}", source=self.name,
-                                             ticker=ticker)
-                continue
-            out = bars[COLUMNS].astype("float64")
-            out.attrs.update(source=self.name, ticker=ticker, adjustment=self.adjustment,
-                             partial=bool(bars["partial"].iloc[-1]))
-            frames[ticker] = out
-        return frames, [failures[t] for t in tickers if t in failures]
+                        got.fail(ticker, e)
+                    got.answered(ticker, progress)
+                if should_stop is not None and not skipped and pending and should_stop():
+                    for future, ticker in list(pending.items()):
+                        if future.cancel():  # not started yet; the running ones finish (own deadline)
+                            del pending[future]
+                            skipped.append(ticker)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return failures, skipped
 
     def _job(self, known: sql.CachedRange | None, start: date, last: date) -> _Job | None:
         """What to fetch for one ticker, or None when the cache already has it all."""
@@ -238,6 +324,61 @@ class PriceCache:
         if len(final) and final[-1].date() >= today:
             return today
         return today - timedelta(days=1)
+
+
+class _Answer:
+    """What a many-ticker request has answered so far: frames read back, failures, progress."""
+
+    def __init__(self, names: list[str], start: date, last: date, keep: bool) -> None:
+        self.names, self.start, self.last, self.keep = names, start, last, keep
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.failures: dict[str, DataError] = {}
+        self.seen: set[str] = set()
+        self.stopped = False
+        self.fetched = 0
+        self.batches = 0
+
+    def take(self, cache: PriceCache, con: duckdb.DuckDBPyConnection, tickers: list[str]) -> None:
+        """Read the cached bars of `tickers` back as canonical frames (when the caller keeps them)."""
+        if not self.keep or not tickers:
+            return
+        cached = sql.read_many(con, cache.name, tickers, self.start, self.last)
+        for ticker in tickers:
+            bars = cached.get(ticker)
+            if bars is None or bars.empty:
+                self.fail(ticker, DataError(f"no prices from {self.start} to {self.last}", source=cache.name,
+                                            ticker=ticker))
+                continue
+            out = bars[COLUMNS].astype("float64")
+            out.attrs.update(source=cache.name, ticker=ticker, adjustment=cache.adjustment,
+                             partial=bool(bars["partial"].iloc[-1]))
+            self.frames[ticker] = out
+
+    def fail(self, ticker: str, error: DataError) -> None:
+        self.failures[ticker] = error
+
+    def answered(self, ticker: str, progress: Progress | None) -> None:
+        self.seen.add(ticker)
+        if progress is not None:
+            progress(ticker, len(self.seen), len(self.names))
+
+    def told(self, on_batch: Callable[[BatchStored], None], number: int, batches: int) -> None:
+        on_batch(BatchStored(number=number, batches=batches, done=len(self.seen), total=len(self.names),
+                             fetched=self.fetched, failed=len(self.failures)))
+
+    def finish(self) -> Served:
+        names = self.names
+        return Served(frames={t: self.frames[t] for t in names if t in self.frames},
+                      failures={t: self.failures[t] for t in names if t in self.failures},
+                      stopped=self.stopped, missing=[t for t in names if t not in self.seen],
+                      fetched=self.fetched, batches=self.batches)
+
+
+def stopped_error(source: str, served: Served, total: int) -> FetchStopped:
+    """The one message of a stopped many-ticker fetch: what is kept and what to do."""
+    return FetchStopped(f"stopped on request with {len(served.missing)} of {total} tickers not fetched yet "
+                        f"({served.fetched} fetched and stored in {served.batches} batches, kept); fetch again "
+                        "to continue with the missing ones", source=source)
 
 
 @dataclass

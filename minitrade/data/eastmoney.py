@@ -96,6 +96,7 @@ class EastMoneyDataSource:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._url = spec.base_url.rstrip("/") + KLINE_PATH
         self.verify_every = spec.verify_every  # the price cache re-reads the whole history this often
+        self.concurrency = spec.fetch_concurrency  # the price cache's fetches in flight at once
 
     def __repr__(self) -> str:
         return f"EastMoneyDataSource({self.name!r}, base_url={self.spec.base_url!r})"

@@ -9,19 +9,24 @@ bars came from the source, from the price cache, or from neither:
 
     needed = needed_day("XNYS", at, timedelta(minutes=20), latest=signal_day)
     prices = fresh_prices(cache, ["SPY"], start, signal_day, needed=needed, at=at)  # or DataStale
+
+Through a `PriceCache` the tickers are fetched in batches (a few at a time, one transaction per
+batch), and `should_stop` (e.g. `stop_event.is_set`) abandons a long first fetch between fetches
+with FetchStopped; the answer is the same as asking the source ticker by ticker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from minitrade.data.base import DataSource
+from minitrade.data.cache import PriceCache, stopped_error
 from minitrade.data.registry import source_for
-from minitrade.errors import DataError, DataStale
+from minitrade.errors import DataError, DataStale, FetchStopped
 from minitrade.models import CsvSource
 from minitrade.trading_calendar import get_calendar
 
@@ -44,15 +49,32 @@ def needed_day(calendar: str, at: datetime, delay: timedelta, *, latest: date | 
 
 
 def fresh_prices(source: DataSource, tickers: Iterable[str], start: date, end: date, *, needed: date | None,
-                 at: datetime) -> dict[str, pd.DataFrame]:
-    """Bars of each ticker from `start` to `end`; DataStale naming every ticker without the needed bar."""
+                 at: datetime, should_stop: Callable[[], bool] | None = None) -> dict[str, pd.DataFrame]:
+    """Bars of each ticker from `start` to `end`; DataStale naming every ticker without the needed bar.
+
+    Raises the first other DataError (in ticker order), or FetchStopped once `should_stop()` is true.
+    """
+    names = list(dict.fromkeys(tickers))
     prices: dict[str, pd.DataFrame] = {}
     stale: dict[str, date | None] = {}
-    for ticker in tickers:
-        try:
-            prices[ticker] = source.daily(ticker, start, end)
-        except DataStale as e:
-            stale[ticker] = e.last_bar
+    if isinstance(source, PriceCache):
+        got = source.serve_many(names, start, end, should_stop=should_stop)
+        for ticker, error in got.failures.items():
+            if not isinstance(error, DataStale):
+                raise error
+            stale[ticker] = error.last_bar
+        if got.stopped:
+            raise stopped_error(source.name, got, len(names))
+        prices = got.frames
+    else:
+        for ticker in names:
+            if should_stop is not None and should_stop():
+                raise FetchStopped(f"stopped on request with {len(names) - len(prices) - len(stale)} of "
+                                   f"{len(names)} tickers not fetched yet", source=source.name)
+            try:
+                prices[ticker] = source.daily(ticker, start, end)
+            except DataStale as e:
+                stale[ticker] = e.last_bar
     if needed is not None:
         for ticker, frame in prices.items():
             last = frame.index[-1].date() if len(frame) else None

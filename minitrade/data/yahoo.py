@@ -59,6 +59,7 @@ class YahooDataSource:
         self._crumb: str | None = None
         self._cookies: dict[str, str] = {}
         self.verify_every = spec.verify_every  # the price cache re-reads the whole history this often
+        self.concurrency = spec.fetch_concurrency  # the price cache's fetches in flight at once
 
     def __repr__(self) -> str:
         return f"YahooDataSource({self.name!r}, base_url={self._chart!r})"

@@ -30,7 +30,7 @@ from minitrade.clock import now as real_now
 from minitrade.data import changes as price_changes
 from minitrade.data import freshness
 from minitrade.data.base import DataSource
-from minitrade.errors import DataChanged, MinitradeError, StrategyError
+from minitrade.errors import DataChanged, FetchStopped, MinitradeError, StrategyError
 from minitrade.loader import Snapshot
 from minitrade.models import Mode, Plan
 from minitrade.notify import Notifier, messages
@@ -123,7 +123,11 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
     for name, tick_at, run_id in ticks:
         outcome = _start(env, name, tick_at, run_id)
         try:
-            prepared[run_id] = _prepare(env, outcome, tick_at)
+            prepared[run_id] = _prepare(env, outcome, tick_at, should_stop)
+        except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
+            outcome.error = str(e)
+            with env.store.transaction() as con:
+                run_sql.finish_run(con, run_id, error=f"interrupted: {e}", finished_at=env.clock())
         except MinitradeError as e:
             _fail(env, outcome, e)
             outcomes.append(outcome)
@@ -199,7 +203,8 @@ def _record_bug(env: RunEnv, outcome: RunOutcome, error: Exception) -> None:
         run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock())
 
 
-def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime) -> _Prepared:
+def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime,
+             should_stop: Callable[[], bool] = lambda: False) -> _Prepared:
     """Prices, the strict guard, the actual book and storage: everything compute needs, read here."""
     store, snapshot = env.store, env.snapshot
     plan = snapshot.plans[outcome.plan]
@@ -209,7 +214,8 @@ def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime) -> _Prepared:
     # a source without the bar this tick needs fails the run (DataStale), never serves old prices
     delay = snapshot.settings.data_sources[plan.data_source].delay
     needed = freshness.needed_day(plan.calendar, tick_at, delay, latest=day)
-    prices = freshness.fresh_prices(source, plan.tickers, plan.backtest_start, day, needed=needed, at=tick_at)
+    prices = freshness.fresh_prices(source, plan.tickers, plan.backtest_start, day, needed=needed, at=tick_at,
+                                    should_stop=should_stop)
     if plan.mode is Mode.STRICT:
         price_changes.check_unchanged(store, plan.name, prices, source=plan.data_source)
 

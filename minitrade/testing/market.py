@@ -64,6 +64,8 @@ class PriceBook:
     dividends: dict[str, list[tuple[date, float]]] = field(default_factory=dict)
     first_day: dict[str, date] = field(default_factory=dict)
     unknown: set[str] = field(default_factory=set)
+    # where every walk begins; a recent day makes a book of thousands of tickers quick to serve
+    walk_start: date = FIRST_DAY
     _walks: dict[str, list[tuple[date, float, float, float, float, float]]] = field(default_factory=dict)
 
     def add_split(self, ticker: str, day: date, ratio: float) -> None:
@@ -81,7 +83,7 @@ class PriceBook:
         end = min(end, today)
         if local_now.time() < session.open:
             end = min(end, today - timedelta(days=1))
-        begin = max(start, self.first_day.get(ticker, FIRST_DAY))
+        begin = max(start, self.first_day.get(ticker, self.walk_start))
         out: list[RawBar] = []
         for day, o, h, low, c, v in self._walk(ticker, end):
             if day < begin:
@@ -110,7 +112,7 @@ class PriceBook:
             rng = random.Random(zlib.crc32(ticker.encode()))
             price = 20.0 + rng.random() * 200.0
             walk = []
-            day = FIRST_DAY
+            day = self.walk_start
             stop = max(end, date.today()) + timedelta(days=7)
             while day <= stop:
                 if day.weekday() < 5:

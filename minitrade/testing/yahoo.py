@@ -15,6 +15,8 @@ the current trading period; today's bar while the session runs is stamped with t
 from __future__ import annotations
 
 import json
+import threading
+import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,6 +52,10 @@ class FakeYahoo(FakeHTTPServer):
     def __init__(self, book: PriceBook | None = None, *, require_crumb: bool = False) -> None:
         super().__init__(book)
         self.require_crumb = require_crumb
+        self.hold = 0.0          # seconds each chart answer is held, counted in flight
+        self.most_in_flight = 0  # the most chart requests answered at once (a client's concurrency)
+        self._in_flight = 0
+        self._flight_lock = threading.Lock()
 
     def request_ticker(self, path: str, query: dict[str, str]) -> str | None:
         if path.startswith("/v8/finance/chart/"):
@@ -73,7 +79,16 @@ class FakeYahoo(FakeHTTPServer):
             ticker = path.rsplit("/", 1)[-1]
             if self.require_crumb and query.get("crumb") != CRUMB:
                 return _error(401, "Unauthorized", "Invalid Crumb")
-            return self.chart(ticker, query)
+            with self._flight_lock:
+                self._in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self._in_flight)
+            try:
+                if self.hold > 0:
+                    time_module.sleep(self.hold)
+                return self.chart(ticker, query)
+            finally:
+                with self._flight_lock:
+                    self._in_flight -= 1
         return Reply(404, b'{"finance":{"result":null,"error":{"code":"Not Found",'
                           b'"description":"HTTP 404 Not Found"}}}')
 

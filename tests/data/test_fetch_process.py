@@ -1,0 +1,93 @@
+"""`minitrade data fetch` as a real process: SIGTERM during a 2,000-ticker first fetch."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from minitrade.store import Store
+from minitrade.testing.market import PriceBook
+from minitrade.testing.yahoo import FakeYahoo
+
+UNIVERSE = [f"T{i:04d}" for i in range(2000)]
+BATCH_LINE = re.compile(r"^yahoo: batch (\d+)/(\d+) stored: (\d+)/2000 tickers done \((\d+) fetched, (\d+) failed\)")
+
+
+def write_repo(root: Path, url: str) -> None:
+    (root / "plans").mkdir(parents=True)
+    (root / "strategies").mkdir()
+    (root / "minitrade.yaml").write_text(f"""\
+timezone: America/New_York
+state_dir: state
+data_sources:
+  yahoo: {{type: yahoo, base_url: "{url}", timeout: 30, concurrency: 8}}
+""")
+    (root / "strategies" / "hold.py").write_text(
+        "import backtrader as bt\n\n\nclass Hold(bt.Strategy):\n    def next(self):\n        pass\n")
+    (root / "plans" / "everything.yaml").write_text(f"""\
+strategy: strategies/hold.py
+universe: [{", ".join(UNIVERSE)}]
+data_source: yahoo
+backtest_start: 2026-06-01
+run_at: "15:45"
+cash: 10000
+""")
+
+
+def lines_of(stream) -> queue.Queue[str | None]:
+    """The process's output lines, read by a thread (a blocked read never hangs the test)."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_first_fetch_exits_on_its_own_keeping_every_stored_batch(tmp_path):
+    with FakeYahoo(PriceBook(now=datetime.now(UTC), walk_start=date(2026, 1, 5))) as fake:
+        write_repo(tmp_path, fake.url)
+        with subprocess.Popen([sys.executable, "-m", "minitrade", "data", "fetch", "--repo", str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
+            try:
+                out = lines_of(process.stdout)
+                seen: list[str] = []
+                while not any(BATCH_LINE.match(line) for line in seen):  # the first batch is in DuckDB
+                    line = out.get(timeout=300)
+                    assert line is not None, f"exited before a batch was stored: {''.join(seen)}"
+                    seen.append(line)
+                process.send_signal(signal.SIGTERM)
+                code = process.wait(timeout=300)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+            while (line := out.get(timeout=60)) is not None:
+                seen.append(line)
+            errors = process.stderr.read() if process.stderr else ""
+
+    assert code == 130, f"{''.join(seen)}\n{errors}"
+    assert "SIGTERM: stopping after the fetches in flight" in errors
+    assert "stopped on request with" in errors and "fetch again" in errors
+    batches = [BATCH_LINE.match(line) for line in seen]
+    last = [m for m in batches if m][-1]
+    fetched = int(last.group(4))
+    assert 100 <= fetched < 2000 and int(last.group(2)) == 20
+    with Store(tmp_path / "state" / "minitrade.duckdb").transaction() as con:
+        kept = [r[0] for r in con.execute("SELECT ticker FROM price_ranges").fetchall()]
+        bars = con.execute("SELECT count(DISTINCT ticker) FROM prices").fetchone()
+    assert len(kept) == fetched and bars == (fetched,)  # every batch it said it stored is there
+    assert set(kept) <= set(UNIVERSE)
