@@ -162,21 +162,23 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
     return passes
 
 
+def _applied(root: Path, store: Store) -> Snapshot | None:
+    """The applied state, or None when there is none or it cannot be read (never fatal here)."""
+    try:
+        return applied_snapshot(root, store)
+    except MinitradeError:
+        return None
+
+
 def _executor(root: Path, store: Store) -> ProcessExecutor:
     """One pool for the daemon's life (its forkserver imports pandas and backtrader once)."""
-    try:
-        snapshot = applied_snapshot(root, store)
-    except MinitradeError:
-        snapshot = None
+    snapshot = _applied(root, store)
     return executor_for(snapshot.settings.executor if snapshot is not None else ExecutorSpec.model_validate({}))
 
 
 def _warn_calendars(root: Path, store: Store) -> None:
     """Calendars whose holiday data ends within 60 days, told once per daemon start."""
-    try:
-        snapshot = applied_snapshot(root, store)
-    except MinitradeError:
-        return
+    snapshot = _applied(root, store)
     if snapshot is None:
         return
     today = datetime.now(UTC).date()
@@ -194,10 +196,7 @@ def _warn_calendars(root: Path, store: Store) -> None:
 def _warn_early_closes(root: Path, store: Store, today: date, told: set[tuple[str, datetime]]) -> None:
     """Early closes in the next 14 days that move or skip a plan's runs: told once per plan and
     run per daemon process (a notification and the log), like `minitrade plan` shows them."""
-    try:
-        snapshot = applied_snapshot(root, store)
-    except MinitradeError:
-        return
+    snapshot = _applied(root, store)
     if snapshot is None:
         return
     by_close: dict[datetime, list[EarlyCloseTick]] = {}
@@ -219,9 +218,6 @@ def _warn_early_closes(root: Path, store: Store, today: date, told: set[tuple[st
 
 
 def _announce(root: Path, store: Store, message: Callable[[Snapshot], messages.Message]) -> None:
-    try:
-        snapshot = applied_snapshot(root, store)
-    except MinitradeError:
-        return
+    snapshot = _applied(root, store)
     if snapshot is not None:
         Notifier.from_settings(snapshot.settings, store=store).notify(message(snapshot))

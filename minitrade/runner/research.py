@@ -19,6 +19,7 @@ from minitrade.runner.backtest import BacktestResult, run_backtest
 from minitrade.runner.compute import RunInput, plan_strategy
 
 if TYPE_CHECKING:
+    from minitrade.data.base import DataSource
     from minitrade.loader import Snapshot
     from minitrade.models import Plan
 
@@ -29,13 +30,7 @@ StageProgress = Callable[[str, int, int], None]
 def backtest_plan(snapshot: Snapshot, name: str, *, start: date | None = None, end: date | None = None,
                   progress: StageProgress | None = None) -> BacktestResult:
     """Backtest plan `name` from `start` (default backtest_start) to `end` (default: latest prices)."""
-    plan = snapshot.plans[name]
-    if start is not None:
-        plan = plan.model_copy(update={"backtest_start": start})
-    spec = snapshot.settings.data_sources.get(plan.data_source)
-    if spec is None:
-        raise DataError(f"plan {name}: unknown data source {plan.data_source!r}", source=plan.data_source)
-    source = source_for(plan.data_source, spec, root=snapshot.root)
+    plan, source = _plan_and_source(snapshot, name, start)
     prices: dict[str, pd.DataFrame] = {}
     for i, ticker in enumerate(plan.tickers):
         if progress is not None:
@@ -50,13 +45,7 @@ def backtest_plan(snapshot: Snapshot, name: str, *, start: date | None = None, e
 def research_input(snapshot: Snapshot, name: str, *, run_id: str, start: date | None = None,
                    end: date | None = None) -> RunInput:
     """A research backtest of plan `name` as a compute unit (prices read here), for an executor."""
-    plan = snapshot.plans[name]
-    if start is not None:
-        plan = plan.model_copy(update={"backtest_start": start})
-    spec = snapshot.settings.data_sources.get(plan.data_source)
-    if spec is None:
-        raise DataError(f"plan {name}: unknown data source {plan.data_source!r}", source=plan.data_source)
-    source = source_for(plan.data_source, spec, root=snapshot.root)
+    plan, source = _plan_and_source(snapshot, name, start)
     code = snapshot.strategies.get(plan.strategy)
     if code is None:
         raise StrategyError(f"strategy file {plan.strategy} not found", plan=plan.name, file=plan.strategy)
@@ -66,6 +55,17 @@ def research_input(snapshot: Snapshot, name: str, *, run_id: str, start: date | 
                     cash=plan.cash, positions={t: float(q) for t, q in plan.positions.items()},
                     trade_start=plan.trade_start, commission=commission, end=end, frozen_before=None,
                     timeout=plan.timeout or snapshot.settings.executor.timeout)
+
+
+def _plan_and_source(snapshot: Snapshot, name: str, start: date | None) -> tuple[Plan, DataSource]:
+    """The plan (from `start` if given) and its data source, straight from the provider (no cache)."""
+    plan = snapshot.plans[name]
+    if start is not None:
+        plan = plan.model_copy(update={"backtest_start": start})
+    spec = snapshot.settings.data_sources.get(plan.data_source)
+    if spec is None:
+        raise DataError(f"plan {name}: unknown data source {plan.data_source!r}", source=plan.data_source)
+    return plan, source_for(plan.data_source, spec, root=snapshot.root)
 
 
 def load_plan_strategy(snapshot: Snapshot, plan: Plan) -> type:
