@@ -2,7 +2,7 @@
 
 A strict plan replays its whole history every run, so its orders are only consistent if the past
 it replays is the past it traded on. Each run records the final bars it used (`price_history`,
-partial bars excluded); the next run compares open/high/low/close on the dates both share with a
+partial bars excluded; appended, never rewritten); the next run compares open/high/low/close on the dates both share with a
 relative tolerance and stops with `DataChanged` naming the ticker, the dates and by how much —
 typically a split or a dividend adjustment the provider applied to the past.
 
@@ -136,11 +136,36 @@ def check_unchanged(store: Store, plan: str, prices: Mapping[str, pd.DataFrame],
 
 
 def record_history(store: Store, plan: str, run_id: str, prices: Mapping[str, pd.DataFrame]) -> str:
-    """Remember the final bars this run used; returns their digest (for runs.data_digest)."""
+    """Remember the final bars this run used; returns their digest (for runs.data_digest).
+
+    Append-only: a strict run follows `check_unchanged`, so the bars recorded already are the ones
+    it used (to the tolerance) and stay as first recorded; only bars after a ticker's last recorded
+    one (or before its first, when backtest_start moved earlier) are added, so a tick's write does
+    not grow with the history. A date that appeared inside the recorded span is added too, and a
+    ticker the plan no longer trades is forgotten, as a whole rewrite would do.
+    """
     bars = used_bars(prices)
     with store.transaction() as con:
-        sql.write_history(con, plan, run_id, bars)
+        spans = sql.history_spans(con, plan)
+        new, gaps = _unrecorded(bars, spans)
+        sql.append_history(con, plan, run_id, new, fill_gaps=gaps,
+                           drop=sorted(set(spans) - set(bars["ticker"])))
     return history_digest(prices)
+
+
+def _unrecorded(bars: pd.DataFrame, spans: Mapping[str, tuple[date, date, int]]
+                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The bars outside each ticker's recorded span, and (rarely) the inside ones to insert if missing.
+
+    Inside a span the recorded count tells whether a date is missing: when it equals the number of
+    the run's bars inside the span, every one of them is recorded (the dates both share matched)."""
+    first = pd.to_datetime(bars["ticker"].map({t: pd.Timestamp(s[0]) for t, s in spans.items()}))
+    last = pd.to_datetime(bars["ticker"].map({t: pd.Timestamp(s[1]) for t, s in spans.items()}))
+    inside = (bars["date"] >= first) & (bars["date"] <= last)
+    counts = inside.groupby(bars["ticker"]).sum()
+    short = [t for t, n in counts.items() if t in spans and spans[str(t)][2] != n]
+    gaps = bars[inside & bars["ticker"].isin(short)] if short else None
+    return bars[~inside], gaps
 
 
 def accept_history(store: Store, plan: str) -> None:
