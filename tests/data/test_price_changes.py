@@ -111,3 +111,45 @@ def test_the_digest_ignores_order_and_float_noise_but_not_prices(store):
     assert history_digest(a) != history_digest({"SPY": bars(scale=1.001), "QQQ": bars(scale=2)})
     assert history_digest(a) == record_history(store, "p", "run-1", a)
 
+
+
+def recorded(store, plan: str = "p") -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    with store.transaction() as con:
+        return con.execute("SELECT ticker, date, close, run_id FROM price_history WHERE plan = ? "
+                           "ORDER BY ticker, date", [plan]).df()
+
+
+def test_recording_appends_the_new_bars_and_keeps_the_recorded_ones(store):
+    full = bars(days=40, start="2025-12-22")
+    record_history(store, "p", "run-1", {"SPY": full.iloc[10:30], "QQQ": bars(scale=3)})
+    # backtest_start moved earlier, a day more, and QQQ left the universe
+    record_history(store, "p", "run-2", {"SPY": full.iloc[:31]})
+    rows = recorded(store)
+    assert rows["ticker"].unique().tolist() == ["SPY"] and len(rows) == 31
+    kept = rows[(rows["date"] >= full.index[10]) & (rows["date"] <= full.index[29])]
+    assert set(kept["run_id"]) == {"run-1"} and set(rows.drop(kept.index)["run_id"]) == {"run-2"}
+    early = full.iloc[:31].copy()
+    early.loc[early.index[2], "close"] *= 1.01  # the bars recorded from the earlier start are compared too
+    with pytest.raises(DataChanged):
+        check_unchanged(store, "p", {"SPY": early})
+
+
+def test_a_date_that_appears_inside_the_recorded_span_is_recorded(store):
+    gap = bars().drop(bars().index[10])
+    record_history(store, "p", "run-1", {"SPY": gap})
+    record_history(store, "p", "run-2", {"SPY": bars()})
+    rows = recorded(store)
+    assert len(rows) == 30 and rows.iloc[10]["run_id"] == "run-2"
+    moved = bars()
+    moved.loc[moved.index[10], "close"] *= 1.01
+    with pytest.raises(DataChanged):
+        check_unchanged(store, "p", {"SPY": moved})
+
+
+def test_small_moves_that_add_up_beyond_the_tolerance_are_caught(store):
+    # the recorded bars stay as the first run used them, so creeping adjustments cannot slip through
+    record_history(store, "p", "run-1", {"SPY": bars()})
+    check_unchanged(store, "p", {"SPY": bars(scale=1 + 6e-6)})
+    record_history(store, "p", "run-2", {"SPY": bars(scale=1 + 6e-6)})
+    with pytest.raises(DataChanged):
+        check_unchanged(store, "p", {"SPY": bars(scale=1 + 1.2e-5)})
