@@ -40,10 +40,14 @@ def positions_json(positions: pd.DataFrame) -> list[str]:
 
 
 def test_replay_decides_as_before_and_every_run_reads_back_its_whole_results(trading_repo) -> None:  # type: ignore[no-untyped-def]
-    summary = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 2, 6))
+    summary = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 2, 6),
+                     keep_results=True)
 
     assert replay_record(summary) == json.loads(GOLDEN.read_text())
     assert len(summary.runs) == 21 and not summary.failed
+    lean = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 1, 30),
+                  plans=["sma-aapl"], state_dir=trading_repo.path / "lean")
+    assert [r.result for r in lean.runs] == [None, None] and [r.status for r in lean.runs] == ["FINISHED"] * 2
     with summary.store.transaction() as con:
         for run in summary.runs:
             assert run.result is not None
@@ -73,7 +77,7 @@ def test_replay_decides_as_before_and_every_run_reads_back_its_whole_results(tra
 
 def test_replay_appends_new_bars_to_the_recorded_history_and_never_rewrites_it(trading_repo) -> None:  # type: ignore[no-untyped-def]
     summary = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 2, 1),
-                     plans=["sma-aapl"])
+                     plans=["sma-aapl"], keep_results=True)
     runs = [r.run_id for r in summary.runs]
     with summary.store.transaction() as con:
         recorded = con.execute("SELECT date, run_id FROM price_history WHERE plan = 'sma-aapl' AND ticker = 'AAPL' "
