@@ -13,6 +13,8 @@ typically a split or a dividend adjustment the provider applied to the past.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -179,7 +181,35 @@ def history_digest(prices: Mapping[str, pd.DataFrame]) -> str:
     bars = used_bars(prices).sort_values(["ticker", "date"], kind="stable")
     digest = hashlib.sha256()
     for ticker, group in bars.groupby("ticker", sort=True):
+        days = group["date"].to_numpy("datetime64[D]")
         digest.update(str(ticker).encode())
-        digest.update(pd.DatetimeIndex(group["date"]).strftime("%Y%m%d").str.cat().encode())
-        digest.update(np.array([float(f"{v:.8g}") for v in group[PRICES].to_numpy().ravel()]).tobytes())
+        digest.update("".join(np.datetime_as_string(days, unit="D")).replace("-", "").encode())
+        key = (str(ticker), str(days[0]) if len(days) else "")
+        digest.update(_rounded(key, group[PRICES].to_numpy("float64").ravel()).tobytes())
     return digest.hexdigest()
+
+
+# Rounding to 8 digits goes through text, one value at a time: a strict run's history is the previous
+# run's plus a bar, so the leading values already rounded (equal to the bit) are reused.
+_ROUNDED: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_ROUNDED_MAX = 64
+_rounded_lock = threading.Lock()
+
+
+def _rounded(key: tuple[str, str], raw: np.ndarray) -> np.ndarray:
+    """`raw` to 8 significant digits, as float(f"{v:.8g}") gives it."""
+    with _rounded_lock:
+        cached = _ROUNDED.pop(key, None)
+    done, out = 0, np.empty(len(raw))
+    if cached is not None:
+        old_raw, old_out = cached
+        n = min(len(old_raw), len(raw))
+        differs = np.flatnonzero(old_raw[:n].view(np.int64) != raw[:n].view(np.int64))
+        done = int(differs[0]) if len(differs) else n
+        out[:done] = old_out[:done]
+    out[done:] = [float(f"{v:.8g}") for v in raw[done:]]
+    with _rounded_lock:
+        _ROUNDED[key] = (raw.copy(), out)
+        while len(_ROUNDED) > _ROUNDED_MAX:
+            _ROUNDED.popitem(last=False)
+    return out

@@ -153,3 +153,30 @@ def test_small_moves_that_add_up_beyond_the_tolerance_are_caught(store):
     record_history(store, "p", "run-2", {"SPY": bars(scale=1 + 6e-6)})
     with pytest.raises(DataChanged):
         check_unchanged(store, "p", {"SPY": bars(scale=1 + 1.2e-5)})
+
+
+def reference_digest(prices) -> str:  # type: ignore[no-untyped-def]
+    """history_digest as first written: every value rounded through text, nothing reused."""
+    import hashlib
+
+    frame = used_bars(prices).sort_values(["ticker", "date"], kind="stable")
+    digest = hashlib.sha256()
+    for ticker, group in frame.groupby("ticker", sort=True):
+        digest.update(str(ticker).encode())
+        digest.update(pd.DatetimeIndex(group["date"]).strftime("%Y%m%d").str.cat().encode())
+        digest.update(np.array([float(f"{v:.8g}") for v in group[["open", "high", "low", "close"]]
+                                .to_numpy().ravel()]).tobytes())
+    return digest.hexdigest()
+
+
+def test_the_digest_of_a_growing_or_edited_history_is_the_one_computed_afresh():
+    full = bars(days=60)
+    full.loc[full.index[7], "open"] = -0.0
+    # (bars, edited row, column, new value): grown, edited early and late, shrunk, -0.0 becoming 0.0
+    for n, row, column, value in ((30, None, "", 0.0), (31, None, "", 0.0), (45, 3, "low", 1.5),
+                                  (45, 44, "high", 200.0), (20, None, "", 0.0), (60, 7, "open", 0.0)):
+        frame = full.iloc[:n].copy()
+        if row is not None:
+            frame.loc[frame.index[row], column] = value
+        prices = {"SPY": frame, "QQQ": bars(scale=3)}
+        assert history_digest(prices) == reference_digest(prices), (n, row)
