@@ -1,6 +1,7 @@
 """Strict-mode replay's bookkeeping: does a tick's cost or the peak memory grow with the length replayed?
 
     python bench/bench_replay.py [--months 24] [--quick]
+    python bench/bench_replay.py --opens     # item 4 only
 
 Each replay runs in its own fresh process on a temp copy of the embedded default repo (three strict
 plans on the shipped sample prices, which end 2013-03-01), so its peak RSS is its own.
@@ -16,6 +17,9 @@ plans on the shipped sample prices, which end 2013-03-01), so its peak RSS is it
 3. README's replay, `python -m minitrade replay --from 2013-02-01 --to 2013-02-28` as a whole
    process (start-up, apply, report site included) beside the in-process replay() time, over the
    sum of its bare backtests (target <= 3x, or <= 20 s).
+4. An open of an already-migrated state file: `Store.transaction()` (whose schema check is one
+   `max(version)` query, there to migrate a file deleted under a running process again) against
+   a bare duckdb connect/BEGIN/COMMIT/close of the same file, best of alternated rounds.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -180,12 +185,54 @@ def readme(repo: Path, snapshot: Snapshot, short: dict[str, Any]) -> None:
           f"{'OK' if ok else 'OVER'}")
 
 
+def opens(rounds: int = 5, per_round: int = 40) -> None:
+    """Item 4: what the schema check adds to each open of a migrated file."""
+    import duckdb
+
+    from minitrade.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="bench-open-") as tmp:
+        store = Store(Path(tmp) / "minitrade.duckdb")
+        store.schema_version()
+
+        def ours() -> None:
+            with store.transaction():
+                pass
+
+        def bare() -> None:
+            con = duckdb.connect(str(store.path))
+            con.execute("BEGIN TRANSACTION")
+            con.execute("COMMIT")
+            con.close()
+
+        con = duckdb.connect(str(store.path))
+        check = min(_best(lambda: store._at_latest(con), per_round) for _ in range(rounds))
+        con.close()
+        best = {"ours": float("inf"), "bare": float("inf")}
+        for _ in range(rounds):
+            for name, fn in (("bare", bare), ("ours", ours)):
+                best[name] = min(best[name], _best(fn, per_round))
+    print(f"4. open of a migrated file: Store.transaction() {best['ours'] * 1000:.2f} ms, bare duckdb "
+          f"{best['bare'] * 1000:.2f} ms ({best['ours'] / best['bare']:.2f}x); the schema check query alone "
+          f"{check * 1000:.3f} ms = {100 * check / best['bare']:.1f} % of an open")
+
+
+def _best(fn: Callable[[], object], times: int) -> float:
+    began = time.process_time()
+    for _ in range(times):
+        fn()
+    return (time.process_time() - began) / times
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--opens":
+        opens()
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(Path(sys.argv[2]), date.fromisoformat(sys.argv[3]), date.fromisoformat(sys.argv[4]))
         return
@@ -207,6 +254,7 @@ def main() -> None:
         print(f"2. peak RSS: 1 month {short_rss:.0f} MB, {months} months {long_rss:.0f} MB: {ratio:.2f}x "
               f"(target <= {MEMORY_TARGET}x) {'OK' if ratio <= MEMORY_TARGET else 'OVER'}")
         readme(repo, snapshot, short)
+    opens()
 
 
 if __name__ == "__main__":
