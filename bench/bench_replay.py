@@ -74,21 +74,47 @@ def child(repo: Path, start: date, end: date) -> None:
     from minitrade.runner.publish import write_site
 
     snapshot = load_worktree(repo)
-    marks: list[tuple[str, float, float]] = []
+    marks: list[tuple[str, float, float, float]] = []
+    books = _time_bookkeeping()
 
     def progress(done: int, total: int, what: str) -> None:
-        marks.append((what, time.perf_counter(), time.process_time()))
+        marks.append((what, time.perf_counter(), time.process_time(), books[0]))
 
     began = time.perf_counter()
     summary = replay(snapshot, start=start, end=end, progress=progress)
     replayed = time.perf_counter() - began
     write_site(summary.store, summary.state_dir / "reports")
     # the first session's mark also covers replay()'s apply: left out
-    sessions = [(day, wall - marks[i - 1][1], cpu - marks[i - 1][2])
-                for i, (day, wall, cpu) in enumerate(marks) if i]
+    sessions = [(day, wall - marks[i - 1][1], cpu - marks[i - 1][2], book - marks[i - 1][3])
+                for i, (day, wall, cpu, book) in enumerate(marks) if i]
     print(json.dumps({"sessions": sessions, "runs": len(summary.runs), "failed": len(summary.failed),
                       "replay_s": replayed, "total_s": time.perf_counter() - began,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "db_mb": summary.store.path.stat().st_size / 2**20}))
+
+
+def _time_bookkeeping() -> list[float]:
+    """Sum the CPU seconds of the strict bookkeeping calls a run makes (the bench's own wrappers, as
+    bench_backtest times cerebro.run): the history check and record, and the results write."""
+    from minitrade.data import changes
+    from minitrade.store import runs
+
+    spent = [0.0]
+
+    def timed(module: Any, name: str) -> None:
+        original = getattr(module, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.process_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[0] += time.process_time() - began
+        setattr(module, name, wrapper)
+
+    for module, name in ((changes, "check_unchanged"), (changes, "record_history"), (runs, "write_results")):
+        timed(module, name)
+    return spent
 
 
 def run_child(repo: Path, start: date, end: date) -> dict[str, Any]:
@@ -136,21 +162,22 @@ def _bare(snapshot: Snapshot, plan: Plan, day: date, frames: dict[tuple[str, str
 
 # -- the report -----------------------------------------------------------------------------------
 
-def per_run(sessions: list[tuple[str, float, float]], month: str, runs_per_session: float
-            ) -> tuple[float, float, list[date]]:
-    """Mean wall and CPU seconds per run over the sessions of `month` (YYYY-MM), and those sessions."""
-    chosen = [(date.fromisoformat(d), w, c) for d, w, c in sessions if d.startswith(month)]
-    return (statistics.mean(w for _, w, _ in chosen) / runs_per_session,
-            statistics.mean(c for _, _, c in chosen) / runs_per_session, [d for d, _, _ in chosen])
+def per_run(sessions: list[tuple[str, float, float, float]], month: str, runs_per_session: float
+            ) -> tuple[float, float, float, list[date]]:
+    """Mean wall, CPU and bookkeeping CPU seconds per run over the sessions of `month` (YYYY-MM)."""
+    chosen = [(date.fromisoformat(d), w, c, b) for d, w, c, b in sessions if d.startswith(month)]
+    return (statistics.mean(w for _, w, _, _ in chosen) / runs_per_session,
+            statistics.mean(c for _, _, c, _ in chosen) / runs_per_session,
+            statistics.mean(b for _, _, _, b in chosen) / runs_per_session, [d for d, _, _, _ in chosen])
 
 
 def tick_cost(long: dict[str, Any], snapshot: Snapshot, start: date) -> None:
     """Item 1; CPU time is compared (the box is shared: wall time moves with the others' load)."""
-    sessions = [(str(d), float(w), float(c)) for d, w, c in long["sessions"]]
+    sessions = [(str(d), float(w), float(c), float(b)) for d, w, c, b in long["sessions"]]
     runs_per_session = int(long["runs"]) / (len(sessions) + 1)
     first_month, last_month = f"{start:%Y-%m}", f"{END:%Y-%m}"
-    wall_first, first, first_days = per_run(sessions, first_month, runs_per_session)
-    wall_last, last, last_days = per_run(sessions, last_month, runs_per_session)
+    wall_first, first, book_first, first_days = per_run(sessions, first_month, runs_per_session)
+    wall_last, last, book_last, last_days = per_run(sessions, last_month, runs_per_session)
     bare = bare_backtests(snapshot, first_days + last_days)
     bare_first = sum(bare[d] for d in first_days) / (len(first_days) * runs_per_session)
     bare_last = sum(bare[d] for d in last_days) / (len(last_days) * runs_per_session)
@@ -163,6 +190,8 @@ def tick_cost(long: dict[str, Any], snapshot: Snapshot, start: date) -> None:
           f" {bare_last / bare_first:.2f}x (strict runs backtest from backtest_start: more bars each month)")
     print(f"   beyond the backtest (store, orders, history, equity): {first_month} {extra_first * 1000:6.1f} ms, "
           f"{last_month} {extra_last * 1000:6.1f} ms: {extra_last / extra_first:.2f}x")
+    print(f"   of which the strict bookkeeping (check_unchanged, record_history, write_results): {first_month} "
+          f"{book_first * 1000:6.1f} ms, {last_month} {book_last * 1000:6.1f} ms: {book_last / book_first:.2f}x")
     print(f"   whole replay: {len(sessions) + 1} sessions, {long['runs']} runs, {long['failed']} failed, "
           f"replay() {float(long['replay_s']):.1f} s wall")
 
@@ -252,7 +281,8 @@ def main() -> None:
         short_rss, long_rss = float(short["rss_mb"]), float(long["rss_mb"])
         ratio = long_rss / short_rss
         print(f"2. peak RSS: 1 month {short_rss:.0f} MB, {months} months {long_rss:.0f} MB: {ratio:.2f}x "
-              f"(target <= {MEMORY_TARGET}x) {'OK' if ratio <= MEMORY_TARGET else 'OVER'}")
+              f"(target <= {MEMORY_TARGET}x) {'OK' if ratio <= MEMORY_TARGET else 'OVER'}; state file "
+              f"{float(short['db_mb']):.0f} MB and {float(long['db_mb']):.0f} MB")
         readme(repo, snapshot, short)
     opens()
 
