@@ -91,8 +91,13 @@ class ReplaySummary:
 
 
 def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | None = None,
-           state_dir: Path | None = None, progress: Progress | None = None) -> ReplaySummary:
-    """Replay `plans` (default all with backtest enabled) over the sessions from `start` to `end`."""
+           state_dir: Path | None = None, progress: Progress | None = None,
+           keep_results: bool = False) -> ReplaySummary:
+    """Replay `plans` (default all with backtest enabled) over the sessions from `start` to `end`.
+
+    Each run's backtest result (its whole equity curve and positions) is recorded in the store and
+    dropped from `summary.runs` unless `keep_results`: kept, they made memory grow with the sessions.
+    """
     chosen = _choose(snapshot, plans)
     rehearsal = Snapshot(root=snapshot.root, settings=snapshot.settings, plans=chosen,
                          plan_files=snapshot.plan_files, strategies=snapshot.strategies,
@@ -116,14 +121,14 @@ def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | Non
                  clock=lambda: clock["now"], real_clock=lambda: clock["now"])
     days = _sessions(chosen, start, end)
     with store.held_open():
-        _replay_days(days, chosen, rehearsal, store, env, prices, clock, summary, progress)
+        _replay_days(days, chosen, rehearsal, store, env, prices, clock, summary, progress, keep_results)
     summary.sessions = len(days)
     return summary
 
 
 def _replay_days(days: list[date], chosen: dict[str, Plan], rehearsal: Snapshot, store: Store, env: RunEnv,
                  prices: Callable[[Plan], DataSource], clock: dict[str, datetime], summary: ReplaySummary,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, keep_results: bool) -> None:
     for i, day in enumerate(days, start=1):
         # Events in time order: a run before the open sees TOO fills only after it, at the open.
         opening, closing = _session_bounds(chosen, day)
@@ -136,6 +141,8 @@ def _replay_days(days: list[date], chosen: dict[str, Plan], rehearsal: Snapshot,
             else:
                 summary.runs.append(run_plan(env, what, moment))
                 summary.fills += _fill_at_once(store, rehearsal, prices, summary.runs[-1])
+                if not keep_results:
+                    summary.runs[-1].result = None
         if progress:
             progress(i, len(days), f"{day}")
 

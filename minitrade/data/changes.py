@@ -2,7 +2,7 @@
 
 A strict plan replays its whole history every run, so its orders are only consistent if the past
 it replays is the past it traded on. Each run records the final bars it used (`price_history`,
-partial bars excluded); the next run compares open/high/low/close on the dates both share with a
+partial bars excluded; appended, never rewritten); the next run compares open/high/low/close on the dates both share with a
 relative tolerance and stops with `DataChanged` naming the ticker, the dates and by how much —
 typically a split or a dividend adjustment the provider applied to the past.
 
@@ -13,6 +13,8 @@ typically a split or a dividend adjustment the provider applied to the past.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -136,11 +138,36 @@ def check_unchanged(store: Store, plan: str, prices: Mapping[str, pd.DataFrame],
 
 
 def record_history(store: Store, plan: str, run_id: str, prices: Mapping[str, pd.DataFrame]) -> str:
-    """Remember the final bars this run used; returns their digest (for runs.data_digest)."""
+    """Remember the final bars this run used; returns their digest (for runs.data_digest).
+
+    Append-only: a strict run follows `check_unchanged`, so the bars recorded already are the ones
+    it used (to the tolerance) and stay as first recorded; only bars after a ticker's last recorded
+    one (or before its first, when backtest_start moved earlier) are added, so a tick's write does
+    not grow with the history. A date that appeared inside the recorded span is added too, and a
+    ticker the plan no longer trades is forgotten, as a whole rewrite would do.
+    """
     bars = used_bars(prices)
     with store.transaction() as con:
-        sql.write_history(con, plan, run_id, bars)
+        spans = sql.history_spans(con, plan)
+        new, gaps = _unrecorded(bars, spans)
+        sql.append_history(con, plan, run_id, new, fill_gaps=gaps,
+                           drop=sorted(set(spans) - set(bars["ticker"])))
     return history_digest(prices)
+
+
+def _unrecorded(bars: pd.DataFrame, spans: Mapping[str, tuple[date, date, int]]
+                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The bars outside each ticker's recorded span, and (rarely) the inside ones to insert if missing.
+
+    Inside a span the recorded count tells whether a date is missing: when it equals the number of
+    the run's bars inside the span, every one of them is recorded (the dates both share matched)."""
+    first = pd.to_datetime(bars["ticker"].map({t: pd.Timestamp(s[0]) for t, s in spans.items()}))
+    last = pd.to_datetime(bars["ticker"].map({t: pd.Timestamp(s[1]) for t, s in spans.items()}))
+    inside = (bars["date"] >= first) & (bars["date"] <= last)
+    counts = inside.groupby(bars["ticker"]).sum()
+    short = [t for t, n in counts.items() if t in spans and spans[str(t)][2] != n]
+    gaps = bars[inside & bars["ticker"].isin(short)] if short else None
+    return bars[~inside], gaps
 
 
 def accept_history(store: Store, plan: str) -> None:
@@ -154,7 +181,35 @@ def history_digest(prices: Mapping[str, pd.DataFrame]) -> str:
     bars = used_bars(prices).sort_values(["ticker", "date"], kind="stable")
     digest = hashlib.sha256()
     for ticker, group in bars.groupby("ticker", sort=True):
+        days = group["date"].to_numpy("datetime64[D]")
         digest.update(str(ticker).encode())
-        digest.update(pd.DatetimeIndex(group["date"]).strftime("%Y%m%d").str.cat().encode())
-        digest.update(np.array([float(f"{v:.8g}") for v in group[PRICES].to_numpy().ravel()]).tobytes())
+        digest.update("".join(np.datetime_as_string(days, unit="D")).replace("-", "").encode())
+        key = (str(ticker), str(days[0]) if len(days) else "")
+        digest.update(_rounded(key, group[PRICES].to_numpy("float64").ravel()).tobytes())
     return digest.hexdigest()
+
+
+# Rounding to 8 digits goes through text, one value at a time: a strict run's history is the previous
+# run's plus a bar, so the leading values already rounded (equal to the bit) are reused.
+_ROUNDED: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_ROUNDED_MAX = 64
+_rounded_lock = threading.Lock()
+
+
+def _rounded(key: tuple[str, str], raw: np.ndarray) -> np.ndarray:
+    """`raw` to 8 significant digits, as float(f"{v:.8g}") gives it."""
+    with _rounded_lock:
+        cached = _ROUNDED.pop(key, None)
+    done, out = 0, np.empty(len(raw))
+    if cached is not None:
+        old_raw, old_out = cached
+        n = min(len(old_raw), len(raw))
+        differs = np.flatnonzero(old_raw[:n].view(np.int64) != raw[:n].view(np.int64))
+        done = int(differs[0]) if len(differs) else n
+        out[:done] = old_out[:done]
+    out[done:] = [float(f"{v:.8g}") for v in raw[done:]]
+    with _rounded_lock:
+        _ROUNDED[key] = (raw.copy(), out)
+        while len(_ROUNDED) > _ROUNDED_MAX:
+            _ROUNDED.popitem(last=False)
+    return out

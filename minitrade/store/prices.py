@@ -137,29 +137,44 @@ def forget(con: duckdb.DuckDBPyConnection, source: str, ticker: str | None = Non
     return int(row[0]) if row else 0
 
 
-# -- price_history: what each plan's last run used --------------------------------------------
+# -- price_history: the final bars each plan's runs used -----------------------------------------
 
 def read_history(con: duckdb.DuckDBPyConnection, plan: str) -> pd.DataFrame:
-    """The bars a plan's previous run recorded: columns ticker, date, open, high, low, close, run_id."""
+    """The bars a plan's runs recorded: columns ticker, date, open, high, low, close, run_id (the run
+    that first recorded the bar)."""
     frame = con.execute("SELECT ticker, date, open, high, low, close, run_id FROM price_history "
                         "WHERE plan = ? ORDER BY ticker, date", [plan]).df()
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
     return frame
 
 
-def write_history(con: duckdb.DuckDBPyConnection, plan: str, run_id: str, rows: pd.DataFrame) -> None:
-    """Replace a plan's recorded history; `rows` has columns ticker, date, open, high, low, close."""
-    con.execute("DELETE FROM price_history WHERE plan = ?", [plan])
-    if not len(rows):
-        return
-    table = rows[["ticker", "date", *OHLC]].copy()
-    table["date"] = pd.DatetimeIndex(table["date"]).date
-    con.register("used_bars", table)
-    try:
-        con.execute("INSERT INTO price_history (plan, ticker, date, open, high, low, close, run_id) "
-                    "SELECT ?, ticker, date, open, high, low, close, ? FROM used_bars", [plan, run_id])
-    finally:
-        con.unregister("used_bars")
+def history_spans(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, tuple[date, date, int]]:
+    """Per ticker of a plan's recorded history: its first and last date and how many bars."""
+    rows = con.execute("SELECT ticker, min(date), max(date), count(*) FROM price_history WHERE plan = ? "
+                       "GROUP BY ticker", [plan]).fetchall()
+    return {str(r[0]): (r[1], r[2], int(r[3])) for r in rows}
+
+
+def append_history(con: duckdb.DuckDBPyConnection, plan: str, run_id: str, rows: pd.DataFrame, *,
+                   fill_gaps: pd.DataFrame | None = None, drop: list[str] | None = None) -> None:
+    """Add bars to a plan's recorded history without rewriting what is there.
+
+    `rows` (ticker, date, OHLC) must be new to the history; `fill_gaps` may hold bars some of which
+    are recorded already (those are left as they are); the tickers in `drop` are forgotten.
+    """
+    if drop:
+        con.execute("DELETE FROM price_history WHERE plan = ? AND list_contains(?, ticker)", [plan, drop])
+    for frame, verb in ((rows, "INSERT"), (fill_gaps, "INSERT OR IGNORE")):
+        if frame is None or not len(frame):
+            continue
+        table = frame[["ticker", "date", *OHLC]].copy()
+        table["date"] = pd.DatetimeIndex(table["date"]).date
+        con.register("used_bars", table)
+        try:
+            con.execute(f"{verb} INTO price_history (plan, ticker, date, open, high, low, close, run_id) "
+                        "SELECT ?, ticker, date, open, high, low, close, ? FROM used_bars", [plan, run_id])
+        finally:
+            con.unregister("used_bars")
 
 
 def forget_history(con: duckdb.DuckDBPyConnection, plan: str) -> None:

@@ -6,7 +6,8 @@ report package renders them without knowing SQL:
     with store.transaction() as con:
         plans = [PlanInput(name=n, **reporting.plan_rows(con, n)) for n in reporting.plan_names(con)]
 
-These tables belong to other areas; this module only reads them as schema V1 defines them.
+These tables belong to other areas; this module only reads them as schema V1 defines them (a run's
+equity, trades and simulated fills through its chain of base runs, schema V6: `runs.chained`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 from typing import Any
 
 import duckdb
+
+from minitrade.store.runs import chained
 
 Row = dict[str, Any]
 
@@ -57,11 +60,11 @@ def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
                  [plan])
     chosen = con.execute(
         "SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' AND r.kind <> 'rehearsal' "
-        "AND EXISTS (SELECT 1 FROM equity e WHERE e.run_id = r.run_id) "
+        "AND (EXISTS (SELECT 1 FROM run_results x WHERE x.run_id = r.run_id AND x.last_date IS NOT NULL) "
+        "OR EXISTS (SELECT 1 FROM equity e WHERE e.run_id = r.run_id)) "
         "ORDER BY r.started_at DESC LIMIT 1", [plan]).fetchone()
     run_id = str(chosen[0]) if chosen else None
-    equity = _rows(con, "SELECT date, equity, cash, positions FROM equity WHERE run_id = ? ORDER BY date",
-                   [run_id]) if run_id else []
+    equity = _rows(con, *chained("equity", "date, equity, cash, positions", run_id)) if run_id else []
     return {
         "spec": spec,
         "applied_commit": applied[0]["commit_sha"] if applied else None,
@@ -70,11 +73,10 @@ def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
         "equity_run_id": run_id,
         "equity": equity,
         "closes": _closes(con, plan, spec, equity),
-        "trades": _rows(con, "SELECT seq, ticker, size, entry_date, exit_date, entry_price, exit_price, pnl, "
-                             "return_pct FROM backtest_trades WHERE run_id = ? ORDER BY seq", [run_id])
+        "trades": _rows(con, *chained("backtest_trades", "seq, ticker, size, entry_date, exit_date, entry_price, "
+                                      "exit_price, pnl, return_pct", run_id)) if run_id else [],
+        "sim_fills": _rows(con, *chained("backtest_fills", "seq, date, ticker, size, price, commission", run_id))
         if run_id else [],
-        "sim_fills": _rows(con, "SELECT seq, date, ticker, size, price, commission FROM backtest_fills "
-                                "WHERE run_id = ? ORDER BY seq", [run_id]) if run_id else [],
         "orders": _rows(con, "SELECT client_id, trading_day, tick_at, ticker, side, quantity, order_type, broker, "
                              "status, broker_order_id, commit_sha, plan_digest, created_at, updated_at, note "
                              "FROM orders WHERE plan = ? ORDER BY created_at, client_id", [plan]),

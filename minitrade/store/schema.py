@@ -15,6 +15,8 @@ The tables, for people who query the file directly:
 - notifications: what was sent to whom, for dedup and audit
 - plan_storage: each incremental plan's strategy `storage` dict, as JSON
 - daemon_heartbeat: one row, the clock of the latest daemon pass (how long the daemon was away)
+- run_results, result_heads: how a run's equity/trades/fills rows continue the plan's previous run
+  (a run stores only what changed after it; see minitrade/store/runs.py), and each plan's latest
 """
 
 from __future__ import annotations
@@ -218,10 +220,35 @@ ALTER TABLE runs ADD COLUMN output VARCHAR;
 ALTER TABLE runs ADD COLUMN output_bytes BIGINT;
 """
 
+# Version 6: a run stores only the results that differ from the plan's previous run (strict mode
+# replays the same past every tick, so rewriting it made each tick cost grow with the history).
+# A run's full series is its own rows from the *_from bounds on, and before them its base run's.
+# Runs without a row here (older files, or rows written by hand) own all their rows.
+V6_RESULT_CHAINS = """
+CREATE TABLE run_results (
+    run_id        VARCHAR PRIMARY KEY,
+    plan          VARCHAR NOT NULL,
+    base_run      VARCHAR,                  -- rows before the bounds below come from this run (NULL: none)
+    equity_from   DATE,                     -- own equity rows start at this date (NULL: all own)
+    trades_from   INTEGER NOT NULL,         -- own backtest_trades rows start at this seq
+    fills_from    INTEGER NOT NULL,         -- own backtest_fills rows start at this seq
+    depth         INTEGER NOT NULL,         -- how many base runs are behind this one
+    last_date     DATE,                     -- its last equity date: where the next run may continue
+    trades_before INTEGER NOT NULL,         -- leading trades, and fills, dated before last_date
+    fills_before  INTEGER NOT NULL,
+    digest        VARCHAR NOT NULL          -- sha256 of those leading rows and the equity before last_date
+);
+CREATE TABLE result_heads (
+    plan   VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL                 -- the plan's latest run with results
+);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
     (3, V3_PRICE_CHECKS),
     (4, V4_HEARTBEAT),
     (5, V5_RUN_OUTPUT),
+    (6, V6_RESULT_CHAINS),
 ]

@@ -111,3 +111,72 @@ def test_the_digest_ignores_order_and_float_noise_but_not_prices(store):
     assert history_digest(a) != history_digest({"SPY": bars(scale=1.001), "QQQ": bars(scale=2)})
     assert history_digest(a) == record_history(store, "p", "run-1", a)
 
+
+
+def recorded(store, plan: str = "p") -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    with store.transaction() as con:
+        return con.execute("SELECT ticker, date, close, run_id FROM price_history WHERE plan = ? "
+                           "ORDER BY ticker, date", [plan]).df()
+
+
+def test_recording_appends_the_new_bars_and_keeps_the_recorded_ones(store):
+    full = bars(days=40, start="2025-12-22")
+    record_history(store, "p", "run-1", {"SPY": full.iloc[10:30], "QQQ": bars(scale=3)})
+    # backtest_start moved earlier, a day more, and QQQ left the universe
+    record_history(store, "p", "run-2", {"SPY": full.iloc[:31]})
+    rows = recorded(store)
+    assert rows["ticker"].unique().tolist() == ["SPY"] and len(rows) == 31
+    kept = rows[(rows["date"] >= full.index[10]) & (rows["date"] <= full.index[29])]
+    assert set(kept["run_id"]) == {"run-1"} and set(rows.drop(kept.index)["run_id"]) == {"run-2"}
+    early = full.iloc[:31].copy()
+    early.loc[early.index[2], "close"] *= 1.01  # the bars recorded from the earlier start are compared too
+    with pytest.raises(DataChanged):
+        check_unchanged(store, "p", {"SPY": early})
+
+
+def test_a_date_that_appears_inside_the_recorded_span_is_recorded(store):
+    gap = bars().drop(bars().index[10])
+    record_history(store, "p", "run-1", {"SPY": gap})
+    record_history(store, "p", "run-2", {"SPY": bars()})
+    rows = recorded(store)
+    assert len(rows) == 30 and rows.iloc[10]["run_id"] == "run-2"
+    moved = bars()
+    moved.loc[moved.index[10], "close"] *= 1.01
+    with pytest.raises(DataChanged):
+        check_unchanged(store, "p", {"SPY": moved})
+
+
+def test_small_moves_that_add_up_beyond_the_tolerance_are_caught(store):
+    # the recorded bars stay as the first run used them, so creeping adjustments cannot slip through
+    record_history(store, "p", "run-1", {"SPY": bars()})
+    check_unchanged(store, "p", {"SPY": bars(scale=1 + 6e-6)})
+    record_history(store, "p", "run-2", {"SPY": bars(scale=1 + 6e-6)})
+    with pytest.raises(DataChanged):
+        check_unchanged(store, "p", {"SPY": bars(scale=1 + 1.2e-5)})
+
+
+def reference_digest(prices) -> str:  # type: ignore[no-untyped-def]
+    """history_digest as first written: every value rounded through text, nothing reused."""
+    import hashlib
+
+    frame = used_bars(prices).sort_values(["ticker", "date"], kind="stable")
+    digest = hashlib.sha256()
+    for ticker, group in frame.groupby("ticker", sort=True):
+        digest.update(str(ticker).encode())
+        digest.update(pd.DatetimeIndex(group["date"]).strftime("%Y%m%d").str.cat().encode())
+        digest.update(np.array([float(f"{v:.8g}") for v in group[["open", "high", "low", "close"]]
+                                .to_numpy().ravel()]).tobytes())
+    return digest.hexdigest()
+
+
+def test_the_digest_of_a_growing_or_edited_history_is_the_one_computed_afresh():
+    full = bars(days=60)
+    full.loc[full.index[7], "open"] = -0.0
+    # (bars, edited row, column, new value): grown, edited early and late, shrunk, -0.0 becoming 0.0
+    for n, row, column, value in ((30, None, "", 0.0), (31, None, "", 0.0), (45, 3, "low", 1.5),
+                                  (45, 44, "high", 200.0), (20, None, "", 0.0), (60, 7, "open", 0.0)):
+        frame = full.iloc[:n].copy()
+        if row is not None:
+            frame.loc[frame.index[row], column] = value
+        prices = {"SPY": frame, "QQQ": bars(scale=3)}
+        assert history_digest(prices) == reference_digest(prices), (n, row)

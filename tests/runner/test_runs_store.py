@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -49,3 +50,54 @@ def test_failed_run_keeps_its_error(tmp_path: Path) -> None:
         store_runs.finish_run(con, "r2", error="plan p: strategies/x.py:3: boom")
         run = store_runs.get_run(con, "r2")
     assert run is not None and (run.status, run.error, run.stats) == ("FAILED", "plan p: strategies/x.py:3: boom", None)
+
+
+def results_of(store: Store, run_id: str) -> tuple[list[float], list[str], list[float], list[float]]:
+    with store.transaction() as con:
+        equity = store_runs.read_equity(con, run_id)
+        trades = store_runs.read_trades(con, run_id)
+        fills = store_runs.read_fills(con, run_id)
+    return equity["equity"].tolist(), equity["positions"].tolist(), trades["pnl"].tolist(), fills["price"].tolist()
+
+
+def expected(result) -> tuple[list[float], list[str], list[float], list[float]]:  # type: ignore[no-untyped-def]
+    positions = [json.dumps({t: float(v) for t, v in row.items() if v}) for row in result.positions.to_dict("records")]
+    return (result.equity["equity"].tolist(), positions, result.trades["pnl"].tolist(),
+            result.fills["price"].tolist())
+
+
+def write(store: Store, run_id: str, result, plan: str = "p") -> int:  # type: ignore[no-untyped-def]
+    """Record `result` as run `run_id` of `plan`; returns how many equity rows the run stored itself."""
+    with store.transaction() as con:
+        store_runs.start_run(con, run_id=run_id, plan=plan, kind="replay")
+        store_runs.write_results(con, run_id, equity=result.equity, positions=result.positions,
+                                 trades=result.trades, fills=result.fills)
+        return int(con.execute("SELECT count(*) FROM equity WHERE run_id = ?", [run_id]).fetchone()[0])  # type: ignore[index]
+
+
+def test_a_run_that_replays_its_plans_previous_run_stores_only_the_days_after_it(tmp_path: Path) -> None:
+    plan = make_plan(backtest_start=date(2020, 1, 1))
+    prices = random_walk(400, seed=7)
+    sma = load_strategy(SMA_SOURCE, "strategies/sma.py")
+    results = [run_backtest(plan, {"AAA": prices.iloc[:n]}, sma, commission=0.001) for n in (380, 381, 390)]
+    other = run_backtest(plan, {"AAA": prices.iloc[:390]}, sma, commission=0.002)  # another past
+    store = Store(tmp_path / "db.duckdb")
+    assert write(store, "r1", results[0]) == 380
+    assert write(store, "r2", results[1]) == 2       # r1's last day again (it may have been partial) and one new
+    assert write(store, "r3", results[2]) == 10
+    assert write(store, "r4", other) == 390          # the past differs: stored whole
+    assert write(store, "q1", results[2], plan="q") == 390  # another plan never continues this one
+    for run_id, result in (("r1", results[0]), ("r2", results[1]), ("r3", results[2]), ("r4", other),
+                           ("q1", results[2])):
+        assert results_of(store, run_id) == expected(result), run_id
+    assert len(results[2].trades) > len(results[0].trades) > 0 and len(results[2].fills) > len(results[0].fills)
+
+
+def test_a_chain_of_results_is_cut_after_max_chain_runs(tmp_path: Path) -> None:
+    plan = make_plan(backtest_start=date(2020, 1, 1))
+    result = run_backtest(plan, {"AAA": random_walk(60, seed=3)}, load_strategy(SMA_SOURCE, "strategies/sma.py"),
+                          commission=0.001)
+    store = Store(tmp_path / "db.duckdb")
+    stored = [write(store, f"r{i:03d}", result) for i in range(store_runs.MAX_CHAIN + 1)]
+    assert stored[0] == stored[store_runs.MAX_CHAIN] == 60 and set(stored[1:store_runs.MAX_CHAIN]) == {1}
+    assert results_of(store, f"r{store_runs.MAX_CHAIN - 1:03d}") == expected(result)
