@@ -31,6 +31,7 @@ class PlanInput:
     applied_commit: str | None = None
     applied_at: datetime | None = None
     runs: list[Row] = field(default_factory=list)
+    outputs: Mapping[str, str] = field(default_factory=dict)   # run id -> what its strategy printed
     equity_run_id: str | None = None
     equity: list[Row] = field(default_factory=list)
     closes: list[Row] = field(default_factory=list)

@@ -126,6 +126,10 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
                    for d, e, b, dd in zip(c.dates, c.equity, c.buy_hold, c.drawdown_pct, strict=True)]
     _write(folder / "equity.csv", _csv(equity_rows, ["date", "equity", "buy_hold", "drawdown_pct"]), site.secrets)
     _write(folder / "runs.csv", _csv(runs, _RUN_COLUMNS), site.secrets)
+    if plan.outputs:  # linked from the runs table: output/<run>.txt
+        (folder / "output").mkdir(exist_ok=True)
+    for run_id, text in plan.outputs.items():
+        _write(folder / "output" / f"{run_id}.txt", text, site.secrets)
     _write(folder / "orders.csv", _csv(orders, _columns(orders)), site.secrets)
     _write(folder / "fills.csv", _csv(fills, _columns(fills)), site.secrets)
     _write(folder / "trades.csv", _csv(plan.trades, _columns(plan.trades)), site.secrets)
@@ -138,7 +142,7 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
 
 
 _RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "finished_at", "commit_sha", "plan_digest",
-                "start_date", "end_date", "return_pct", "error", "notes", "stats"]
+                "start_date", "end_date", "return_pct", "error", "notes", "output_bytes", "stats"]
 
 
 def _summary(plan: PlanInput) -> dict[str, Any]:

@@ -50,13 +50,17 @@ def last_reconciliation(con: duckdb.DuckDBPyConnection) -> Row | None:
     return rows[0] if rows else None
 
 
+MAX_OUTPUT_PAGES = 100  # runs whose captured output gets a file beside the plan's page
+
+
 def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
     """Everything the plan's page shows, keyed like `PlanInput`'s fields (except name/next_run/broker_state)."""
     applied = _rows(con, "SELECT spec, commit_sha, applied_at FROM applied_resources "
                          "WHERE kind = 'plan' AND name = ?", [plan])
     spec = json.loads(applied[0]["spec"]) if applied else None
     runs = _rows(con, "SELECT run_id, kind, tick_at, started_at, finished_at, status, error, commit_sha, "
-                      "plan_digest, start_date, end_date, stats, notes FROM runs WHERE plan = ? ORDER BY started_at",
+                      "plan_digest, start_date, end_date, stats, notes, coalesce(output_bytes, 0) AS output_bytes "
+                      "FROM runs WHERE plan = ? ORDER BY started_at",
                  [plan])
     chosen = con.execute(
         "SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' AND r.kind <> 'rehearsal' "
@@ -70,6 +74,10 @@ def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
         "applied_commit": applied[0]["commit_sha"] if applied else None,
         "applied_at": applied[0]["applied_at"] if applied else None,
         "runs": runs,
+        # what the newest runs' strategies printed (each already cut to its first and last 64 KiB)
+        "outputs": {str(r["run_id"]): str(r["output"]) for r in _rows(
+            con, "SELECT run_id, output FROM runs WHERE plan = ? AND output IS NOT NULL "
+                 "ORDER BY started_at DESC LIMIT ?", [plan, MAX_OUTPUT_PAGES])},
         "equity_run_id": run_id,
         "equity": equity,
         "closes": _closes(con, plan, spec, equity),

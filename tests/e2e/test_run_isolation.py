@@ -102,6 +102,9 @@ def test_a_hung_a_hungry_and_a_chatty_strategy_fail_alone_and_the_good_plan_trad
     assert listed.exit_code == 0 and json.loads(listed.output)[0]["printed"] == printed
     shown = CliRunner().invoke(app, ["runs", "--output", chatty.run_id, "--repo", str(live_repo.path)])
     assert shown.exit_code == 0 and "characters left out" in shown.output
+    page_dir = live_repo.path / "state" / "reports" / "plans" / "chatty"
+    assert f'href="output/{chatty.run_id}.txt"' in (page_dir / "index.html").read_text()
+    assert (page_dir / "output" / f"{chatty.run_id}.txt").read_text() == output, "the report links the output"
 
 
 def test_a_pushed_strategy_that_loops_forever_is_a_rejected_commit_not_a_hung_daemon(live_repo) -> None:  # type: ignore[no-untyped-def]
