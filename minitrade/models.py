@@ -91,54 +91,43 @@ class CsvSource(Resource):
         return timedelta(minutes=self.delay_minutes or 0.0)
 
 
-class YahooSource(Resource):
+class RemoteSource(Resource):
+    """What the HTTP sources share: publication delay, periodic full verification, concurrency."""
+
+    # None (unset) means the default and keeps the spec digest of repos written before these fields
+    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
+    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
+    concurrency: int | None = Field(None, ge=1, le=64, description=_CONCURRENCY)
+
+    @property
+    def delay(self) -> timedelta:
+        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
+
+    @property
+    def verify_every(self) -> timedelta:
+        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
+
+    @property
+    def fetch_concurrency(self) -> int:
+        return self.concurrency or FETCH_CONCURRENCY
+
+
+class YahooSource(RemoteSource):
     """Yahoo Finance chart API (the v8 chart endpoint yfinance uses), with a hard deadline per fetch."""
 
     type: Literal["yahoo"]
     proxy: str | None = None
     base_url: str | None = Field(None, description="Override the Yahoo host (tests, mirrors).")
     timeout: float = Field(30.0, gt=0, le=600, description="Hard deadline per ticker, seconds.")
-    # None (unset) means the default and keeps the spec digest of repos written before these fields
-    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
-    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
-    concurrency: int | None = Field(None, ge=1, le=64, description=_CONCURRENCY)
-
-    @property
-    def delay(self) -> timedelta:
-        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
-
-    @property
-    def verify_every(self) -> timedelta:
-        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
-
-    @property
-    def fetch_concurrency(self) -> int:
-        return self.concurrency or FETCH_CONCURRENCY
 
 
-class EastMoneySource(Resource):
+class EastMoneySource(RemoteSource):
     """EastMoney kline API (China A-shares and ETFs)."""
 
     type: Literal["eastmoney"]
     proxy: str | None = None
     base_url: str = "https://push2his.eastmoney.com"
     timeout: float = Field(30.0, gt=0, le=600)
-    # None (unset) means the default and keeps the spec digest of repos written before these fields
-    delay_minutes: float | None = Field(None, ge=0, le=7 * 24 * 60, description=_DELAY + " Default 20.")
-    verify_every_days: int | None = Field(None, ge=1, le=366, description=_VERIFY + " Default 7.")
-    concurrency: int | None = Field(None, ge=1, le=64, description=_CONCURRENCY)
-
-    @property
-    def delay(self) -> timedelta:
-        return timedelta(minutes=REMOTE_DELAY_MINUTES if self.delay_minutes is None else self.delay_minutes)
-
-    @property
-    def verify_every(self) -> timedelta:
-        return timedelta(days=self.verify_every_days or VERIFY_EVERY_DAYS)
-
-    @property
-    def fetch_concurrency(self) -> int:
-        return self.concurrency or FETCH_CONCURRENCY
 
 
 DataSourceSpec = Annotated[CsvSource | YahooSource | EastMoneySource, Field(discriminator="type")]
