@@ -66,8 +66,20 @@ def login_posts(gw: FakeGateway) -> int:
 @pytest.mark.chromium
 def test_login_fills_the_real_form_and_waits_for_the_2fa_push(login_gateway: FakeGateway, tmp_path: Path) -> None:
     said: list[str] = []
-    approver = approve_when_pending(login_gateway)
-    assert run_login(login_gateway, tmp_path, ENV, say=said.append) is SessionState.AUTHENTICATED
+    asked = threading.Event()  # the person approves once minitrade asked (not after a guessed delay)
+
+    def say(line: str) -> None:
+        said.append(line)
+        if "approve the IB Key notification" in line:
+            asked.set()
+
+    def approve() -> None:
+        if asked.wait(60):
+            login_gateway.approve_2fa()
+
+    approver = threading.Thread(target=approve, daemon=True)
+    approver.start()
+    assert run_login(login_gateway, tmp_path, ENV, say=say) is SessionState.AUTHENTICATED
     approver.join()
     (form,) = [body for m, p, body in login_gateway.requests if m == "POST" and p == "/sso/Login"]
     assert form["username"] == "fakeuser" and form["password"] == "fakepass"
