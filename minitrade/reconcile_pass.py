@@ -4,11 +4,15 @@ Each pass re-reads desired state (the tracked branch's HEAD) and observed state 
 so a missed file event or a crash does no harm:
 1. HEAD differs from the last *attempted* commit -> attempt it once, exactly like `apply`; a
    rejection is recorded and notified once, and the last *applied* state keeps running.
-2. Ticks left STARTED by a crash are closed as FAILED; orders left PENDING_SUBMIT are looked up at
-   the broker by client id before anything is sent again; HELD orders go out once a session is live.
-3. Due ticks of the applied plans run one at a time, oldest first; a tick that cannot start within
-   the grace period (3 minutes) of its time is recorded SKIPPED, never run late. A tick is recorded
-   STARTED before its run, so it never runs twice, also across restarts.
+2. Ticks left STARTED by a crash or a stop are resumed while within their grace period (once:
+   a tick interrupted twice is closed FAILED; a late one is closed FAILED at once); orders left
+   PENDING_SUBMIT are looked up at the broker by client id before anything is sent again; HELD
+   orders go out once a session is live.
+3. Due ticks of the applied plans are recorded STARTED (so a tick never runs twice, also across
+   restarts), prepared here one by one (scheduled time first, then the earliest broker cutoff),
+   computed side by side on the executor's worker processes, and committed here as each finishes.
+   A tick that cannot start within the grace period (3 minutes) of its time is recorded SKIPPED
+   with its reason, never run late.
 """
 
 from __future__ import annotations
