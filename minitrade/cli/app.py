@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,9 @@ from typer.core import TyperGroup
 # 2 for "changes pending" (as terraform's -detailed-exitcode), and a CI script must not take a typo
 # for pending changes. 64 is EX_USAGE of sysexits.h.
 OK, ERROR, CHANGES, USAGE, INTERRUPTED = 0, 1, 2, 64, 130
+# The version of every `--json` document (README.md, "JSON output"): adding a field keeps it, removing,
+# renaming or retyping one bumps it, so a script can refuse a shape it does not know.
+JSON_FORMAT_VERSION = 1
 # click's UsageError (unknown command/option, missing argument, BadParameter). Recent typer vendors its
 # own click, older typer uses the click package: take the class typer itself raises.
 _UsageError: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -87,3 +91,16 @@ def rich_escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def emit_json(kind: str, payload: dict[str, Any]) -> None:
+    """Print one `--json` document on stdout: format_version and kind first, then the payload."""
+    doc = {"format_version": JSON_FORMAT_VERSION, "kind": kind, **payload}
+    typer.echo(json.dumps(doc, indent=2, default=_json_value, ensure_ascii=False))
+
+
+def _json_value(value: object) -> object:
+    """Times as ISO 8601 (what every JSON reader parses), anything else unknown as its text."""
+    from datetime import date
+
+    return value.isoformat() if isinstance(value, date) else str(value)

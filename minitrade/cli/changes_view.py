@@ -9,9 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from minitrade.cli.app import JSON_FORMAT_VERSION
 from minitrade.diff import Action, Change, ChangeSet
 
-JSON_FORMAT_VERSION = 1
 _STYLE = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.REPLACE: "magenta", Action.DELETE: "red"}
 
 
@@ -68,6 +68,7 @@ def changes_json(changes: ChangeSet, *, desired: dict[str, Any], applied: dict[s
                  next_runs: dict[str, list[datetime]], warnings: list[str]) -> str:
     doc = {
         "format_version": JSON_FORMAT_VERSION,
+        "kind": "plan",
         "desired": desired,
         "applied": applied,
         "changes": [

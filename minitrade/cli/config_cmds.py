@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
 from minitrade import clock, gitrepo
-from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.cli.app import REPO_OPTION, app, console, emit_json, err_console, handle_errors, repo_path
 from minitrade.errors import ConfigError, GitError
 
 # The rest of minitrade (pydantic models, DuckDB, pandas through the scheduler) is imported by the
@@ -75,7 +75,9 @@ def _drift_note(snapshot: Snapshot) -> str:
 
 
 @app.command()
-def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION) -> None:
+def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
+             as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version); "
+                                                                 "errors are in it too.")) -> None:
     """Check every file of the trading repo; change nothing.
 
     Example: minitrade validate --repo ~/trading
@@ -84,20 +86,33 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION) -> N
 
     root = repo_path(repo)
     with handle_errors():
-        snapshot = _load(root, rev)
+        try:
+            snapshot = _load(root, rev)
+        except ConfigError as invalid:
+            if as_json:  # the script gets the errors on stdout too; stderr says it as always
+                emit_json("validate", {"ok": False, "errors": [str(i) for i in invalid.issues], "warnings": []})
+            raise
         errors = strategy_compile_check(snapshot, {("strategy", p) for p in snapshot.strategies})
         if errors:
             for e in errors:
                 err_console.print(f"[red]error:[/] {escape(e)}")
+            if as_json:
+                emit_json("validate", {"ok": False, "errors": errors, "warnings": []})
             raise typer.Exit(1)
         _, warnings = _next_runs(snapshot, clock.now())
-        for w in warnings:
-            console.print(f"[yellow]warning:[/] {escape(w)}")
         where = f"commit {snapshot.commit[:8]}" if rev and snapshot.commit else _drift_note(snapshot)
         s = snapshot.settings
-        console.print(f"OK: {len(snapshot.plans)} plans, {len(snapshot.strategies)} strategies, "
-                      f"{len(s.data_sources)} data sources, {len(s.brokers)} brokers, "
-                      f"{len(s.notifiers)} notifiers ({escape(where)})")
+        counts = {"plans": len(snapshot.plans), "strategies": len(snapshot.strategies),
+                  "data_sources": len(s.data_sources), "brokers": len(s.brokers), "notifiers": len(s.notifiers)}
+        if as_json:
+            emit_json("validate", {"ok": True, "errors": [], "warnings": warnings, "counts": counts,
+                                   "commit": snapshot.commit, "source": where})
+            return
+        for w in warnings:
+            console.print(f"[yellow]warning:[/] {escape(w)}")
+        console.print(f"OK: {counts['plans']} plans, {counts['strategies']} strategies, "
+                      f"{counts['data_sources']} data sources, {counts['brokers']} brokers, "
+                      f"{counts['notifiers']} notifiers ({escape(where)})")
 
 
 @app.command("plan")
@@ -200,11 +215,14 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
 
 @app.command()
-def status(repo: Path | None = REPO_OPTION) -> None:
+def status(repo: Path | None = REPO_OPTION,
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Applied commit, last attempted commit and its error, plans with their flags and next run.
 
-    Example: minitrade status
+    Example: minitrade status --json | jq .plans
     """
+    from dataclasses import asdict
+
     from minitrade.store import runs as run_sql
     from minitrade.store.applied import applied_resources, last_applied, last_attempt
     from minitrade.store.orders import open_orders
@@ -218,6 +236,14 @@ def status(repo: Path | None = REPO_OPTION) -> None:
             pending = [o.plan for o in open_orders(con)]
             last_runs = {name: run_sql.list_runs(con, plan=name, limit=1) for (kind, name) in resources
                          if kind == "plan"}
+        plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
+        last = {name: (runs[0].status, runs[0].started_at) if runs else None for name, runs in last_runs.items()}
+        rows = _plan_rows(plans, last, {name: pending.count(name) for name in plans})
+        if as_json:
+            emit_json("status", {"applied": asdict(applied) if applied else None,
+                                 "last_attempt": asdict(attempt) if attempt else None,
+                                 "plans": rows, "open_orders": len(pending)})
+            return
         if applied is None:
             console.print("Applied: nothing yet (run `minitrade apply`).")
         else:
@@ -228,30 +254,40 @@ def status(repo: Path | None = REPO_OPTION) -> None:
                           f"{attempt.attempted_at:%Y-%m-%d %H:%M %Z}")
             for line in (attempt.error or "").splitlines():
                 console.print(f"  {escape(line)}")
-        plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
-        if plans:
-            last = {name: (runs[0].status, runs[0].started_at) if runs else None for name, runs in last_runs.items()}
-            _print_plan_table(plans, last, {name: pending.count(name) for name in plans})
+        if rows:
+            _print_plan_table(rows)
         if pending:
             console.print(f"{len(pending)} open order(s): `minitrade orders` lists them.")
 
 
-def _print_plan_table(plans: dict[str, dict[str, object]], last: dict[str, tuple[str, datetime] | None],
-                      pending: dict[str, int]) -> None:
-    from rich.table import Table
-
+def _plan_rows(plans: dict[str, dict[str, object]], last: dict[str, tuple[str, datetime] | None],
+               pending: dict[str, int]) -> list[dict[str, Any]]:
+    """One row per applied plan: its flags, last run, open orders and next run (None when none)."""
     from minitrade.models import Plan
     from minitrade.scheduler import next_run_times
 
-    table = Table("plan", "backtest", "trading", "mode", "broker", "last run", "open orders", "next run")
     now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
     for name, spec in plans.items():
         plan = Plan.model_validate(spec)
         nxt = next_run_times(plan, now, 1) if plan.backtest_enabled else []
         ran = last.get(name)
-        table.add_row(name, plan.backtest.value, plan.trading.value, plan.mode.value, plan.broker,
-                      f"{ran[0]} {ran[1]:%Y-%m-%d %H:%M}" if ran else "-", str(pending.get(name, 0)),
-                      nxt[0].strftime("%Y-%m-%d %H:%M:%S %Z") if nxt else "-")
+        rows.append({"name": name, "backtest": plan.backtest.value, "trading": plan.trading.value,
+                     "mode": plan.mode.value, "broker": plan.broker,
+                     "last_run": {"status": ran[0], "started_at": ran[1]} if ran else None,
+                     "open_orders": pending.get(name, 0), "next_run": nxt[0] if nxt else None})
+    return rows
+
+
+def _print_plan_table(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table("plan", "backtest", "trading", "mode", "broker", "last run", "open orders", "next run")
+    for row in rows:
+        ran, nxt = row["last_run"], row["next_run"]
+        table.add_row(row["name"], row["backtest"], row["trading"], row["mode"], row["broker"],
+                      f"{ran['status']} {ran['started_at']:%Y-%m-%d %H:%M}" if ran else "-",
+                      str(row["open_orders"]), nxt.strftime("%Y-%m-%d %H:%M:%S %Z") if nxt else "-")
     console.print(table)
 
 

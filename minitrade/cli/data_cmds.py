@@ -10,14 +10,24 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path, rich_escape
+from minitrade import clock
+from minitrade.cli.app import (
+    REPO_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+    rich_escape,
+)
 from minitrade.errors import DataError
 
 if TYPE_CHECKING:
@@ -37,6 +47,8 @@ def check(
     tickers: Annotated[list[str], typer.Argument(help="One or more tickers, e.g. SPY QQQ.")],
     days: Annotated[int, typer.Option("--days", "-n", min=1, max=250, help="How many recent bars to show.")] = 5,
     repo: Path | None = REPO_OPTION,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (has format_version); "
+                                                          "a failed ticker has its error in it.")] = False,
 ) -> None:
     """Fetch the last bars of TICKERS straight from SOURCE (no cache) and show them.
 
@@ -54,20 +66,29 @@ def check(
             known = ", ".join(sorted(snap.settings.data_sources)) or "none"
             raise DataError(f"no data source named {source!r} in minitrade.yaml (defined: {known})")
         feed = source_for(source, spec, root=snap.root)
-        start = datetime.now(UTC).date() - timedelta(days=days * 2 + 14)
+        start = clock.now().date() - timedelta(days=days * 2 + 14)  # MINITRADE_NOW: a rehearsal's present
         failures = 0
+        checked: list[dict[str, Any]] = []
         for ticker in tickers:
             try:
                 bars = feed.daily(ticker, start)
             except DataError as e:
                 failures += 1
                 err_console.print(f"[bold red]error:[/] {rich_escape(str(e))}")
+                checked.append({"ticker": ticker, "error": str(e), "bars": []})
+                continue
+            recent = bars.tail(days)
+            checked.append({"ticker": ticker, "error": None, "adjustment": bars.attrs.get("adjustment", "unadjusted"),
+                            "partial": bool(bars.attrs.get("partial")),
+                            "bars": [{"date": day.date().isoformat(),
+                                      **{c: float(row[c]) for c in ("open", "high", "low", "close", "volume")}}
+                                     for day, row in recent.iterrows()]})
+            if as_json:
                 continue
             table = Table(title=f"{source} {ticker} ({bars.attrs.get('adjustment', 'unadjusted')})",
                           title_justify="left")
             for column in ("date", "open", "high", "low", "close", "volume"):
                 table.add_column(column, justify="left" if column == "date" else "right")
-            recent = bars.tail(days)
             for number, (day, row) in enumerate(recent.iterrows(), 1):
                 label = day.date().isoformat()
                 if number == len(recent) and bars.attrs.get("partial"):
@@ -75,9 +96,12 @@ def check(
                 table.add_row(label, *(f"{row[c]:,.4f}" for c in ("open", "high", "low", "close")),
                               f"{row['volume']:,.0f}")
             console.print(table)
+        if as_json:
+            emit_json("data_check", {"source": source, "ok": not failures, "tickers": checked})
         if failures:
             raise typer.Exit(1)
-        console.print(f"[green]ok:[/] {source} answered for {len(tickers)} ticker(s)")
+        if not as_json:
+            console.print(f"[green]ok:[/] {source} answered for {len(tickers)} ticker(s)")
 
 
 @data_app.command("fetch")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path
+from minitrade.cli.app import REPO_OPTION, app, console, emit_json, handle_errors, repo_path
 from minitrade.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:      # the models (pydantic) load when a command runs, not for --help
@@ -89,7 +89,8 @@ def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) 
 
 
 @ib.command()
-def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION,
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Session state of each IB account: not running, no session, authenticated, competing, expired.
 
     Example: minitrade ib status
@@ -101,9 +102,15 @@ def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
         names = [_pick(snapshot, account)[0]] if account else sorted(_ib_brokers(snapshot))
         if not names:
             _pick(snapshot, None)
+        found = []
         for name in names:
-            console.print(escape(str(gateway.status(name, _ib_brokers(snapshot)[name],
-                                                    state_dir=snapshot.state_dir))))
+            state = gateway.status(name, _ib_brokers(snapshot)[name], state_dir=snapshot.state_dir)
+            found.append({"account": state.account, "url": state.url, "pid": state.pid,
+                          "session": state.session.value})
+            if not as_json:  # as each answers: a slow gateway must not hide the others' state
+                console.print(escape(str(state)))
+        if as_json:
+            emit_json("ib_status", {"accounts": found})
 
 
 @ib.command()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
-from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path, rich_escape
+from minitrade.cli.app import (
+    REPO_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+    rich_escape,
+)
 
 notify_app = typer.Typer(help="Notifiers from minitrade.yaml (Apprise URLs).\n\n"
                               "Example: minitrade notify test phone && minitrade notify log phone",
@@ -42,6 +52,7 @@ def notify_log(
     notifier: str | None = typer.Argument(None, help="Only this notifier."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first."),
     repo: Path | None = REPO_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version)."),
 ) -> None:
     """Show the latest notification attempts (sent, suppressed as duplicate, failed).
 
@@ -55,6 +66,9 @@ def notify_log(
     with handle_errors():
         snapshot = load_worktree(repo_path(repo))
         rows = notifications.recent(snapshot.store(), limit=limit, notifier=notifier)
+    if as_json:
+        emit_json("notifications", {"notifications": [asdict(r) for r in rows]})
+        return
     table = Table("sent at (UTC)", "notifier", "event", "outcome", "title", "error")
     style = {"sent": "green", "suppressed": "dim", "failed": "red"}
     for r in rows:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.cli.app import REPO_OPTION, app, console, emit_json, err_console, handle_errors, repo_path
 from minitrade.cli.times import PLAN_TIME_HELP, parse_at, plan_zone_of
 from minitrade.errors import ConfigError
 
@@ -26,7 +25,7 @@ if TYPE_CHECKING:      # DuckDB and the models load when a command runs, not for
     from minitrade.store import Store
 
 PLAN_ARG = typer.Argument(help="Only this plan's orders (default: every plan).", show_default=False)
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON (a list of objects).")
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON: {format_version, kind, <kind>: [objects]}.")
 CSV_OPTION = typer.Option(False, "--csv", help="Print CSV with a header row.")
 
 
@@ -42,13 +41,13 @@ def _store(root: Path) -> tuple[Store, Any]:
     return snap.store(), snap
 
 
-def _emit(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, as_csv: bool,
+def _emit(kind: str, rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, as_csv: bool,
           title: str, empty: str, view: list[tuple[str, str]]) -> None:
-    """JSON or CSV of every column, or the `view` columns ((key, header)) as aligned lines for people."""
+    """JSON ({kind: rows}) or CSV of every column, or the `view` columns ((key, header)) as aligned lines."""
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        emit_json(kind, {kind: rows})
         return
     if as_csv:
         out = io.StringIO()
@@ -110,7 +109,7 @@ def orders(plan: Annotated[str | None, PLAN_ARG] = None,
             filled = order_sql.filled_quantities(con, plan)
         rows = [_order_row(o, filled.get(o.client_id, 0.0)) for o in found]
         which = "orders" if show_all else "open orders"
-        _emit(rows, ["client_id", "plan", "trading_day", "ticker", "side", "quantity", "filled", "order_type",
+        _emit("orders", rows, ["client_id", "plan", "trading_day", "ticker", "side", "quantity", "filled", "order_type",
                      "broker", "status", "note"], as_json=as_json, as_csv=as_csv,
               view=[("client_id", "order"), ("trade", "trade"), ("order_type", "type"), ("progress", "filled"),
                     ("status", "status"), ("note", "note")],
@@ -136,7 +135,7 @@ def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OP
             fills = order_sql.fills_of(con, plan)
             book = {o.client_id: o for o in order_sql.orders_of(con, plan)}
         rows = [_fill_row(f, book.get(f.client_id)) for f in fills]
-        _emit(rows, ["filled_at", "plan", "ticker", "side", "quantity", "price", "commission", "client_id",
+        _emit("trades", rows, ["filled_at", "plan", "ticker", "side", "quantity", "price", "commission", "client_id",
                      "fill_id", "source"], as_json=as_json, as_csv=as_csv,
               view=[("filled_at", "filled at (UTC)"), ("trade", "trade"), ("price", "price"),
                     ("commission", "commission"), ("fill_id", "fill")],
@@ -173,7 +172,7 @@ def runs(plan: Annotated[str | None, PLAN_ARG] = None,
         with store.transaction() as con:
             rows = [_run_row(r, run_sql.read_output(con, r.run_id)[1]) for r in run_sql.list_runs(con, plan=plan,
                                                                                                   limit=limit)]
-        _emit(rows, ["run_id", "plan", "kind", "status", "tick_at", "started_at", "finished_at", "error", "notes",
+        _emit("runs", rows, ["run_id", "plan", "kind", "status", "tick_at", "started_at", "finished_at", "error", "notes",
                      "printed"], as_json=as_json, as_csv=as_csv,
               view=[("started_at", "started (UTC)"), ("plan", "plan"), ("kind", "kind"), ("status", "outcome"),
                     ("printed", "printed"), ("run_id", "run"), ("note", "note")],

@@ -99,7 +99,7 @@ def test_a_hung_a_hungry_and_a_chatty_strategy_fail_alone_and_the_good_plan_trad
     assert printed > 50 * 1024**2 and output is not None and len(output) < 200 * 1024
     assert {"forever", "hog"} <= {p.title.split(":")[0] for p in failures}, [p.title for p in failures]
     listed = CliRunner().invoke(app, ["runs", "chatty", "--json", "--repo", str(live_repo.path)])
-    assert listed.exit_code == 0 and json.loads(listed.output)[0]["printed"] == printed
+    assert listed.exit_code == 0 and json.loads(listed.output)["runs"][0]["printed"] == printed
     shown = CliRunner().invoke(app, ["runs", "--output", chatty.run_id, "--repo", str(live_repo.path)])
     assert shown.exit_code == 0 and "characters left out" in shown.output
     page_dir = live_repo.path / "state" / "reports" / "plans" / "chatty"

@@ -82,7 +82,7 @@ def test_manual_fill_counts_and_shows_in_trades(live_repo) -> None:  # type: ign
     filled = cli("fill", order.client_id, "--price", "75.5", "--commission", "1", "--repo", repo)
     assert filled.exit_code == 0, filled.output
     assert orders(live_repo)[0].status is OrderStatus.FILLED
-    trades = json.loads(cli("trades", "--json", "--repo", repo).output)
+    trades = json.loads(cli("trades", "--json", "--repo", repo).output)["trades"]
     assert [(t["client_id"], t["price"]) for t in trades] == [(order.client_id, 75.5)]
     refused = cli("fill", order.client_id, "--price", "75.5", "--repo", repo)
     assert refused.exit_code == 1

@@ -41,7 +41,7 @@ def test_fill_then_orders_and_trades_show_the_book(trading_repo) -> None:  # typ
 
     listed = cli("orders", "--json", "--repo", repo)
     assert listed.exit_code == 0, listed.output
-    assert {(o["client_id"], o["status"], o["filled"]) for o in json.loads(listed.stdout)} == {
+    assert {(o["client_id"], o["status"], o["filled"]) for o in json.loads(listed.stdout)["orders"]} == {
         (aapl.client_id, "SUBMITTED", 0.0), (msft.client_id, "HELD", 0.0)}
 
     part = cli("fill", aapl.client_id, "--price", "230.5", "--qty", "4", "--commission", "1",
@@ -49,21 +49,21 @@ def test_fill_then_orders_and_trades_show_the_book(trading_repo) -> None:  # typ
     assert part.exit_code == 0, part.output
     assert f"Recorded fill {aapl.client_id}#1: BUY 4 AAPL @ 230.5" in part.stdout
     assert "is now PARTIAL: 4 of 10 filled, 6 remaining" in part.stdout
-    [row] = json.loads(cli("orders", "sma-aapl", "--json", "--repo", repo).stdout)
+    [row] = json.loads(cli("orders", "sma-aapl", "--json", "--repo", repo).stdout)["orders"]
     assert (row["status"], row["filled"], row["remaining"], row["commit_sha"]) == ("PARTIAL", 4.0, 6.0, "abc123")
 
     rest = cli("fill", aapl.client_id, "--price", "231", "--at", "2026-11-25 16:00", "--repo", repo)
     assert rest.exit_code == 0 and "is now FILLED: 10 of 10 filled, 0 remaining" in rest.stdout
-    assert [o["client_id"] for o in json.loads(cli("orders", "--json", "--repo", repo).stdout)] == [msft.client_id]
-    every = json.loads(cli("orders", "--all", "--json", "--repo", repo).stdout)
+    assert [o["client_id"] for o in json.loads(cli("orders", "--json", "--repo", repo).stdout)["orders"]] == [msft.client_id]
+    every = json.loads(cli("orders", "--all", "--json", "--repo", repo).stdout)["orders"]
     assert {o["client_id"]: o["status"] for o in every} == {
         aapl.client_id: "FILLED", msft.client_id: "HELD", ibm.client_id: "CANCELLED"}
 
-    trades = json.loads(cli("trades", "sma-aapl", "--json", "--repo", repo).stdout)
+    trades = json.loads(cli("trades", "sma-aapl", "--json", "--repo", repo).stdout)["trades"]
     assert [(t["fill_id"][-2:], t["ticker"], t["side"], t["quantity"], t["price"], t["commission"])
             for t in trades] == [("#1", "AAPL", "BUY", 4.0, 230.5, 1.0), ("#2", "AAPL", "BUY", 6.0, 231.0, 0.0)]
     # --at is read in the plan's exchange time: 15:59 New York is 20:59 UTC in November
-    assert trades[0]["filled_at"].startswith("2026-11-25 20:59:00")
+    assert trades[0]["filled_at"] == "2026-11-25T20:59:00+00:00"  # ISO 8601, as every --json time
     with store.transaction() as con:
         first = order_sql.fills_of(con, client_id=aapl.client_id)[0]
     assert first.filled_at == datetime(2026, 11, 25, 20, 59, tzinfo=UTC)
