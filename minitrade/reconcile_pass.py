@@ -381,7 +381,8 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
     already run elsewhere, or an interrupted tick that may not be retried)."""
     store = env.store
     is_late = env.clock() - tick > GRACE
-    if resumed and (is_late or name not in env.snapshot.plans or _tries(env, name, tick) >= MAX_TRIES):
+    tries = _tries(env, name, tick) if resumed else 0
+    if resumed and (is_late or name not in env.snapshot.plans or tries >= MAX_TRIES):
         why = ("interrupted: the daemon stopped or crashed during this run" if is_late or name not in env.snapshot.plans
                else f"interrupted {MAX_TRIES} times (the daemon stopped or crashed during each run); not retried")
         with store.transaction() as con:
@@ -401,7 +402,7 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
             if not order_sql.start_tick(con, name, tick, run_id):
                 return None  # already ran (another pass or before a restart)
         failpoints.hit("tick-started")
-    elif _tries(env, name, tick):
+    elif tries:
         log.warning("plan %s: retrying the run of %s once: the daemon stopped during it", name, tick)
     return run_id
 

@@ -63,19 +63,19 @@ def backtest(
     with handle_errors():
         snapshot = load_worktree(repo_path(repo))
         names = _chosen(snapshot, plan, all_plans)
-        outcomes: dict[str, dict[str, Any]] = {}
         if len(names) > 1:  # several plans compute side by side on the worker pool
             outcomes = _run_many(snapshot, names, first, last)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True, disable=as_json and not err_console.is_terminal) as bar:
-            for name in names if len(names) == 1 else []:
+        else:  # one plan in this process, with a progress bar of its prices and bars
+            (name,) = names
+            with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                          console=err_console, transient=True,
+                          disable=as_json and not err_console.is_terminal) as bar:
                 task = bar.add_task(f"{name}: prices", total=None)
 
-                def step(stage: str, done: int, total: int, task: Any = task, name: str = name) -> None:
+                def step(stage: str, done: int, total: int) -> None:
                     bar.update(task, description=f"{name}: {stage}", completed=done, total=total)
 
-                outcomes[name] = _run_one(snapshot, name, first, last, step)
-                bar.remove_task(task)
+                outcomes = {name: _run_one(snapshot, name, first, last, step)}
     if as_json:
         console.print_json(json.dumps(outcomes, default=str))
     else:

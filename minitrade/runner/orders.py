@@ -192,11 +192,12 @@ def actual_book(plan: Plan, orders: Iterable[Order], fills: Iterable[Fill]) -> t
     return cash, {t: q for t, q in positions.items() if abs(q) > QUANTITY_TOLERANCE}
 
 
-def reserved_book(plan: Plan, orders: Sequence[Order], fills: Sequence[Fill], prices: Mapping[str, float]
-                  ) -> tuple[float, dict[str, float]]:
-    """The actual book less what the plan's open orders already claim: shares an open SELL will
-    deliver and cash an open BUY will spend (at `prices`), so two ticks never sell one share twice."""
-    cash, positions = actual_book(plan, orders, fills)
+def reserved_book(plan: Plan, orders: Sequence[Order], fills: Sequence[Fill], prices: Mapping[str, float], *,
+                  actual: tuple[float, dict[str, float]]) -> tuple[float, dict[str, float]]:
+    """The `actual` book (`actual_book` of these orders and fills) less what the plan's open orders
+    already claim: shares an open SELL will deliver and cash an open BUY will spend (at `prices`),
+    so two ticks never sell one share twice."""
+    cash, positions = actual[0], dict(actual[1])
     done: dict[str, float] = {}
     for fill in fills:
         done[fill.client_id] = done.get(fill.client_id, 0.0) + fill.quantity

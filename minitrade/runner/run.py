@@ -120,14 +120,14 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
     prepared: dict[str, _Prepared] = {}
     outcomes: list[RunOutcome] = []
     bug: Exception | None = None
+    digests = env.snapshot.digests()  # hashes every resource: once per batch, not twice per run
     for name, tick_at, run_id in ticks:
-        outcome = _start(env, name, tick_at, run_id)
+        digest = digests[("plan", name)]
+        outcome = _start(env, name, tick_at, run_id, digest)
         try:
-            prepared[run_id] = _prepare(env, outcome, tick_at, should_stop)
+            prepared[run_id] = _prepare(env, outcome, tick_at, digest, should_stop)
         except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
-            outcome.error = str(e)
-            with env.store.transaction() as con:
-                run_sql.finish_run(con, run_id, error=f"interrupted: {e}", finished_at=env.clock())
+            _interrupted(env, outcome, f"interrupted: {e}")
         except MinitradeError as e:
             _fail(env, outcome, e)
             outcomes.append(outcome)
@@ -139,10 +139,8 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
     results = env.executor.run([p.input for p in prepared.values()], should_stop=should_stop)
     for result in results:
         run = prepared.pop(result.run_id)
-        if result.interrupted:  # not the plan's failure: recorded, not notified; its tick is resumed
-            run.outcome.error = result.error
-            with env.store.transaction() as con:
-                run_sql.finish_run(con, run.outcome.run_id, error=result.error, finished_at=env.clock())
+        if result.interrupted:
+            _interrupted(env, run.outcome, result.error or "interrupted")
             continue
         try:
             _commit(env, run, result)
@@ -173,12 +171,12 @@ class _Prepared:
     input: RunInput
 
 
-def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str) -> RunOutcome:
+def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) -> RunOutcome:
     snapshot = env.snapshot
     rehearsal = env.is_rehearsal(tick_at)
     with env.store.transaction() as con:
         run_sql.start_run(con, run_id=run_id, plan=name, kind="rehearsal" if rehearsal else env.kind,
-                          commit_sha=snapshot.commit, plan_digest=snapshot.digests()[("plan", name)],
+                          commit_sha=snapshot.commit, plan_digest=digest,
                           tick_at=tick_at, started_at=env.clock())
     outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal)
     if rehearsal:
@@ -197,13 +195,21 @@ def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
             else messages.run_failed(name, outcome.error, run_id=run_id))
 
 
+def _interrupted(env: RunEnv, outcome: RunOutcome, error: str) -> None:
+    """The daemon is stopping: not the plan's failure, so recorded and not notified; its tick stays
+    open and is resumed within its grace period."""
+    outcome.error = error
+    with env.store.transaction() as con:
+        run_sql.finish_run(con, outcome.run_id, error=error, finished_at=env.clock())
+
+
 def _record_bug(env: RunEnv, outcome: RunOutcome, error: Exception) -> None:
     outcome.error = f"internal error: {type(error).__name__}: {error}"
     with env.store.transaction() as con:
         run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock())
 
 
-def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime,
+def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
              should_stop: Callable[[], bool] = lambda: False) -> _Prepared:
     """Prices, the strict guard, the actual book and storage: everything compute needs, read here."""
     store, snapshot = env.store, env.snapshot
@@ -237,7 +243,7 @@ def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime,
                          positions=positions, trade_start=trade_start, commission=commission, end=day,
                          frozen_before=day if plan.mode is Mode.INCREMENTAL else plan.trade_start,
                          storage=storage, timeout=plan.timeout or snapshot.settings.executor.timeout)
-    return _Prepared(outcome, plan, snapshot.digests()[("plan", plan.name)], tick_at, prices, commission,
+    return _Prepared(outcome, plan, digest, tick_at, prices, commission,
                      run_input)
 
 
@@ -326,13 +332,14 @@ def _check_against_book(plan: Plan, new: list[Order], existing: list[Order], fil
     plan also reports where its simulated holdings differ from the fills.
     """
     notes: list[str] = []
+    actual = order_book.actual_book(plan, existing, fills)
     if plan.mode is Mode.STRICT and len(result.positions):
         simulated = {str(t): float(q) for t, q in result.positions.iloc[-1].items() if q}
-        _, actual = order_book.actual_book(plan, existing, fills)
-        notes += [f"plan {plan.name}: {line}" for line in order_book.divergence(plan, simulated, actual, existing)]
+        notes += [f"plan {plan.name}: {line}"
+                  for line in order_book.divergence(plan, simulated, actual[1], existing)]
     if not new:
         return new, notes
-    cash, held = order_book.reserved_book(plan, existing, fills, closes)
+    cash, held = order_book.reserved_book(plan, existing, fills, closes, actual=actual)
     check = order_book.check_book(plan, new, cash=cash, positions=held, prices=closes, commission=commission)
     notes += check.notes
     clipped = {o.client_id: note for o, note in check.clipped}
