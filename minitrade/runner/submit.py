@@ -97,9 +97,8 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
         held = [_set(store, o, OrderStatus.HELD, note=why) for o in orders]
         if notify is not None and not login_helps:
             notify.notify(messages.broker_unavailable(plan.name, held, broker=plan.broker, reason=why))
-        elif notify is not None:
-            notify.notify(messages.orders_pending(plan.name, held, broker=plan.broker, reason=why))
-            notify.notify(messages.broker_login_needed(plan.broker, plans=[plan.name], held=held))
+        else:  # held for want of a session: announced as any held order is (its note is `why`)
+            _announce(notify, plan, held)
         return held
     sent = [_send(store, broker, o) if now < expiry(o, plan) else
             _set(store, o, OrderStatus.EXPIRED, note=f"{o.order_type.value} order already too late at "
