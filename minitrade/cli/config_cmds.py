@@ -11,7 +11,16 @@ import typer
 from rich.markup import escape
 
 from minitrade import clock, gitrepo
-from minitrade.cli.app import REPO_OPTION, app, console, emit_json, err_console, handle_errors, repo_path
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+)
 from minitrade.errors import ConfigError, GitError
 
 # The rest of minitrade (pydantic models, DuckDB, pandas through the scheduler) is imported by the
@@ -31,20 +40,10 @@ def _load(root: Path, rev: str | None) -> Snapshot:
 
 def _state_store(root: Path) -> Store:
     """The store of a repo even when its files do not validate (state_dir read leniently)."""
-    import yaml
-
-    from minitrade.loader import SETTINGS_FILE
+    from minitrade.statedir import locate
     from minitrade.store import Store
 
-    state = "state"
-    try:
-        data = yaml.safe_load((root / SETTINGS_FILE).read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("state_dir"), str):
-            state = data["state_dir"]
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        pass
-    path = Path(state).expanduser()
-    return Store((path if path.is_absolute() else root / path) / "minitrade.duckdb")
+    return Store(locate(root).state_dir / "minitrade.duckdb")
 
 
 def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[datetime]], list[str]]:
@@ -116,7 +115,7 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
 
 @app.command("plan")
-def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
+def plan_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION, rev: str | None = REV_OPTION,
              as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Show what `apply` would change, and each plan's next run times.
 
@@ -128,7 +127,7 @@ def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
     from minitrade.reconciler import changeset
     from minitrade.store.applied import last_applied
 
-    root = repo_path(repo)
+    root = repo_path(repo, state_dir)
     with handle_errors():
         snapshot = _load(root, rev)
         store = snapshot.store()
@@ -159,7 +158,7 @@ def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
 
 @app.command("apply")
-def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
+def apply_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION, rev: str | None = REV_OPTION,
               yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
               allow_dirty: bool = typer.Option(False, "--allow-dirty",
                                                help="Apply uncommitted files (recorded as dirty).")) -> None:
@@ -174,7 +173,7 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
     from minitrade.reconciler import apply as apply_snapshot
     from minitrade.reconciler import changeset, default_checks, record_rejected_load
 
-    root = repo_path(repo)
+    root = repo_path(repo, state_dir)
     with handle_errors():
         if not gitrepo.is_repo(root):
             raise GitError(f"{root} is not a git repository: `apply` records the commit it applies "
@@ -215,7 +214,7 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
 
 @app.command()
-def status(repo: Path | None = REPO_OPTION,
+def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Applied commit, last attempted commit and its error, plans with their flags and next run.
 
@@ -227,7 +226,7 @@ def status(repo: Path | None = REPO_OPTION,
     from minitrade.store.applied import applied_resources, last_applied, last_attempt
     from minitrade.store.orders import open_orders
 
-    root = repo_path(repo)
+    root = repo_path(repo, state_dir)
     with handle_errors():
         store = _state_store(root)
         with store.transaction() as con:
@@ -293,14 +292,14 @@ def _print_plan_table(rows: list[dict[str, Any]]) -> None:
 
 @app.command()
 def schema(out: Path = typer.Option(Path("schemas"), "--out", help="Folder to write the JSON Schemas into."),
-           repo: Path | None = REPO_OPTION) -> None:
+           repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Write JSON Schemas of minitrade.yaml and plan files for editors (yaml-language-server).
 
     Example: minitrade schema --out schemas
     """
     from minitrade.schemas import write_schemas
 
-    target = out if out.is_absolute() else repo_path(repo) / out
+    target = out if out.is_absolute() else repo_path(repo, state_dir) / out
     for path in write_schemas(target):
         console.print(f"wrote {path}")
 

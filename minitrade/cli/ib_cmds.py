@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, emit_json, handle_errors, repo_path
+from minitrade.cli.app import REPO_OPTION, STATE_DIR_OPTION, app, console, emit_json, handle_errors, repo_path
 from minitrade.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:      # the models (pydantic) load when a command runs, not for --help
@@ -50,15 +50,15 @@ def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
     return next(iter(brokers.items()))
 
 
-def _snapshot(repo: Path | None) -> Snapshot:
+def _snapshot(repo: Path | None, state_dir: Path | None) -> Snapshot:
     from minitrade.loader import load_worktree
 
-    return load_worktree(repo_path(repo))
+    return load_worktree(repo_path(repo, state_dir))
 
 
 @ib.command()
 def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(None, help="java executable."),
-          repo: Path | None = REPO_OPTION) -> None:
+          repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Start the gateway from gateway.install_dir and wait until it answers.
 
     Example: minitrade ib start --account ib-paper
@@ -66,7 +66,7 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         pid = gateway.start(name, spec, state_dir=snapshot.state_dir, java=java)
         console.print(f"gateway of {name} runs (pid {pid}) at {spec.gateway.url}; "
@@ -74,7 +74,7 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
 
 
 @ib.command()
-def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Stop the gateway that `minitrade ib start` started.
 
     Example: minitrade ib stop --account ib-paper
@@ -82,14 +82,14 @@ def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) 
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, _ = _pick(snapshot, account)
         stopped = gateway.stop(name, state_dir=snapshot.state_dir)
         console.print(f"gateway of {name} stopped" if stopped else f"no gateway of {name} was running")
 
 
 @ib.command()
-def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION,
+def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Session state of each IB account: not running, no session, authenticated, competing, expired.
 
@@ -98,7 +98,7 @@ def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         names = [_pick(snapshot, account)[0]] if account else sorted(_ib_brokers(snapshot))
         if not names:
             _pick(snapshot, None)
@@ -118,7 +118,7 @@ def login(account: str = typer.Argument(..., help="IB broker name in minitrade.y
           twofa_timeout: float = typer.Option(120.0, help="Seconds to wait for the 2FA approval."),
           reset_failures: bool = typer.Option(False, "--reset-failures", help="Forget failed attempts recorded "
                                               "by the lockout guard (after checking the credentials)."),
-          repo: Path | None = REPO_OPTION) -> None:
+          repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push.
 
     Chromium (or Chrome) and chromedriver are found on PATH, or set MINITRADE_CHROMIUM and
@@ -130,7 +130,7 @@ def login(account: str = typer.Argument(..., help="IB broker name in minitrade.y
     from minitrade.brokers.ib.login import login as ib_login
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         if reset_failures:
             LoginGuard(snapshot.state_dir / "ib" / f"{name}.login.json", spec.max_login_attempts).reset()
@@ -150,7 +150,7 @@ def _send_held(snapshot: Snapshot) -> None:
 
 
 @ib.command()
-def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """End the brokerage session (orders will be held until the next login).
 
     Example: minitrade ib logout --account ib-paper
@@ -158,7 +158,7 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
     from minitrade.brokers.ib.client import IBClient
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             client.logout()
@@ -167,7 +167,7 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
 
 @ib.command()
 def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), account: str | None = ACCOUNT_OPTION,
-              repo: Path | None = REPO_OPTION) -> None:
+              repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`.
 
     Example: minitrade ib contracts AAPL --account ib-paper
@@ -178,7 +178,7 @@ def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), acco
     from minitrade.brokers.ib.contracts import candidates
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             found = candidates(client, [symbol]).get(symbol.upper(), [])
