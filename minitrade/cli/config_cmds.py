@@ -362,7 +362,10 @@ def schema(out: Path = typer.Option(Path("schemas"), "--out", help="Folder to wr
 
 @app.command()
 def init(directory: Path = typer.Argument(Path("."), help="Folder of the new trading repo.")) -> None:
-    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, .gitignore.
+    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, a CI workflow.
+
+    Also .gitignore, schemas/ for editors, and .github/workflows/minitrade.yml: on each pull request
+    GitHub Actions runs `minitrade validate` and posts `minitrade plan --format markdown` as a comment.
 
     Example: minitrade init ~/trading && cd ~/trading && minitrade plan
     """
