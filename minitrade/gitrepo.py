@@ -56,6 +56,14 @@ def resolve(root: Path, rev: str = "HEAD") -> str | None:
         raise GitError(f"unknown revision {rev!r} in {root}") from None
 
 
+def branch(root: Path) -> str | None:
+    """The checked-out branch, or None on a detached HEAD (or outside a repo)."""
+    try:
+        return str(_git(root, "symbolic-ref", "--short", "-q", "HEAD")).strip() or None
+    except GitError:
+        return None
+
+
 def commit_info(root: Path, sha: str) -> CommitInfo:
     out = str(_git(root, "show", "-s", "--format=%H%x00%aI%x00%B", sha))
     full, when, message = out.split("\x00", 2)

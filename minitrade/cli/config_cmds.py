@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from minitrade.errors import ConfigError, GitError
 # The rest of minitrade (pydantic models, DuckDB, pandas through the scheduler) is imported by the
 # commands that use it, so `minitrade --help` and every other command start fast.
 if TYPE_CHECKING:
+    from minitrade.diff import ChangeSet
     from minitrade.loader import Snapshot
     from minitrade.store import Store
 
@@ -114,47 +117,99 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
                       f"{counts['notifiers']} notifiers ({escape(where)})")
 
 
+class PlanFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
 @app.command("plan")
 def plan_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION, rev: str | None = REV_OPTION,
-             as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
+             output: PlanFormat = typer.Option(PlanFormat.TEXT, "--format", help="text for people, json for "
+                                               "scripts (has format_version), markdown for a pull-request comment."),
+             as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
+             base: str | None = typer.Option(None, "--base", help="Compare with the files of this commit (e.g. "
+                                             "origin/main in a pull request's CI) instead of the applied state.")
+             ) -> None:
     """Show what `apply` would change, and each plan's next run times.
 
     Exit codes: 0 = no changes, 2 = changes to apply, 1 = error.
 
     Example: minitrade plan --json | jq .summary
+    Example: minitrade plan --format markdown --base origin/main | tee plan.md
     """
-    from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
-    from minitrade.reconciler import changeset
-    from minitrade.store.applied import last_applied
+    from minitrade.cli.changes_view import changes_json, changes_markdown, print_changes, print_schedule
 
+    if as_json and output not in (PlanFormat.TEXT, PlanFormat.JSON):
+        raise typer.BadParameter(f"--json and --format {output.value} disagree: give one of them", param_hint="--json")
+    fmt = PlanFormat.JSON if as_json else output
     root = repo_path(repo, state_dir)
     with handle_errors():
         snapshot = _load(root, rev)
-        store = snapshot.store()
-        changes = changeset(snapshot, store)
-        now = clock.now()
-        runs, warnings = _next_runs(snapshot, now)
-        with store.transaction() as con:
-            applied = last_applied(con)
-        applied_view = {"commit": applied.commit_sha, "dirty": applied.dirty,
-                        "at": applied.attempted_at.isoformat()} if applied else None
+        changes, applied_view, against, base_warnings = _changes_against(snapshot, base)
+        runs, warnings = _next_runs(snapshot, clock.now())
+        warnings = base_warnings + warnings
         desired_view = {"source": f"commit {snapshot.commit}" if rev else _drift_note(snapshot),
                         "commit": snapshot.commit, "dirty": snapshot.dirty}
-        if as_json:
+        disabled = {n for n, p in snapshot.plans.items() if not p.backtest_enabled}
+        if fmt is PlanFormat.JSON:
             # Written as is: rich's JSON highlighting takes seconds on 500 plans and adds nothing to a pipe.
             console.file.write(changes_json(changes, desired=desired_view, applied=applied_view or {},
                                             next_runs=runs, warnings=warnings) + "\n")
+        elif fmt is PlanFormat.MARKDOWN:
+            console.file.write(changes_markdown(changes, ref=_markdown_ref(snapshot, rev),
+                                                desired=str(desired_view["source"]), against=against,
+                                                next_runs=runs, disabled=disabled, warnings=warnings))
         else:
             console.print(f"Desired: {escape(str(desired_view['source']))}")
-            console.print("Applied: " + (f"commit {applied.commit_sha[:8] if applied.commit_sha else '(none)'}"
-                                         f"{' (dirty)' if applied.dirty else ''} at {applied.attempted_at:%Y-%m-%d %H:%M}"
-                                         if applied else "nothing applied yet"))
+            console.print(f"{'Base' if base else 'Applied'}: {escape(against)}")
             console.print()
             print_changes(console, changes)
-            print_schedule(console, runs, {n for n, p in snapshot.plans.items() if not p.backtest_enabled})
+            print_schedule(console, runs, disabled)
             for w in warnings:
                 console.print(f"[yellow]warning:[/] {escape(w)}")
     raise typer.Exit(0 if changes.empty else 2)
+
+
+def _changes_against(snapshot: Snapshot, base: str | None) -> tuple[ChangeSet, dict[str, Any] | None, str,
+                                                                        list[str]]:
+    """The ChangeSet against the applied state (or the files of `base`), how to name what it compares
+    with, for the JSON and for people, and a warning when the base itself does not validate."""
+    from minitrade.diff import compute
+    from minitrade.loader import load_commit
+    from minitrade.reconciler import changeset, desired_state
+    from minitrade.store.applied import last_applied
+
+    if base is None:
+        store = snapshot.store()
+        changes = changeset(snapshot, store)
+        with store.transaction() as con:
+            applied = last_applied(con)
+        if applied is None:
+            return changes, None, "nothing applied yet", []
+        view = {"commit": applied.commit_sha, "dirty": applied.dirty, "at": applied.attempted_at.isoformat()}
+        named = (f"commit {applied.commit_sha[:8] if applied.commit_sha else '(none)'}"
+                 f"{' (dirty)' if applied.dirty else ''} at {applied.attempted_at:%Y-%m-%d %H:%M}")
+        return changes, view, named, []
+    sha = gitrepo.resolve(snapshot.root, base)
+    try:
+        before = desired_state(load_commit(snapshot.root, base))
+        warnings = []
+    except ConfigError as invalid:  # a pull request that fixes a broken branch must still get its plan
+        before, warnings = {}, [f"base {base} does not validate ({len(invalid.issues)} issue(s)): "
+                                "compared with nothing"]
+    plan_strategies = {name: plan.strategy for name, plan in snapshot.plans.items()}
+    changes = compute(desired_state(snapshot), before, plan_strategies)
+    return changes, {"commit": sha, "dirty": False, "at": None, "base": base}, \
+        f"{base} (commit {(sha or '')[:8]})", warnings
+
+
+def _markdown_ref(snapshot: Snapshot, rev: str | None) -> str:
+    """`branch` @ `commit` for the comment's heading; in GitHub Actions the pull request's branch."""
+    branch = os.environ.get("GITHUB_HEAD_REF") or (None if rev else gitrepo.branch(snapshot.root))
+    commit = snapshot.commit[:8] if snapshot.commit else "no commit"
+    where = f"`{commit}`" + (" (uncommitted changes)" if snapshot.dirty else "")
+    return f"`{branch}` @ {where}" if branch else where
 
 
 @app.command("apply")
@@ -306,7 +361,10 @@ def schema(out: Path = typer.Option(Path("schemas"), "--out", help="Folder to wr
 
 @app.command()
 def init(directory: Path = typer.Argument(Path("."), help="Folder of the new trading repo.")) -> None:
-    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, .gitignore.
+    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, a CI workflow.
+
+    Also .gitignore, schemas/ for editors, and .github/workflows/minitrade.yml: on each pull request
+    GitHub Actions runs `minitrade validate` and posts `minitrade plan --format markdown` as a comment.
 
     Example: minitrade init ~/trading && cd ~/trading && minitrade plan
     """

@@ -5,13 +5,23 @@ Account names are the `type: ib` brokers of minitrade.yaml.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, STATE_DIR_OPTION, app, console, emit_json, handle_errors, repo_path
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+)
 from minitrade.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:      # the models (pydantic) load when a command runs, not for --help
@@ -71,6 +81,59 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
         pid = gateway.start(name, spec, state_dir=snapshot.state_dir, java=java)
         console.print(f"gateway of {name} runs (pid {pid}) at {spec.gateway.url}; "
                       f"log in with `minitrade ib login {name}`")
+
+
+@ib.command()
+def install(account: str | None = ACCOUNT_OPTION,
+            from_zip: Path | None = typer.Option(None, "--from", help="clientportal.gw.zip already downloaded "
+                                                 "(default: download it).", show_default=False),
+            port: int | None = typer.Option(None, "--port", help="Port the gateway listens on (default: the port "
+                                            "of gateway.url).", show_default=False),
+            repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
+    """Download (or take --from) IB's Client Portal gateway, unpack it under the state dir, lock it to 127.0.0.1.
+
+    Writes root/conf.yaml (listenPort from gateway.url, listenSsl, ips.allow 127.0.0.1) and
+    `minitrade ib start` uses this copy when gateway.install_dir is unset. The download comes from
+    IB's published URL, or from MINITRADE_IB_GATEWAY_URL when set. Installing again replaces it.
+
+    Example: minitrade ib install --account ib-paper && minitrade ib start --account ib-paper
+    """
+    from urllib.parse import urlsplit
+
+    from minitrade.brokers.ib import install as gw_install
+
+    with handle_errors():
+        snapshot = _snapshot(repo, state_dir)
+        name, spec = _pick(snapshot, account)
+        listen = port or urlsplit(spec.gateway.url).port
+        if port is not None and port != urlsplit(spec.gateway.url).port:
+            err_console.print(f"[yellow]warning:[/] the gateway will listen on {port}, not on the port of "
+                              f"{escape(spec.gateway.url)}: `minitrade ib start` only finds it through a "
+                              "forward or proxy at gateway.url")
+        if from_zip is None:
+            err_console.print(f"downloading {escape(gw_install.download_url())}")
+        target = gw_install.install(name, spec, state_dir=snapshot.state_dir, zip_path=from_zip, port=port,
+                                    progress=_progress_line())
+        console.print(f"gateway of {name} installed in {escape(str(target))} (port {listen or 'of gateway.url'}, "
+                      f"allows 127.0.0.1 only); start it with `minitrade ib start --account {name}`")
+
+
+def _progress_line() -> Callable[[int, int | None], None]:
+    """One line on stderr rewritten in place as the download goes (a new line per MB when not a terminal)."""
+    last = [-1]
+
+    def show(done: int, total: int | None) -> None:
+        mb = done >> 20
+        if mb == last[0] and done != total:
+            return
+        last[0] = mb
+        of = f" of {total / 2**20:.1f} MB ({100 * done // total}%)" if total else " MB"
+        line = f"  {done / 2**20:.1f}{of}"
+        end = "\n" if (total is not None and done >= total) or not err_console.is_terminal else ""
+        err_console.file.write(("\r" if err_console.is_terminal else "") + line + end)
+        err_console.file.flush()
+
+    return show
 
 
 @ib.command()
