@@ -23,7 +23,7 @@ from types import FrameType
 from pydantic import SecretStr
 
 from minitrade import clock
-from minitrade.errors import GitError, MinitradeError
+from minitrade.errors import AlreadyRunning, GitError, MinitradeError
 from minitrade.loader import Snapshot
 from minitrade.models import ExecutorSpec
 from minitrade.notify import Notifier, messages
@@ -37,10 +37,6 @@ from minitrade.trading_calendar import get_calendar
 log = logging.getLogger("minitrade.daemon")
 DEBOUNCE_SECONDS = 0.5
 POLL_SECONDS = 60.0
-
-
-class AlreadyRunning(MinitradeError):
-    """Another daemon holds this state dir; stop it first."""
 
 
 @contextmanager

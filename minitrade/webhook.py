@@ -90,7 +90,7 @@ class WebhookServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY:
                     self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload too large")
@@ -100,7 +100,7 @@ class WebhookServer:
                 status, reason = server.accept(headers, body)
                 self._answer(status, reason)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(HTTPStatus.METHOD_NOT_ALLOWED, "POST a push event")
 
             def _answer(self, status: HTTPStatus, reason: str) -> None:
@@ -113,7 +113,7 @@ class WebhookServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+            def log_message(self, format: str, *args: object) -> None:
                 return  # every request is logged once by _answer, through the one logging setup
 
         return Handler

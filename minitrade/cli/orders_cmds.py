@@ -214,7 +214,8 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
 
     Example: minitrade fill sma-aapl.20261125.204500Z.AAPL.0 --price 231.50 --qty 10 --commission 1
     """
-    from minitrade.runner.fills import FillRefused, record_fill
+    from minitrade.errors import FillRefused
+    from minitrade.runner.fills import record_fill
     from minitrade.store import orders as order_sql
 
     with handle_errors():

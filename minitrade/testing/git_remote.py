@@ -105,10 +105,10 @@ class GitHttpHost:
         host = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 self._serve(b"")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._serve(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
             def _serve(self, body: bytes) -> None:
@@ -144,7 +144,7 @@ class GitHttpHost:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         return Handler

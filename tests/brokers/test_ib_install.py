@@ -185,7 +185,7 @@ class _ZipServer:
         payload = body
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:
                 if self.path != "/portal/clientportal.gw.zip":
                     self.send_error(404)
                     return
