@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import posixpath
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from zoneinfo import available_timezones
 
@@ -103,7 +104,15 @@ def load_worktree(root: Path) -> Snapshot:
         base = root / folder
         return sorted(str(p.relative_to(root)) for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
 
-    snap = _load(root, read, listing)
+    def is_link(path: str) -> bool:  # any component: a linked folder leads out of the repo as well
+        here = root
+        for part in PurePosixPath(path).parts:
+            here = here / part
+            if here.is_symlink():
+                return True
+        return False
+
+    snap = _load(root, read, listing, is_link)
     if gitrepo.is_repo(root):
         snap.commit = gitrepo.resolve(root, "HEAD")
         snap.dirty = snap.commit is None or bool(
@@ -119,6 +128,7 @@ def load_commit(root: Path, rev: str = "HEAD") -> Snapshot:
         raise ConfigError(ConfigIssue(str(root), None, "", "the repository has no commit yet",
                                       "commit minitrade.yaml, plans/ and strategies/ first"))
     files = set(gitrepo.list_files(root, sha))
+    links = set(gitrepo.list_symlinks(root, sha))  # git stores a link as its target's path: never read it
 
     def read(path: str) -> bytes | None:
         return gitrepo.read_file(root, sha, path) if path in files else None
@@ -126,7 +136,11 @@ def load_commit(root: Path, rev: str = "HEAD") -> Snapshot:
     def listing(folder: str) -> list[str]:
         return sorted(p for p in files if p.startswith(folder + "/"))
 
-    snap = _load(root, read, listing)
+    def is_link(path: str) -> bool:  # a linked folder is one link entry, and the path runs through it
+        parts = path.split("/")
+        return any("/".join(parts[:n]) in links for n in range(1, len(parts) + 1))
+
+    snap = _load(root, read, listing, is_link)
     snap.commit = sha
     return snap
 
@@ -134,15 +148,17 @@ def load_commit(root: Path, rev: str = "HEAD") -> Snapshot:
 # ---------------------------------------------------------------------------------------------
 # loading
 
-def _load(root: Path, read: Callable[[str], bytes | None],
-          listing: Callable[[str], list[str]]) -> Snapshot:
+def _load(root: Path, read: Callable[[str], bytes | None], listing: Callable[[str], list[str]],
+          is_link: Callable[[str], bool]) -> Snapshot:
     issues: list[ConfigIssue] = []
     sources: dict[str, str] = {}
 
     raw = read(SETTINGS_FILE)
     settings: Settings | None = None
     settings_doc: YamlDoc | None = None
-    if raw is None:
+    if raw is not None and is_link(SETTINGS_FILE):
+        issues.append(_link_issue(SETTINGS_FILE))
+    elif raw is None:
         issues.append(ConfigIssue(SETTINGS_FILE, None, "", "not found in the trading repo",
                                   "run `minitrade init` or create minitrade.yaml"))
     else:
@@ -155,6 +171,9 @@ def _load(root: Path, read: Callable[[str], bytes | None],
     raw_docs: list[YamlDoc] = []
     for path in listing(PLANS_DIR):
         if not path.endswith((".yaml", ".yml")):
+            continue
+        if is_link(path):
+            issues.append(_link_issue(path))
             continue
         content = read(path)
         assert content is not None
@@ -176,6 +195,13 @@ def _load(root: Path, read: Callable[[str], bytes | None],
     for doc in raw_docs:
         path = doc.data.get("strategy")
         if not isinstance(path, str) or path in strategies:
+            continue
+        unsafe = _unsafe_strategy_path(path) or (
+            f"strategy file {path!r} is a symbolic link" if is_link(path) else None)
+        if unsafe:
+            issues.append(ConfigIssue(doc.file, doc.line_of(("strategy",)), "strategy", unsafe,
+                                      f"keep the strategy as a regular file in {STRATEGIES_DIR}/ and write "
+                                      f"its path from the repo root, e.g. {STRATEGIES_DIR}/sma.py"))
             continue
         content = read(path)
         if content is None:
@@ -199,6 +225,25 @@ def _load(root: Path, read: Callable[[str], bytes | None],
     assert settings is not None
     return Snapshot(root=root, settings=settings, plans=plans, plan_files=plan_files,
                     strategies=strategies, sources=sources)
+
+
+def _unsafe_strategy_path(path: str) -> str | None:
+    """Why `path` may not name a strategy, or None. The same rule for working trees and commits:
+    a plain relative path inside strategies/, so nothing outside the repo is ever read or run."""
+    if path.startswith(("/", "~")) or "\\" in path or path[1:2] == ":":
+        return f"strategy path {path!r} is not relative to the repo"
+    parts = path.split("/")
+    if any(ord(c) < 32 for c in path) or any(p in ("", ".", "..") for p in parts) or posixpath.normpath(path) != path:
+        return f"strategy path {path!r} is not a plain path: no '..', '.', '//' or control characters"
+    if parts[0] != STRATEGIES_DIR or len(parts) < 2:
+        return f"strategy path {path!r} is outside {STRATEGIES_DIR}/"
+    return None
+
+
+def _link_issue(path: str) -> ConfigIssue:
+    return ConfigIssue(path, None, "", "is a symbolic link: minitrade reads only regular files in the repo "
+                                       "(a link can point outside it, and git stores only where it points)",
+                       "replace the link with the file itself")
 
 
 def _parse(raw: bytes, file: str, model: type[Any], issues: list[ConfigIssue],

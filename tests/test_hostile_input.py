@@ -10,6 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from minitrade.cli import app
+
 BROKEN = Path(__file__).parent / "fixtures" / "broken"
 
 # Address space the `validate` child may map. A normal `validate` of the embedded default needs about
@@ -52,3 +57,28 @@ def test_the_same_repo_without_the_bomb_validates_under_the_cap(trading_repo) ->
     code, output, seconds, peak_kib = _validate_limited(trading_repo.path)
     print(f"normal: validate took {seconds:.2f} s, peak RSS {peak_kib / 1024:.0f} MiB")
     assert code == 0, output
+
+
+SECRET = "hunter2tokenAAE"  # the first token of a secrets file: what an import error used to print
+
+
+@pytest.mark.parametrize("how", ["symlink", "dotdot", "absolute"])
+def test_a_strategy_outside_the_repo_is_never_read_nor_echoed(trading_repo, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                             how: str) -> None:
+    secrets = tmp_path / "secrets.py"
+    secrets.write_text(f"{SECRET} extra words\n")
+    target = {"symlink": "strategies/linked.py", "dotdot": "strategies/../../secrets.py",
+              "absolute": str(secrets)}[how]
+    if how == "symlink":
+        (trading_repo.path / "strategies" / "linked.py").symlink_to(secrets)
+    trading_repo.edit("plans/sma-aapl.yaml", "strategies/sma_crossover.py", target)
+    trading_repo.commit("strategy outside the repo")
+    runner = CliRunner()
+    for command in (["validate"], ["plan"], ["apply", "--yes"]):
+        result = runner.invoke(app, [*command, "--repo", str(trading_repo.path)], catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert "plans/sma-aapl.yaml:4: strategy: strategy " in result.output, result.output
+        assert SECRET not in result.output
+    state = trading_repo.path / "state"
+    stored = [p.read_bytes() for p in state.rglob("*") if p.is_file()] if state.exists() else []
+    assert not any(SECRET.encode() in blob for blob in stored)
