@@ -22,7 +22,7 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel, ValidationError
 
 from minitrade import gitrepo
-from minitrade.credentials import references
+from minitrade.credentials import literal_secret, references
 from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.models import IBBroker, Plan, Settings
 from minitrade.yamlsource import YamlDoc, parse_yaml
@@ -386,9 +386,15 @@ def _check_settings(settings: Settings, doc: YamlDoc) -> list[ConfigIssue]:
                                            "America/New_York")))
     for name, spec in settings.notifiers.items():
         for i, url in enumerate(spec.urls):
-            if "://" not in url:
-                issues.append(ConfigIssue(doc.file, doc.line_of(("notifiers", name, "urls", i)),
-                                          f"notifiers.{name}.urls[{i}]", "not an Apprise URL",
+            where = (doc.file, doc.line_of(("notifiers", name, "urls", i)), f"notifiers.{name}.urls[{i}]")
+            masked = literal_secret(url)
+            if "://" not in url and references(url) != [url]:  # a whole-URL ${NOTIFY_URL} is fine
+                issues.append(ConfigIssue(*where, "not an Apprise URL",
+                                          "e.g. tgram://${TELEGRAM_TOKEN}/${TELEGRAM_CHAT_ID}"))
+            elif masked is not None:  # the message shows the URL masked: it must not repeat the secret
+                issues.append(ConfigIssue(*where, f"{masked}: a secret is written literally in the URL "
+                                                  "(it would end up in git)",
+                                          "write each *** part as ${ENV_VAR} or ${file:/path/outside/repo}, "
                                           "e.g. tgram://${TELEGRAM_TOKEN}/${TELEGRAM_CHAT_ID}"))
     for name, broker in settings.brokers.items():
         if isinstance(broker, IBBroker):
