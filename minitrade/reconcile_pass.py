@@ -330,8 +330,9 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
     book.record(store, result)
     _notify_moves(env, [m for m in found.moved if any(m.moved_to == t and m.plan == n for t, n, _ in due)])
     late: list[tuple[str, datetime, str]] = []
-    admitted = [(name, tick, run_id) for tick, name, was_started in sorted(due, key=lambda d: _work_order(env, d))
-                if (run_id := _admit(env, result, tick, name, was_started, late)) is not None]
+    with store.held_open():  # admitting every due tick: one open of the state file, not one each
+        admitted = [(name, tick, run_id) for tick, name, was_started in sorted(due, key=lambda d: _work_order(env, d))
+                    if (run_id := _admit(env, result, tick, name, was_started, late)) is not None]
     _run_admitted(env, result, admitted, should_stop)
     book.notify(env, late)
 

@@ -174,7 +174,8 @@ class PriceCache:
                 got.stopped = True
                 break
             batch = {t: jobs[t] for t in chunk}
-            failures, skipped = self._fetch_batch(batch, today, should_stop, got, progress)
+            with self.store.released():  # the network: never while holding the state file
+                failures, skipped = self._fetch_batch(batch, today, should_stop, got, progress)
             written = {t: j for t, j in batch.items() if j.bars is not None and t not in failures}
             following = chunks[number] if number < len(chunks) and not skipped else []
             if written or following:

@@ -121,21 +121,24 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
     outcomes: list[RunOutcome] = []
     bug: Exception | None = None
     digests = env.snapshot.digests()  # hashes every resource: once per batch, not twice per run
-    for name, tick_at, run_id in ticks:
-        digest = digests[("plan", name)]
-        outcome = _start(env, name, tick_at, run_id, digest)
-        try:
-            prepared[run_id] = _prepare(env, outcome, tick_at, digest, should_stop)
-        except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
-            _interrupted(env, outcome, f"interrupted: {e}")
-        except MinitradeError as e:
-            _fail(env, outcome, e)
-            outcomes.append(outcome)
-            if on_done is not None:
-                on_done(outcome)
-        except Exception as e:  # a bug of ours: record it, run the others, then let it surface
-            _record_bug(env, outcome, e)
-            bug = bug or e
+    # Every run's prepare shares one open of the state file; fetches, broker calls and notifications
+    # inside let go of it (Store.released), so the CLI is locked out only while the database works.
+    with env.store.held_open():
+        for name, tick_at, run_id in ticks:
+            digest = digests[("plan", name)]
+            outcome = _start(env, name, tick_at, run_id, digest)
+            try:
+                prepared[run_id] = _prepare(env, outcome, tick_at, digest, should_stop)
+            except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
+                _interrupted(env, outcome, f"interrupted: {e}")
+            except MinitradeError as e:
+                _fail(env, outcome, e)
+                outcomes.append(outcome)
+                if on_done is not None:
+                    on_done(outcome)
+            except Exception as e:  # a bug of ours: record it, run the others, then let it surface
+                _record_bug(env, outcome, e)
+                bug = bug or e
     results = env.executor.run([p.input for p in prepared.values()], should_stop=should_stop)
     for result in results:
         run = prepared.pop(result.run_id)
@@ -358,9 +361,10 @@ def _incremental_book(env: RunEnv, plan: Plan, outcome: RunOutcome, tick_at: dat
     from minitrade.runner.submit import cancel_open, sync_from_broker
 
     if not outcome.rehearsal:
-        sync_from_broker(env.store, plan, env.brokers)
-        cancelled = cancel_open(env.store, plan, env.brokers, keep_tick=tick_at,
-                                reason=f"superseded by run {outcome.run_id}")
+        with env.store.released():  # broker calls: never while holding the state file
+            sync_from_broker(env.store, plan, env.brokers)
+            cancelled = cancel_open(env.store, plan, env.brokers, keep_tick=tick_at,
+                                    reason=f"superseded by run {outcome.run_id}")
         if cancelled:
             outcome.notes.append(f"cancelled {len(cancelled)} open order(s) of an earlier tick")
     with env.store.transaction() as con:
@@ -371,4 +375,5 @@ def _incremental_book(env: RunEnv, plan: Plan, outcome: RunOutcome, tick_at: dat
 
 def _notify(env: RunEnv, message: messages.Message) -> None:
     if env.notifier is not None:
-        env.notifier.notify(message)
+        with env.store.released():  # a notification goes over the network
+            env.notifier.notify(message)

@@ -37,28 +37,44 @@ class Store:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self._held: duckdb.DuckDBPyConnection | None = None
+        self._holding = False
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
     @contextmanager
     def held_open(self) -> Iterator[None]:
-        """Keep one connection for every transaction inside (a batch job that owns its own file,
-        such as a replay): no other process can open the file meanwhile."""
-        if self._held is not None:
+        """Share one open of the file among the transactions inside (an open costs 20-60 ms of CPU):
+        opened at the first transaction, closed at the end or by `released()`. Meanwhile no other
+        process can open the file, so nothing slow may run inside without `released()`."""
+        if self._holding:
             yield
             return
-        self._held = self._connect()
+        self._holding = True
         try:
-            self._migrate(self._held)
             yield
         finally:
+            self._holding = False
+            self._close_held()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Inside `held_open`: let go of the file for slow work outside it (a network fetch, a broker
+        call, a notification), so the CLI is not locked out; the next transaction opens it again."""
+        self._close_held()
+        yield
+
+    def _close_held(self) -> None:
+        if self._held is not None:
             self._held.close()
             self._held = None
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file, yield a connection inside BEGIN, COMMIT on success, always close."""
+        """Open the file, yield a connection inside BEGIN, COMMIT on success, always close (unless held)."""
+        if self._holding and self._held is None:
+            self._held = self._connect()
+            self._migrate(self._held)
         held = self._held
         con = held if held is not None else self._connect()
         try:
