@@ -156,15 +156,20 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
         return
     before_apply()
     result.attempted = head
+    log.info("commit %s attempted (last attempted %s)", head[:8], attempt.commit_sha[:8] if attempt and attempt.commit_sha
+             else "none", extra={"commit": head})
     try:
         snapshot = snapshot_of_commit(root, head)
     except (ConfigError, GitError) as e:
         record_rejected_load(root, store, head, e, "daemon")
         result.outcome = "rejected"
+        log.warning("commit %s rejected, the last applied state keeps running: %s", head[:8], e, extra={"commit": head})
         notifier(messages.config_rejected(head, str(e)))
         return
     outcome = apply(snapshot, store, source="daemon")
     result.outcome = outcome.outcome
+    log.log(logging.WARNING if outcome.outcome == "rejected" else logging.INFO, "commit %s %s: %s", head[:8],
+            outcome.outcome, "; ".join(outcome.errors) or f"{len(outcome.changes.changes)} change(s)", extra={"commit": head})
     if outcome.outcome == "rejected":
         notifier(messages.config_rejected(head, outcome.errors))
     elif outcome.outcome == "applied":
@@ -180,6 +185,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
     abandons runs still computing (their ticks are resumed by the next pass within their grace)."""
     clock = now or real_now
     result = PassResult()
+    log.debug("pass started at %s", clock().isoformat())
     # The pass's bookkeeping shares one open of the state file: an open costs 20-40 ms and an idle
     # pass made five. It is released before anything slow (an apply, a broker call, a run), so the
     # CLI is never locked out for longer than before.
@@ -197,6 +203,8 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         snapshot = applied_snapshot(root, store) if result.attempted else current
         if snapshot is None:
             _beat(store, clock())
+            log.info("pass finished: nothing applied (commit %s %s)", (result.attempted or "none")[:8],
+                     result.outcome or "not attempted")
             return result
         result.applied_commit = snapshot.commit
         env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
@@ -220,6 +228,10 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         if p.backtest_enabled and schedule_key(p) not in upcoming:
             upcoming[schedule_key(p)] = next_run_times(p, at, 1)
     result.next_tick = min((t for ticks in upcoming.values() for t in ticks), default=None)
+    log.info("pass finished: commit %s %s, %d run(s), %d tick(s) skipped, next tick %s",
+             (result.attempted or snapshot.commit or "(working tree)")[:8], result.outcome or "unchanged",
+             len(result.runs), len(result.skipped), result.next_tick.isoformat() if result.next_tick else "none",
+             extra={"commit": snapshot.commit})
     return result
 
 
@@ -387,6 +399,7 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
                else f"interrupted {MAX_TRIES} times (the daemon stopped or crashed during each run); not retried")
         with store.transaction() as con:
             order_sql.finish_tick(con, name, tick, TickStatus.FAILED, error=why)
+        log.warning("plan %s: tick %s FAILED: %s", name, tick.isoformat(), why, extra={"plan": name})
         return None
     if is_late:  # the runs before it in this pass took too long
         reason = f"could not start within {GRACE} of its time"
@@ -395,6 +408,7 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
                 late.append((name, tick, reason))
         result.skipped.append((name, tick))
         result.skip_reasons[(name, tick)] = reason
+        log.warning("plan %s: tick %s SKIPPED: %s", name, tick.isoformat(), reason, extra={"plan": name})
         return None
     run_id = new_run_id(name, tick)
     if not resumed:
@@ -404,6 +418,8 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
         failpoints.hit("tick-started")
     elif tries:
         log.warning("plan %s: retrying the run of %s once: the daemon stopped during it", name, tick)
+    log.info("plan %s: tick %s %s as run %s", name, tick.isoformat(), "resumed" if resumed else "started", run_id,
+             extra={"plan": name, "run_id": run_id})
     return run_id
 
 
@@ -429,6 +445,9 @@ def _run_admitted(env: RunEnv, result: PassResult, admitted: list[tuple[str, dat
         status = TickStatus.FINISHED if outcome.status == "FINISHED" else TickStatus.FAILED
         with env.store.transaction() as con:
             order_sql.finish_tick(con, name, tick, status, error=outcome.error)
+        log.log(logging.INFO if status is TickStatus.FINISHED else logging.WARNING, "plan %s: tick %s %s%s", name,
+                tick.isoformat(), status.value, f": {outcome.error}" if outcome.error else "",
+                extra={"plan": name, "run_id": outcome.run_id})
         result.runs.append(outcome)
 
     try:
@@ -502,7 +521,7 @@ class _SkipBook:
                     away, self.now.astimezone(self.zone), {p: [t.astimezone(self.zone) for t in ts] for p, ts in missed.items()},
                     not_recorded={p: t.astimezone(self.zone) for p, t in older.items()}, cap_days=MISSED_CAP.days))
         for plan, skipped in sorted(per_plan.items()):
-            log.warning("plan %s: %d run(s) skipped: %s", plan, len(skipped), skipped[0][1])
+            log.warning("plan %s: %d run(s) skipped: %s", plan, len(skipped), skipped[0][1], extra={"plan": plan})
             if env.notifier is not None:
                 env.notifier.notify(messages.ticks_skipped(plan, [(t.astimezone(self.zone), r)
                                                                   for t, r in sorted(skipped)]))

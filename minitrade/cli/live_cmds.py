@@ -141,6 +141,7 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
     """
     from minitrade.daemon import run_daemon
     from minitrade.loader import load_worktree
+    from minitrade.logsetup import configure_daemon_logging
     from minitrade.scheduler import GRACE
 
     if at is not None and not once:  # a loop on a frozen clock would wake for the same tick forever
@@ -148,6 +149,7 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
     root = repo_path(repo)
     with handle_errors():
         snapshot = load_worktree(root)
+        configure_daemon_logging(snapshot.state_dir)
         zone = snapshot.settings.timezone
         moment = parse_at(at, ZoneInfo(zone)) if at else None
         if moment is not None and moment - real_now() > GRACE:
