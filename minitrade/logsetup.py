@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -172,3 +173,27 @@ def configure_daemon_logging(state_dir: Path, level: str | None = None, fmt: str
     path.parent.mkdir(parents=True, exist_ok=True)
     _install(RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"), options)
     return path
+
+
+_HEADER = re.compile(r"^(?P<time>\d{4}-\d\d-\d\dT\S+) (?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<logger>\S+) "
+                     r"(?:\[(?P<fields>(?:plan|run_id|commit)=[^\]]*)\] )?(?P<message>.*)$")
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """The record a log line starts (either format), or None for a continuation line (a traceback)."""
+    text = line.rstrip("\n")
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) and {"time", "level", "message"} <= doc.keys() else None
+    match = _HEADER.match(text)
+    if match is None:
+        return None
+    record: dict[str, Any] = {"time": match["time"], "level": match["level"], "logger": match["logger"],
+                              "message": match["message"]}
+    for pair in (match["fields"] or "").split():
+        key, _, value = pair.partition("=")
+        record[key] = value
+    return record
