@@ -35,7 +35,7 @@ from minitrade.data.registry import source_for
 from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import IBBroker, OrderType, Plan
-from minitrade.notify import Notifier, messages
+from minitrade.notify import Notifier, messages, settings_secrets
 from minitrade.reconciler import apply, record_rejected_load
 from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.executor import Executor, executor_for
@@ -166,6 +166,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
         log.warning("commit %s rejected, the last applied state keeps running: %s", head[:8], e, extra={"commit": head})
         notifier(messages.config_rejected(head, str(e)))
         return
+    settings_secrets(snapshot.settings)  # resolved now, so every log handler masks them before a check can echo one
     outcome = apply(snapshot, store, source="daemon")
     result.outcome = outcome.outcome
     log.log(logging.WARNING if outcome.outcome == "rejected" else logging.INFO, "commit %s %s: %s", head[:8],
@@ -253,7 +254,6 @@ def brokers_ahead(env: RunEnv) -> bool:
 def publish(snapshot: Snapshot, store: Store, plans: list[str]) -> None:
     """Rewrite the report site (the index and the pages of the plans that ran); a failure is logged,
     never allowed to break the loop that trades."""
-    from minitrade.notify import settings_secrets
     from minitrade.runner.publish import write_site
 
     try:
