@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import typer
 
-from minitrade.cli.app import INTERRUPTED, REPO_OPTION, app, handle_errors, repo_path
+from minitrade.cli.app import INTERRUPTED, REPO_OPTION, LogLevel, app, handle_errors, repo_path
 
 FOLLOW_POLL_SECONDS = 0.2
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -27,8 +27,8 @@ def logs_cmd(follow: bool = typer.Option(False, "--follow", "-f", help="Keep pri
              plan: str | None = typer.Option(None, "--plan", help="Only lines about this plan."),
              since: str | None = typer.Option(None, "--since", help="Only lines from this time on: an ISO time "
                                               "(without an offset: this machine's time) or an age such as 30m, 2h, 1d."),
-             level: str | None = typer.Option(None, "--level", help="Only lines at this level or above "
-                                              "(debug, info, warning, error)."),
+             level: LogLevel | None = typer.Option(None, "--level", help="Only lines at this level or above.",
+                                                   show_default=False),
              as_json: bool = typer.Option(False, "--json", help="One JSON object a line (whatever the file's format)."),
              state_dir: Path | None = typer.Option(None, "--state-dir", envvar="MINITRADE_STATE_DIR",
                                                    help="The daemon's state dir (default: the repo's state_dir).",
@@ -64,12 +64,8 @@ def _state_dir(root: Path) -> Path:
     return _state_store(root).path.parent
 
 
-def _level(text: str | None) -> int:
-    if text is None:
-        return 0
-    if text.upper() not in _LEVELS:
-        raise typer.BadParameter(f"{text!r} is not one of debug, info, warning, error", param_hint="'--level'")
-    return _LEVELS[text.upper()]
+def _level(level: LogLevel | None) -> int:
+    return 0 if level is None else _LEVELS[level.value.upper()]
 
 
 def _since(text: str | None) -> datetime | None:
