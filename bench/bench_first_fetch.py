@@ -46,7 +46,7 @@ class OneByOne:
         self.cache = cache
         self.name = cache.name  # type: ignore[attr-defined]
 
-    def daily(self, ticker: str, start: date, end: date | None = None):  # noqa: ANN201
+    def daily(self, ticker: str, start: date, end: date | None = None):
         return self.cache.daily(ticker, start, end)  # type: ignore[attr-defined]
 
 

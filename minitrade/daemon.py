@@ -14,29 +14,29 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 
+from pydantic import SecretStr
+
 from minitrade import clock
-from minitrade.errors import MinitradeError
+from minitrade.errors import AlreadyRunning, GitError, MinitradeError
 from minitrade.loader import Snapshot
 from minitrade.models import ExecutorSpec
 from minitrade.notify import Notifier, messages
 from minitrade.reconcile_pass import PassResult, applied_snapshot, reconcile_once
 from minitrade.runner.executor import ProcessExecutor, executor_for
 from minitrade.scheduler import CALENDAR_WARNING_DAYS, EarlyCloseTick, upcoming_early_closes
+from minitrade.source import Backoff, RemoteSource
 from minitrade.store import Store
 from minitrade.trading_calendar import get_calendar
 
 log = logging.getLogger("minitrade.daemon")
 DEBOUNCE_SECONDS = 0.5
 POLL_SECONDS = 60.0
-
-
-class AlreadyRunning(MinitradeError):
-    """Another daemon holds this state dir; stop it first."""
 
 
 @contextmanager
@@ -107,11 +107,37 @@ class Wakeup:
                 return
 
 
+@dataclass
+class DaemonRun:
+    """How the daemon's passes went: `--once` exits non-zero when its pass failed."""
+
+    passes: int = 0
+    failed: int = 0
+
+
+@dataclass
+class Follow:
+    """A remote source the daemon fetches before its passes: on its interval (with backoff after
+    failures) and at once after a signed webhook push."""
+
+    source: RemoteSource
+    backoff: Backoff
+    webhook: tuple[tuple[str, int], SecretStr] | None = None
+    pushed: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def of(cls, source: RemoteSource, *, webhook: tuple[tuple[str, int], SecretStr] | None = None) -> Follow:
+        return cls(source, Backoff(source.spec.interval), webhook)
+
+
 def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                branch: str | None = None, poll: float = POLL_SECONDS,
                now: Callable[[], datetime] | None = None,
-               report: Callable[[PassResult], None] | None = None) -> int:
-    """Run passes until SIGTERM/SIGINT (or one pass with `once`); returns the number of passes."""
+               report: Callable[[PassResult], None] | None = None,
+               follow: Follow | None = None) -> DaemonRun:
+    """Run passes until SIGTERM/SIGINT (or one pass with `once`). With `follow`, `root` is the remote
+    source's clone and each pass first fetches when due; a fetch that fails fails the pass's count
+    (the pass still runs the applied state)."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -119,27 +145,35 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
         stop.set()
         wake.event.set()
 
-    passes = 0
+    run = DaemonRun()
     executor = _executor(root, store)
-    with single_instance(state_dir), closing(executor):
+    with single_instance(state_dir), closing(executor), ExitStack() as services:
         wake = Wakeup(root, [state_dir])
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         told: set[tuple[str, datetime]] = set()  # early-close changes told by this process
         looked: tuple[object, ...] | None = None
         log.info("daemon started on %s (state %s, pid %d, %s)", root, state_dir, os.getpid(), "one pass" if once else f"poll {poll:g} s")
+        if follow is not None:
+            branch = follow.source.spec.tracking_ref
+            services.enter_context(_webhook(follow, wake))
+        elif not once:
+            wake.start()  # a remote source's clone changes only when the daemon fetches
         if not once:
-            wake.start()
             _announce(root, store, lambda snap: messages.daemon_started(snap.commit, plans=len(snap.plans)))
             _warn_calendars(root, store)
         try:
             while True:
+                fetched = follow is None or _fetch_if_due(follow, root, store)
                 try:
                     result = reconcile_once(root, store, now=now, branch=branch, executor=executor,
                                             should_stop=stop.is_set)
                 except MinitradeError as e:  # e.g. the store is locked by a CLI for a moment
                     log.error("pass failed: %s", e)
                     result = PassResult()
-                passes += 1
+                    run.failed += 1
+                else:
+                    run.failed += 0 if fetched else 1
+                run.passes += 1
                 if report is not None:
                     report(result)
                 today = (now or clock.now)().date()
@@ -151,6 +185,8 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                 sleep = poll
                 if result.next_tick is not None:
                     sleep = max(0.05, min(poll, (result.next_tick - clock.now()).total_seconds()))
+                if follow is not None:
+                    sleep = min(sleep, max(0.05, follow.backoff.seconds_left()))
                 wake.wait(sleep, stop)
                 if stop.is_set():
                     break
@@ -158,10 +194,64 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
             for s, handler in previous.items():
                 signal.signal(s, handler)
             wake.stop()
-            log.info("daemon stopped after %d pass(es)%s", passes, " on a signal" if stop.is_set() else "")
+            log.info("daemon stopped after %d pass(es)%s", run.passes, " on a signal" if stop.is_set() else "")
             if not once:
                 _announce(root, store, lambda _snap: messages.daemon_stopped("signal" if stop.is_set() else ""))
-    return passes
+    return run
+
+
+@contextmanager
+def _webhook(follow: Follow, wake: Wakeup) -> Iterator[None]:
+    """Serve push webhooks while the daemon runs: a signed push wakes the loop and fetches at once."""
+    if follow.webhook is None:
+        yield
+        return
+    from minitrade.webhook import WebhookServer
+
+    def pushed() -> None:
+        follow.pushed.set()
+        wake.event.set()
+
+    address, secret = follow.webhook
+    server = WebhookServer(address, secret, follow.source.spec.branch, pushed)
+    server.start()
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+def _fetch_if_due(follow: Follow, root: Path, store: Store) -> bool:
+    """Fetch the remote source when its interval came or a push was announced; False when the fetch
+    failed (retried with backoff; told once when it starts failing and once when it works again)."""
+    if not (follow.pushed.is_set() or follow.backoff.due()):
+        return True
+    follow.pushed.clear()
+    spec, status = follow.source.spec, follow.source.status
+    failing_since = status.failing_since
+    try:
+        fetched = follow.source.fetch()
+    except GitError as e:
+        error = str(e)
+        wait = follow.backoff.failed()
+        log.warning("fetch of %s from %s failed (next try in %ss): %s", spec.branch, spec.url,
+                    int(wait.total_seconds()), error)
+        if failing_since is None:
+            _announce(root, store, lambda _snap: messages.source_failing(
+                spec.url, spec.branch, error, since=status.failing_since or clock.now()))
+        return False
+    follow.backoff.succeeded()
+    if failing_since is not None:
+        log.info("fetch of %s from %s works again", spec.branch, spec.url)
+        _announce(root, store, lambda _snap: messages.source_recovered(spec.url, spec.branch, fetched.head,
+                                                                       since=failing_since))
+    if fetched.moved:
+        log.info("fetched %s: %s -> %s%s", spec.branch, (fetched.previous or "nothing")[:8], fetched.head[:8],
+                 " (force-push)" if fetched.forced else "")
+    if fetched.forced and fetched.previous is not None:
+        _announce(root, store, lambda _snap: messages.source_force_pushed(spec.branch, fetched.previous or "",
+                                                                          fetched.head))
+    return True
 
 
 def _applied(root: Path, store: Store) -> Snapshot | None:

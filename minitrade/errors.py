@@ -14,14 +14,16 @@ MinitradeError
 │  │  └─ BrokerDisconnected    ← gateway up, its link to the broker down ("no bridge"): hold, send later
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
 │  │  └─ OrderQuestionRefused  ← broker asked a question not on the confirm list; answered no
-│  └─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
+│  ├─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
+│  └─ FillRefused              ← a fill that would corrupt the order book; nothing recorded
 ├─ RunAborted                  ← a run's worker was stopped; that run fails, the others go on
 │  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
 │  └─ RunKilled                ← it died: the memory limit, a crash, or the daemon stopping
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
 ├─ StoreError                  ← DuckDB failed
 │  └─ StoreLocked              ← another process holds the database file; retry later
-└─ BrowserMissing              ← no Chromium/chromedriver on this machine; install them or point to them
+├─ BrowserMissing              ← no Chromium/chromedriver on this machine; install them or point to them
+└─ AlreadyRunning              ← another daemon holds this state dir; stop it first
 ```
 
 `retryable` tells the daemon whether the same work may succeed later unchanged.
@@ -152,6 +154,10 @@ class BrokerUnavailable(BrokerError):
     retryable = True
 
 
+class FillRefused(BrokerError):
+    """A fill that would corrupt the order book; nothing was recorded."""
+
+
 class RunAborted(MinitradeError):
     """A run's compute phase was stopped from outside; that run fails, the others go on."""
 
@@ -182,3 +188,7 @@ class StoreLocked(StoreError):
 
 class BrowserMissing(MinitradeError):
     """No usable Chromium (or Chrome) and chromedriver on this machine; install them or name their paths."""
+
+
+class AlreadyRunning(MinitradeError):
+    """Another daemon holds this state dir; stop it first."""

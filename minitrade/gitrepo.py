@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +19,12 @@ class CommitInfo:
     message: str
 
 
-def _git(root: Path, *args: str, binary: bool = False) -> str | bytes:
+def _git(root: Path, *args: str, binary: bool = False, env: Mapping[str, str] | None = None,
+         timeout: float = 60.0) -> str | bytes:
+    full_env = {**os.environ, **env} if env else None
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False, timeout=60)
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False, timeout=timeout,
+                              env=full_env, stdin=subprocess.DEVNULL)
     except FileNotFoundError as e:
         raise GitError("git is not installed") from e
     except subprocess.TimeoutExpired as e:
@@ -51,6 +56,14 @@ def resolve(root: Path, rev: str = "HEAD") -> str | None:
         raise GitError(f"unknown revision {rev!r} in {root}") from None
 
 
+def branch(root: Path) -> str | None:
+    """The checked-out branch, or None on a detached HEAD (or outside a repo)."""
+    try:
+        return str(_git(root, "symbolic-ref", "--short", "-q", "HEAD")).strip() or None
+    except GitError:
+        return None
+
+
 def commit_info(root: Path, sha: str) -> CommitInfo:
     out = str(_git(root, "show", "-s", "--format=%H%x00%aI%x00%B", sha))
     full, when, message = out.split("\x00", 2)
@@ -74,3 +87,53 @@ def dirty_paths(root: Path, paths: list[str]) -> list[str]:
     out = str(_git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", *paths))
     entries = [e for e in out.split("\x00") if e]
     return sorted({e[3:] for e in entries if len(e) > 3})
+
+
+# ---------------------------------------------------------------------------------------------
+# the daemon's own clone of a remote (minitrade.source)
+
+def init(root: Path) -> None:
+    _git(root, "init", "--quiet")
+
+
+def remote_url(root: Path, remote: str) -> str | None:
+    try:
+        return str(_git(root, "remote", "get-url", remote)).strip()
+    except GitError:
+        return None
+
+
+def add_remote(root: Path, remote: str, url: str) -> None:
+    _git(root, "remote", "add", remote, "--", url)
+
+
+def set_remote_url(root: Path, remote: str, url: str) -> None:
+    _git(root, "remote", "set-url", remote, "--", url)
+
+
+def fetch_branch(root: Path, remote: str, branch: str, *, env: Mapping[str, str], timeout: float) -> None:
+    """Fetch `branch` into refs/remotes/<remote>/<branch>, also when it was force-pushed (`+`)."""
+    _git(root, "fetch", "--quiet", "--no-tags", "--prune", remote,
+         f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}", env=env, timeout=timeout)
+
+
+def resolve_ref(root: Path, ref: str) -> str | None:
+    """The commit `ref` points at, or None when it does not exist (yet)."""
+    try:
+        return str(_git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")).strip() or None
+    except GitError:
+        return None
+
+
+def checkout_detached(root: Path, sha: str) -> None:
+    """Make the working tree exactly `sha` (nobody edits the daemon's clone)."""
+    _git(root, "checkout", "--quiet", "--force", "--detach", sha)
+    _git(root, "clean", "--quiet", "-d", "--force")
+
+
+def is_ancestor(root: Path, older: str, newer: str) -> bool:
+    try:
+        _git(root, "merge-base", "--is-ancestor", older, newer)
+        return True
+    except GitError:
+        return False

@@ -24,6 +24,7 @@ from minitrade import gitrepo
 from minitrade.credentials import references
 from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.models import IBBroker, Plan, Settings
+from minitrade.statedir import resolve_state_dir
 from minitrade.yamlsource import YamlDoc, parse_yaml
 
 if TYPE_CHECKING:
@@ -49,8 +50,7 @@ class Snapshot:
 
     @property
     def state_dir(self) -> Path:
-        state = Path(self.settings.state_dir).expanduser()
-        return state if state.is_absolute() else self.root / state
+        return resolve_state_dir(self.root, self.settings.state_dir)
 
     def store(self) -> Store:
         from minitrade.store import Store
@@ -64,9 +64,11 @@ class Snapshot:
             ("settings", "minitrade"): s.model_dump(mode="json", include={"timezone", "state_dir", "branch",
                                                                           "commission"}),
         }
-        for kind, group in (("data_source", s.data_sources), ("broker", s.brokers), ("notifier", s.notifiers)):
+        for kind, group in (("data_source", s.data_sources), ("broker", s.brokers)):
             for name, spec in group.items():
                 out[(kind, name)] = spec.model_dump(mode="json", exclude_none=True)
+        for name, notifier in s.notifiers.items():
+            out[("notifier", name)] = notifier.spec()
         for path, source in self.strategies.items():
             out[("strategy", path)] = {"sha256": hashlib.sha256(source.encode()).hexdigest()}
         for name, plan in self.plans.items():

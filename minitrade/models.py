@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -200,18 +200,17 @@ class IBBroker(Resource):
 
 BrokerSpec = Annotated[ManualBroker | IBBroker, Field(discriminator="type")]
 
-EVENTS = (
-    "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
-    "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
-    "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
-    "ticks.skipped", "ticks.missed", "calendar.early_close",
-)
 EventName = Literal[
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
     "orders.refused", "fills.recorded", "config.applied", "config.rejected", "data.changed",
     "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
     "ticks.skipped", "ticks.missed", "calendar.early_close",
+    "source.failing", "source.recovered", "source.force_pushed",
 ]
+EVENTS: tuple[str, ...] = get_args(EventName)
+# The events there were when notifiers were first applied. A notifier taking every event is digested
+# with these, so adding an event does not show every applied notifier as changed.
+_FIRST_EVENTS = EVENTS[:17]
 
 
 class NotifierSpec(Resource):
@@ -220,6 +219,13 @@ class NotifierSpec(Resource):
     urls: list[str] = Field(min_length=1, description="Apprise URLs; put secrets in ${ENV} references.")
     events: list[EventName] = Field(default_factory=lambda: list(EVENTS))  # type: ignore[arg-type]
     dedup_minutes: float = Field(10.0, ge=0, description="Suppress the same message within this window.")
+
+    def spec(self) -> dict[str, Any]:
+        """The notifier as plain data (for digests and diffs); every event reads as it did first."""
+        spec = self.model_dump(mode="json", exclude_none=True)
+        if set(self.events) == set(EVENTS):
+            spec["events"] = list(_FIRST_EVENTS)
+        return spec
 
 
 class ExecutorSpec(Resource):

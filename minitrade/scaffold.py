@@ -1,4 +1,7 @@
-"""`minitrade init`: a new trading repo that validates, plans and applies at once."""
+"""`minitrade init`: a new trading repo that validates, plans and applies at once.
+
+It also writes a GitHub Actions workflow that validates each pull request and posts its plan as a comment.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ FILES = {
     "plans/example.yaml": "plans/example.yaml",
     "strategies/example.py": "strategies/example.py",
     ".gitignore": "gitignore",
+    ".github/workflows/minitrade.yml": "github-workflow.yml",   # validate + plan as a comment on pull requests
 }
 
 

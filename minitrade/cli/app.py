@@ -99,9 +99,45 @@ REPO_OPTION = typer.Option(
 )
 
 
-def repo_path(repo: Path | None) -> Path:
-    """The trading repo root the command works on."""
+def _use_state_dir(ctx: typer.Context, state_dir: Path | None) -> Path | None:
+    """--state-dir: point every Snapshot and store of this command at it (MINITRADE_STATE_DIR, read by
+    minitrade.statedir), restored when the command ends so that commands invoked in one process, as
+    tests do, do not leak it to the next."""
+    if state_dir is None:
+        return None
+    from minitrade.statedir import STATE_DIR_ENV
+
+    state = state_dir.expanduser().resolve()
+    before = os.environ.get(STATE_DIR_ENV)
+    os.environ[STATE_DIR_ENV] = str(state)
+    ctx.call_on_close(lambda: _restore_env(STATE_DIR_ENV, before))
+    return state
+
+
+STATE_DIR_OPTION = typer.Option(
+    None, "--state-dir", envvar="MINITRADE_STATE_DIR", callback=_use_state_dir,
+    help="State folder (DuckDB, reports, logs), e.g. a remote-source daemon's (default: minitrade.yaml's "
+         "state_dir). Without --repo, its daemon's clone (STATE/source) is the repo.", show_default=False,
+)
+
+
+def repo_path(repo: Path | None, state_dir: Path | None = None) -> Path:
+    """The trading repo root the command works on: --repo, else the clone of a remote-source daemon
+    when --state-dir names one, else the current folder."""
+    if repo is None and state_dir is not None:
+        from minitrade.statedir import SOURCE_CLONE
+
+        clone = state_dir / SOURCE_CLONE
+        if (clone / ".git").exists():
+            return clone
     return Path(repo if repo is not None else os.getcwd()).resolve()
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 class handle_errors:  # lower case: used as a context manager, it reads like a statement

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, err_console, handle_errors, repo_path
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    err_console,
+    handle_errors,
+    repo_path,
+)
 from minitrade.errors import ConfigError, ConfigIssue, MinitradeError
 
 if TYPE_CHECKING:      # pandas and backtrader load only when a backtest runs, not for `--help`
@@ -47,7 +55,7 @@ def backtest(
     start: str | None = typer.Option(None, "--from", help="Start date (default: the plan's backtest_start)."),
     end: str | None = typer.Option(None, "--to", help="End date (default: the latest prices)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Backtest plans on their data sources: statistics table, records in DuckDB, CSV/JSON files.
 
@@ -61,7 +69,7 @@ def backtest(
 
     first, last = _day(start, "--from"), _day(end, "--to")
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = load_worktree(repo_path(repo, state_dir))
         names = _chosen(snapshot, plan, all_plans)
         if len(names) > 1:  # several plans compute side by side on the worker pool
             outcomes = _run_many(snapshot, names, first, last)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +13,22 @@ import typer
 from rich.markup import escape
 
 from minitrade import clock, gitrepo
-from minitrade.cli.app import REPO_OPTION, app, console, emit_json, err_console, handle_errors, repo_path
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+)
 from minitrade.errors import ConfigError, GitError
 
 # The rest of minitrade (pydantic models, DuckDB, pandas through the scheduler) is imported by the
 # commands that use it, so `minitrade --help` and every other command start fast.
 if TYPE_CHECKING:
+    from minitrade.diff import ChangeSet
     from minitrade.loader import Snapshot
     from minitrade.store import Store
 
@@ -31,20 +43,10 @@ def _load(root: Path, rev: str | None) -> Snapshot:
 
 def _state_store(root: Path) -> Store:
     """The store of a repo even when its files do not validate (state_dir read leniently)."""
-    import yaml
-
-    from minitrade.loader import SETTINGS_FILE
+    from minitrade.statedir import locate
     from minitrade.store import Store
 
-    state = "state"
-    try:
-        data = yaml.safe_load((root / SETTINGS_FILE).read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("state_dir"), str):
-            state = data["state_dir"]
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        pass
-    path = Path(state).expanduser()
-    return Store((path if path.is_absolute() else root / path) / "minitrade.duckdb")
+    return Store(locate(root).state_dir / "minitrade.duckdb")
 
 
 def _next_runs(snapshot: Snapshot, now: datetime) -> tuple[dict[str, list[datetime]], list[str]]:
@@ -115,51 +117,103 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
                       f"{counts['notifiers']} notifiers ({escape(where)})")
 
 
+class PlanFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
 @app.command("plan")
-def plan_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
-             as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
+def plan_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION, rev: str | None = REV_OPTION,
+             output: PlanFormat = typer.Option(PlanFormat.TEXT, "--format", help="text for people, json for "
+                                               "scripts (has format_version), markdown for a pull-request comment."),
+             as_json: bool = typer.Option(False, "--json", help="The same as --format json."),
+             base: str | None = typer.Option(None, "--base", help="Compare with the files of this commit (e.g. "
+                                             "origin/main in a pull request's CI) instead of the applied state.")
+             ) -> None:
     """Show what `apply` would change, and each plan's next run times.
 
     Exit codes: 0 = no changes, 2 = changes to apply, 1 = error.
 
     Example: minitrade plan --json | jq .summary
+    Example: minitrade plan --format markdown --base origin/main | tee plan.md
     """
-    from minitrade.cli.changes_view import changes_json, print_changes, print_schedule
-    from minitrade.reconciler import changeset
-    from minitrade.store.applied import last_applied
+    from minitrade.cli.changes_view import changes_json, changes_markdown, print_changes, print_schedule
 
-    root = repo_path(repo)
+    if as_json and output not in (PlanFormat.TEXT, PlanFormat.JSON):
+        raise typer.BadParameter(f"--json and --format {output.value} disagree: give one of them", param_hint="--json")
+    fmt = PlanFormat.JSON if as_json else output
+    root = repo_path(repo, state_dir)
     with handle_errors():
         snapshot = _load(root, rev)
-        store = snapshot.store()
-        changes = changeset(snapshot, store)
-        now = clock.now()
-        runs, warnings = _next_runs(snapshot, now)
-        with store.transaction() as con:
-            applied = last_applied(con)
-        applied_view = {"commit": applied.commit_sha, "dirty": applied.dirty,
-                        "at": applied.attempted_at.isoformat()} if applied else None
+        changes, applied_view, against, base_warnings = _changes_against(snapshot, base)
+        runs, warnings = _next_runs(snapshot, clock.now())
+        warnings = base_warnings + warnings
         desired_view = {"source": f"commit {snapshot.commit}" if rev else _drift_note(snapshot),
                         "commit": snapshot.commit, "dirty": snapshot.dirty}
-        if as_json:
+        disabled = {n for n, p in snapshot.plans.items() if not p.backtest_enabled}
+        if fmt is PlanFormat.JSON:
             # Written as is: rich's JSON highlighting takes seconds on 500 plans and adds nothing to a pipe.
             console.file.write(changes_json(changes, desired=desired_view, applied=applied_view or {},
                                             next_runs=runs, warnings=warnings) + "\n")
+        elif fmt is PlanFormat.MARKDOWN:
+            console.file.write(changes_markdown(changes, ref=_markdown_ref(snapshot, rev),
+                                                desired=str(desired_view["source"]), against=against,
+                                                next_runs=runs, disabled=disabled, warnings=warnings))
         else:
             console.print(f"Desired: {escape(str(desired_view['source']))}")
-            console.print("Applied: " + (f"commit {applied.commit_sha[:8] if applied.commit_sha else '(none)'}"
-                                         f"{' (dirty)' if applied.dirty else ''} at {applied.attempted_at:%Y-%m-%d %H:%M}"
-                                         if applied else "nothing applied yet"))
+            console.print(f"{'Base' if base else 'Applied'}: {escape(against)}")
             console.print()
             print_changes(console, changes)
-            print_schedule(console, runs, {n for n, p in snapshot.plans.items() if not p.backtest_enabled})
+            print_schedule(console, runs, disabled)
             for w in warnings:
                 console.print(f"[yellow]warning:[/] {escape(w)}")
     raise typer.Exit(0 if changes.empty else 2)
 
 
+def _changes_against(snapshot: Snapshot, base: str | None) -> tuple[ChangeSet, dict[str, Any] | None, str,
+                                                                        list[str]]:
+    """The ChangeSet against the applied state (or the files of `base`), how to name what it compares
+    with, for the JSON and for people, and a warning when the base itself does not validate."""
+    from minitrade.diff import compute
+    from minitrade.loader import load_commit
+    from minitrade.reconciler import changeset, desired_state
+    from minitrade.store.applied import last_applied
+
+    if base is None:
+        store = snapshot.store()
+        changes = changeset(snapshot, store)
+        with store.transaction() as con:
+            applied = last_applied(con)
+        if applied is None:
+            return changes, None, "nothing applied yet", []
+        view = {"commit": applied.commit_sha, "dirty": applied.dirty, "at": applied.attempted_at.isoformat()}
+        named = (f"commit {applied.commit_sha[:8] if applied.commit_sha else '(none)'}"
+                 f"{' (dirty)' if applied.dirty else ''} at {applied.attempted_at:%Y-%m-%d %H:%M}")
+        return changes, view, named, []
+    sha = gitrepo.resolve(snapshot.root, base)
+    try:
+        before = desired_state(load_commit(snapshot.root, base))
+        warnings = []
+    except ConfigError as invalid:  # a pull request that fixes a broken branch must still get its plan
+        before, warnings = {}, [f"base {base} does not validate ({len(invalid.issues)} issue(s)): "
+                                "compared with nothing"]
+    plan_strategies = {name: plan.strategy for name, plan in snapshot.plans.items()}
+    changes = compute(desired_state(snapshot), before, plan_strategies)
+    return changes, {"commit": sha, "dirty": False, "at": None, "base": base}, \
+        f"{base} (commit {(sha or '')[:8]})", warnings
+
+
+def _markdown_ref(snapshot: Snapshot, rev: str | None) -> str:
+    """`branch` @ `commit` for the comment's heading; in GitHub Actions the pull request's branch."""
+    branch = os.environ.get("GITHUB_HEAD_REF") or (None if rev else gitrepo.branch(snapshot.root))
+    commit = snapshot.commit[:8] if snapshot.commit else "no commit"
+    where = f"`{commit}`" + (" (uncommitted changes)" if snapshot.dirty else "")
+    return f"`{branch}` @ {where}" if branch else where
+
+
 @app.command("apply")
-def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
+def apply_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION, rev: str | None = REV_OPTION,
               yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
               allow_dirty: bool = typer.Option(False, "--allow-dirty",
                                                help="Apply uncommitted files (recorded as dirty).")) -> None:
@@ -174,7 +228,7 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
     from minitrade.reconciler import apply as apply_snapshot
     from minitrade.reconciler import changeset, default_checks, record_rejected_load
 
-    root = repo_path(repo)
+    root = repo_path(repo, state_dir)
     with handle_errors():
         if not gitrepo.is_repo(root):
             raise GitError(f"{root} is not a git repository: `apply` records the commit it applies "
@@ -215,7 +269,7 @@ def apply_cmd(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
 
 @app.command()
-def status(repo: Path | None = REPO_OPTION,
+def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Applied commit, last attempted commit and its error, plans with their flags and next run.
 
@@ -227,7 +281,7 @@ def status(repo: Path | None = REPO_OPTION,
     from minitrade.store.applied import applied_resources, last_applied, last_attempt
     from minitrade.store.orders import open_orders
 
-    root = repo_path(repo)
+    root = repo_path(repo, state_dir)
     with handle_errors():
         store = _state_store(root)
         with store.transaction() as con:
@@ -293,21 +347,24 @@ def _print_plan_table(rows: list[dict[str, Any]]) -> None:
 
 @app.command()
 def schema(out: Path = typer.Option(Path("schemas"), "--out", help="Folder to write the JSON Schemas into."),
-           repo: Path | None = REPO_OPTION) -> None:
+           repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Write JSON Schemas of minitrade.yaml and plan files for editors (yaml-language-server).
 
     Example: minitrade schema --out schemas
     """
     from minitrade.schemas import write_schemas
 
-    target = out if out.is_absolute() else repo_path(repo) / out
+    target = out if out.is_absolute() else repo_path(repo, state_dir) / out
     for path in write_schemas(target):
         console.print(f"wrote {path}")
 
 
 @app.command()
 def init(directory: Path = typer.Argument(Path("."), help="Folder of the new trading repo.")) -> None:
-    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, .gitignore.
+    """Scaffold a trading repo: git init, minitrade.yaml, an example plan and strategy, a CI workflow.
+
+    Also .gitignore, schemas/ for editors, and .github/workflows/minitrade.yml: on each pull request
+    GitHub Actions runs `minitrade validate` and posts `minitrade plan --format markdown` as a comment.
 
     Example: minitrade init ~/trading && cd ~/trading && minitrade plan
     """

@@ -20,6 +20,7 @@ import typer
 from minitrade import clock
 from minitrade.cli.app import (
     REPO_OPTION,
+    STATE_DIR_OPTION,
     app,
     console,
     emit_json,
@@ -46,7 +47,7 @@ def check(
     source: Annotated[str, typer.Argument(help="A data source name from minitrade.yaml, e.g. yahoo.")],
     tickers: Annotated[list[str], typer.Argument(help="One or more tickers, e.g. SPY QQQ.")],
     days: Annotated[int, typer.Option("--days", "-n", min=1, max=250, help="How many recent bars to show.")] = 5,
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (has format_version); "
                                                           "a failed ticker has its error in it.")] = False,
 ) -> None:
@@ -60,7 +61,7 @@ def check(
     from minitrade.loader import load_worktree
 
     with handle_errors():
-        snap = load_worktree(repo_path(repo))
+        snap = load_worktree(repo_path(repo, state_dir))
         spec = snap.settings.data_sources.get(source)
         if spec is None:
             known = ", ".join(sorted(snap.settings.data_sources)) or "none"
@@ -107,7 +108,7 @@ def check(
 @data_app.command("fetch")
 def fetch(
     plan: Annotated[list[str] | None, typer.Option("--plan", "-p", help="Only these plans (default: all).")] = None,
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Warm the price cache for every plan of the working tree: fetch only what is missing.
 
@@ -122,7 +123,7 @@ def fetch(
     from minitrade.loader import load_worktree
 
     with handle_errors():
-        snap = load_worktree(repo_path(repo))
+        snap = load_worktree(repo_path(repo, state_dir))
         plans = snap.plans
         if plan:
             unknown = sorted(set(plan) - set(plans))
@@ -231,7 +232,7 @@ class _FetchProgress:
 @data_app.command("accept")
 def accept(
     plan: Annotated[str, typer.Argument(help="The strict plan whose changed price history to accept.")],
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Accept changed past prices (a split, a dividend adjustment) for a strict plan.
 
@@ -243,6 +244,6 @@ def accept(
     from minitrade.loader import load_worktree
 
     with handle_errors():
-        snap = load_worktree(repo_path(repo))
+        snap = load_worktree(repo_path(repo, state_dir))
         accept_history(snap.store(), plan)
         console.print(f"[green]ok:[/] {plan} will take the current price history as its past")

@@ -5,13 +5,23 @@ Account names are the `type: ib` brokers of minitrade.yaml.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, emit_json, handle_errors, repo_path
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+)
 from minitrade.errors import ConfigError, ConfigIssue
 
 if TYPE_CHECKING:      # the models (pydantic) load when a command runs, not for --help
@@ -50,15 +60,15 @@ def _pick(snapshot: Snapshot, account: str | None) -> tuple[str, IBBrokerSpec]:
     return next(iter(brokers.items()))
 
 
-def _snapshot(repo: Path | None) -> Snapshot:
+def _snapshot(repo: Path | None, state_dir: Path | None) -> Snapshot:
     from minitrade.loader import load_worktree
 
-    return load_worktree(repo_path(repo))
+    return load_worktree(repo_path(repo, state_dir))
 
 
 @ib.command()
 def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(None, help="java executable."),
-          repo: Path | None = REPO_OPTION) -> None:
+          repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Start the gateway from gateway.install_dir and wait until it answers.
 
     Example: minitrade ib start --account ib-paper
@@ -66,7 +76,7 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         pid = gateway.start(name, spec, state_dir=snapshot.state_dir, java=java)
         console.print(f"gateway of {name} runs (pid {pid}) at {spec.gateway.url}; "
@@ -74,7 +84,60 @@ def start(account: str | None = ACCOUNT_OPTION, java: str | None = typer.Option(
 
 
 @ib.command()
-def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+def install(account: str | None = ACCOUNT_OPTION,
+            from_zip: Path | None = typer.Option(None, "--from", help="clientportal.gw.zip already downloaded "
+                                                 "(default: download it).", show_default=False),
+            port: int | None = typer.Option(None, "--port", help="Port the gateway listens on (default: the port "
+                                            "of gateway.url).", show_default=False),
+            repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
+    """Download (or take --from) IB's Client Portal gateway, unpack it under the state dir, lock it to 127.0.0.1.
+
+    Writes root/conf.yaml (listenPort from gateway.url, listenSsl, ips.allow 127.0.0.1) and
+    `minitrade ib start` uses this copy when gateway.install_dir is unset. The download comes from
+    IB's published URL, or from MINITRADE_IB_GATEWAY_URL when set. Installing again replaces it.
+
+    Example: minitrade ib install --account ib-paper && minitrade ib start --account ib-paper
+    """
+    from urllib.parse import urlsplit
+
+    from minitrade.brokers.ib import install as gw_install
+
+    with handle_errors():
+        snapshot = _snapshot(repo, state_dir)
+        name, spec = _pick(snapshot, account)
+        listen = port or urlsplit(spec.gateway.url).port
+        if port is not None and port != urlsplit(spec.gateway.url).port:
+            err_console.print(f"[yellow]warning:[/] the gateway will listen on {port}, not on the port of "
+                              f"{escape(spec.gateway.url)}: `minitrade ib start` only finds it through a "
+                              "forward or proxy at gateway.url")
+        if from_zip is None:
+            err_console.print(f"downloading {escape(gw_install.download_url())}")
+        target = gw_install.install(name, spec, state_dir=snapshot.state_dir, zip_path=from_zip, port=port,
+                                    progress=_progress_line())
+        console.print(f"gateway of {name} installed in {escape(str(target))} (port {listen or 'of gateway.url'}, "
+                      f"allows 127.0.0.1 only); start it with `minitrade ib start --account {name}`")
+
+
+def _progress_line() -> Callable[[int, int | None], None]:
+    """One line on stderr rewritten in place as the download goes (a new line per MB when not a terminal)."""
+    last = [-1]
+
+    def show(done: int, total: int | None) -> None:
+        mb = done >> 20
+        if mb == last[0] and done != total:
+            return
+        last[0] = mb
+        of = f" of {total / 2**20:.1f} MB ({100 * done // total}%)" if total else " MB"
+        line = f"  {done / 2**20:.1f}{of}"
+        end = "\n" if (total is not None and done >= total) or not err_console.is_terminal else ""
+        err_console.file.write(("\r" if err_console.is_terminal else "") + line + end)
+        err_console.file.flush()
+
+    return show
+
+
+@ib.command()
+def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Stop the gateway that `minitrade ib start` started.
 
     Example: minitrade ib stop --account ib-paper
@@ -82,14 +145,14 @@ def stop(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) 
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, _ = _pick(snapshot, account)
         stopped = gateway.stop(name, state_dir=snapshot.state_dir)
         console.print(f"gateway of {name} stopped" if stopped else f"no gateway of {name} was running")
 
 
 @ib.command()
-def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION,
+def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
     """Session state of each IB account: not running, no session, authenticated, competing, expired.
 
@@ -98,7 +161,7 @@ def status(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
     from minitrade.brokers.ib import gateway
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         names = [_pick(snapshot, account)[0]] if account else sorted(_ib_brokers(snapshot))
         if not names:
             _pick(snapshot, None)
@@ -118,7 +181,7 @@ def login(account: str = typer.Argument(..., help="IB broker name in minitrade.y
           twofa_timeout: float = typer.Option(120.0, help="Seconds to wait for the 2FA approval."),
           reset_failures: bool = typer.Option(False, "--reset-failures", help="Forget failed attempts recorded "
                                               "by the lockout guard (after checking the credentials)."),
-          repo: Path | None = REPO_OPTION) -> None:
+          repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Log in through the gateway's login page (headless Chromium) and wait for the 2FA push.
 
     Chromium (or Chrome) and chromedriver are found on PATH, or set MINITRADE_CHROMIUM and
@@ -130,7 +193,7 @@ def login(account: str = typer.Argument(..., help="IB broker name in minitrade.y
     from minitrade.brokers.ib.login import login as ib_login
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         if reset_failures:
             LoginGuard(snapshot.state_dir / "ib" / f"{name}.login.json", spec.max_login_attempts).reset()
@@ -150,7 +213,7 @@ def _send_held(snapshot: Snapshot) -> None:
 
 
 @ib.command()
-def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION) -> None:
+def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """End the brokerage session (orders will be held until the next login).
 
     Example: minitrade ib logout --account ib-paper
@@ -158,7 +221,7 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
     from minitrade.brokers.ib.client import IBClient
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             client.logout()
@@ -167,7 +230,7 @@ def logout(account: str | None = ACCOUNT_OPTION, repo: Path | None = REPO_OPTION
 
 @ib.command()
 def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), account: str | None = ACCOUNT_OPTION,
-              repo: Path | None = REPO_OPTION) -> None:
+              repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """List the IB listings of SYMBOL; pin one in the plan as `universe: {SYMBOL: {conid: N}}`.
 
     Example: minitrade ib contracts AAPL --account ib-paper
@@ -178,7 +241,7 @@ def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), acco
     from minitrade.brokers.ib.contracts import candidates
 
     with handle_errors():
-        snapshot = _snapshot(repo)
+        snapshot = _snapshot(repo, state_dir)
         name, spec = _pick(snapshot, account)
         with IBClient.from_spec(spec, name=name) as client:
             found = candidates(client, [symbol]).get(symbol.upper(), [])

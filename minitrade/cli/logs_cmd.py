@@ -14,7 +14,15 @@ from typing import IO, Any
 
 import typer
 
-from minitrade.cli.app import INTERRUPTED, REPO_OPTION, LogLevel, app, handle_errors, repo_path
+from minitrade.cli.app import (
+    INTERRUPTED,
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    LogLevel,
+    app,
+    handle_errors,
+    repo_path,
+)
 
 FOLLOW_POLL_SECONDS = 0.2
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
@@ -30,9 +38,7 @@ def logs_cmd(follow: bool = typer.Option(False, "--follow", "-f", help="Keep pri
              level: LogLevel | None = typer.Option(None, "--level", help="Only lines at this level or above.",
                                                    show_default=False),
              as_json: bool = typer.Option(False, "--json", help="One JSON object a line (whatever the file's format)."),
-             state_dir: Path | None = typer.Option(None, "--state-dir", envvar="MINITRADE_STATE_DIR",
-                                                   help="The daemon's state dir (default: the repo's state_dir).",
-                                                   show_default=False),
+             state_dir: Path | None = STATE_DIR_OPTION,
              repo: Path | None = REPO_OPTION) -> None:
     """Show the daemon's log (<state_dir>/logs/daemon.log and its rotated files, oldest first).
 
@@ -44,7 +50,7 @@ def logs_cmd(follow: bool = typer.Option(False, "--follow", "-f", help="Keep pri
     """
     with handle_errors():
         wanted = _Filter(plan=plan, since=_since(since), level=_level(level))
-        path = (state_dir if state_dir is not None else _state_dir(repo_path(repo))) / "logs" / "daemon.log"
+        path = _state_dir(repo_path(repo, state_dir)) / "logs" / "daemon.log"
         show = _printer(as_json)
         if not follow and not path.exists():
             typer.echo(f"no daemon log at {path} (the daemon writes it once it runs)", err=True)
@@ -58,10 +64,10 @@ def logs_cmd(follow: bool = typer.Option(False, "--follow", "-f", help="Keep pri
 
 
 def _state_dir(root: Path) -> Path:
-    """The repo's state dir, read as `status` reads it (leniently: an invalid repo still has logs)."""
-    from minitrade.cli.config_cmds import _state_store
+    """--state-dir, else the repo's state dir read as `status` reads it (an invalid repo still has logs)."""
+    from minitrade.statedir import locate
 
-    return _state_store(root).path.parent
+    return locate(root).state_dir
 
 
 def _level(level: LogLevel | None) -> int:

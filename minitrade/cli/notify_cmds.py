@@ -9,6 +9,7 @@ import typer
 
 from minitrade.cli.app import (
     REPO_OPTION,
+    STATE_DIR_OPTION,
     app,
     console,
     emit_json,
@@ -27,7 +28,7 @@ app.add_typer(notify_app, name="notify")
 @notify_app.command("test")
 def notify_test(
     name: str = typer.Argument(..., help="Notifier name from minitrade.yaml."),
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Send a test message through notifier NAME; exit 1 if it was not delivered.
 
@@ -37,7 +38,7 @@ def notify_test(
     from minitrade.notify import Notifier
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = load_worktree(repo_path(repo, state_dir))
         notifier = Notifier.from_settings(snapshot.settings, store=snapshot.store())
         outcome = notifier.send_test(name, context="Sent by `minitrade notify test`.")
     if outcome.ok:
@@ -51,7 +52,7 @@ def notify_test(
 def notify_log(
     notifier: str | None = typer.Argument(None, help="Only this notifier."),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many, newest first."),
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version)."),
 ) -> None:
     """Show the latest notification attempts (sent, suppressed as duplicate, failed).
@@ -64,7 +65,7 @@ def notify_log(
     from minitrade.store import notifications
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = load_worktree(repo_path(repo, state_dir))
         rows = notifications.recent(snapshot.store(), limit=limit, notifier=notifier)
     if as_json:
         emit_json("notifications", {"notifications": [asdict(r) for r in rows]})

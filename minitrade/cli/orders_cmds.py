@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from minitrade.cli.app import REPO_OPTION, app, console, emit_json, err_console, handle_errors, repo_path
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    emit_json,
+    err_console,
+    handle_errors,
+    repo_path,
+)
 from minitrade.cli.times import PLAN_TIME_HELP, parse_at, plan_zone_of
 from minitrade.errors import ConfigError
 
@@ -95,7 +104,7 @@ def _order_row(order: Order, filled: float) -> dict[str, Any]:
 @app.command("orders")
 def orders(plan: Annotated[str | None, PLAN_ARG] = None,
            show_all: bool = typer.Option(False, "--all", "-a", help="Every order, not only the open ones."),
-           as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION, repo: Path | None = REPO_OPTION) -> None:
+           as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Open orders (waiting for the broker or for you), or every order with --all.
 
     Example: minitrade orders sma-aapl --all --csv
@@ -103,7 +112,7 @@ def orders(plan: Annotated[str | None, PLAN_ARG] = None,
     from minitrade.store import orders as order_sql
 
     with handle_errors():
-        store, _ = _store(repo_path(repo))
+        store, _ = _store(repo_path(repo, state_dir))
         with store.transaction() as con:
             found = order_sql.orders_of(con, plan) if show_all else order_sql.open_orders(con, plan)
             filled = order_sql.filled_quantities(con, plan)
@@ -122,7 +131,7 @@ def orders(plan: Annotated[str | None, PLAN_ARG] = None,
 
 @app.command("trades")
 def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION,
-           repo: Path | None = REPO_OPTION) -> None:
+           repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Fills recorded against the orders (broker executions and `minitrade fill`), oldest first.
 
     Example: minitrade trades sma-aapl --json
@@ -130,7 +139,7 @@ def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OP
     from minitrade.store import orders as order_sql
 
     with handle_errors():
-        store, _ = _store(repo_path(repo))
+        store, _ = _store(repo_path(repo, state_dir))
         with store.transaction() as con:
             fills = order_sql.fills_of(con, plan)
             book = {o.client_id: o for o in order_sql.orders_of(con, plan)}
@@ -147,7 +156,7 @@ def trades(plan: Annotated[str | None, PLAN_ARG] = None, as_json: bool = JSON_OP
 def runs(plan: Annotated[str | None, PLAN_ARG] = None,
          output: str | None = typer.Option(None, "--output", help="Print what this run's strategy printed."),
          limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."),
-         as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION, repo: Path | None = REPO_OPTION) -> None:
+         as_json: bool = JSON_OPTION, as_csv: bool = CSV_OPTION, repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Runs of the plans, newest first: kind, outcome, error, notes, and how much the strategy printed.
 
     A strategy's stdout/stderr is captured in its worker (first and last 64 KiB kept); --output RUN
@@ -158,7 +167,7 @@ def runs(plan: Annotated[str | None, PLAN_ARG] = None,
     from minitrade.store import runs as run_sql
 
     with handle_errors():
-        store, _ = _store(repo_path(repo))
+        store, _ = _store(repo_path(repo, state_dir))
         if output is not None:
             with store.transaction() as con:
                 text, total = run_sql.read_output(con, output)
@@ -200,16 +209,17 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
          qty: float | None = typer.Option(None, "--qty", "-q", help="Shares filled (default: all that remain)."),
          commission: float = typer.Option(0.0, "--commission", "-c", help="Commission paid, in cash."),
          at: str | None = typer.Option(None, "--at", help="When it executed (default: now). " + PLAN_TIME_HELP),
-         repo: Path | None = REPO_OPTION) -> None:
+         repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION) -> None:
     """Record a real execution of an order you placed by hand (manual broker); partial fills allowed.
 
     Example: minitrade fill sma-aapl.20261125.204500Z.AAPL.0 --price 231.50 --qty 10 --commission 1
     """
-    from minitrade.runner.fills import FillRefused, record_fill
+    from minitrade.errors import FillRefused
+    from minitrade.runner.fills import record_fill
     from minitrade.store import orders as order_sql
 
     with handle_errors():
-        store, snap = _store(repo_path(repo))
+        store, snap = _store(repo_path(repo, state_dir))
         with store.transaction() as con:
             known = order_sql.get_order(con, order)
         if known is not None and snap is not None:
@@ -222,7 +232,7 @@ def fill(order: Annotated[str, typer.Argument(help="The order's client id, as `m
         if at is not None and known is not None:  # an unknown order is refused by record_fill
             when = parse_at(at, plan_zone_of(snap, known.plan),
                             zone_name=f"plan {known.plan} is not in the trading repo")
-        plan = _applied_plan(repo_path(repo), store, known.plan) if known is not None else None
+        plan = _applied_plan(repo_path(repo, state_dir), store, known.plan) if known is not None else None
         done = record_fill(store, order, price=price, quantity=qty, commission=commission, at=when, plan=plan)
         with store.transaction() as con:
             settled = order_sql.get_order(con, order)

@@ -6,13 +6,21 @@ from pathlib import Path
 
 import typer
 
-from minitrade.cli.app import REPO_OPTION, app, console, handle_errors, repo_path, rich_escape
+from minitrade.cli.app import (
+    REPO_OPTION,
+    STATE_DIR_OPTION,
+    app,
+    console,
+    handle_errors,
+    repo_path,
+    rich_escape,
+)
 
 
 @app.command("report")
 def report(
     plan: str | None = typer.Argument(None, help="Only rewrite this plan's page (the index is always rewritten)."),
-    repo: Path | None = REPO_OPTION,
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Write the HTML report site (index, a page per plan, CSV/JSON exports) under state/reports/.
 
@@ -27,7 +35,7 @@ def report(
     from minitrade.runner.publish import write_site
 
     with handle_errors():
-        snapshot = load_worktree(repo_path(repo))
+        snapshot = load_worktree(repo_path(repo, state_dir))
         out_dir = snapshot.state_dir / "reports"
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -1,4 +1,4 @@
-"""One rule for the times typed on the command line (`--at` of run, fill and daemon).
+"""One rule for the times typed on the command line (`--at` of run, fill and daemon; durations).
 
 A time with a UTC offset (`2026-11-25T15:45-05:00`, or `Z`) is that instant. A time without one
 (`2026-11-25 15:45`) is read in the timezone of what it is about: the plan's exchange time for
@@ -8,9 +8,11 @@ for `daemon --once --at`, which runs every plan.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+import typer
 
 from minitrade.errors import MinitradeError
 
@@ -47,3 +49,16 @@ def plan_zone_of(snapshot: Snapshot | None, plan: str) -> ZoneInfo | None:
 
     spec = snapshot.plans[plan]
     return plan_zone(spec, get_calendar(spec.calendar))
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, *, option: str) -> timedelta:
+    """`90`, `90s`, `5m`, `1h`, `1d` -> timedelta (a bare number is seconds)."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration: e.g. 60s, 5m, 1h", param_hint=f"'{option}'")
+    return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"])

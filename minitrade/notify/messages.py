@@ -25,7 +25,8 @@ _TYPES = {
     "run.failed": "failure", "config.rejected": "failure", "data.changed": "failure",
     "orders.pending": "warning", "orders.refused": "warning", "broker.login_needed": "warning",
     "calendar.ending": "warning", "daemon.stopped": "warning", "ticks.skipped": "warning",
-    "ticks.missed": "warning", "calendar.early_close": "warning",
+    "ticks.missed": "warning", "calendar.early_close": "warning", "source.failing": "warning",
+    "source.force_pushed": "warning", "source.recovered": "success",
     "run.finished": "success", "config.applied": "success", "fills.recorded": "success",
 }
 
@@ -332,6 +333,29 @@ def daemon_stopped(reason: str = "") -> Message:
         f"Daemon stopped{': ' + reason if reason else ''}.",
         "No plan runs until it is started again (`minitrade daemon`).",
     ], key=f"daemon:stopped:{reason}")
+
+
+def source_failing(url: str, branch: str, error: str, *, since: datetime) -> Message:
+    """Fetching the remote source fails (told once until it recovers)."""
+    return _message("source.failing", f"fetch failing: {branch}", [
+        f"Fetching {branch} from {url} fails: {error}",
+        "The last applied state keeps running; new commits are not seen until a fetch succeeds.",
+        "Next: check the URL, the network and the token or key; the daemon keeps retrying with backoff.",
+    ], key=f"source:failing:{url}:{since.isoformat()}")
+
+
+def source_recovered(url: str, branch: str, head: str, *, since: datetime) -> Message:
+    return _message("source.recovered", f"fetch works again: {branch}", [
+        f"Fetching {branch} from {url} works again (failing since {_when(since)}); head {_short(head)}.",
+    ], key=f"source:recovered:{url}:{since.isoformat()}")
+
+
+def source_force_pushed(branch: str, previous: str, head: str) -> Message:
+    """The branch moved to a commit that does not descend from the one fetched before."""
+    return _message("source.force_pushed", f"force-push on {branch}", [
+        f"Branch {branch} was force-pushed: {_short(previous)} -> {_short(head)} (not a descendant).",
+        "It is applied like any new commit, against the applied state.",
+    ], key=f"source:forced:{previous}:{head}")
 
 
 def notifier_test(notifier: str, *, context: str = "") -> Message:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 
-from minitrade.errors import BrokerError
+from minitrade.errors import FillRefused
 from minitrade.models import Plan
 from minitrade.records import Fill, Order, OrderStatus, Side
 from minitrade.runner.orders import QUANTITY_TOLERANCE, actual_book
@@ -22,10 +22,6 @@ from minitrade.store import Store
 from minitrade.store import orders as order_sql
 
 FILL_TIME_SLACK = timedelta(minutes=1)
-
-
-class FillRefused(BrokerError):
-    """A fill that would corrupt the order book; nothing was recorded."""
 
 
 def record_fill(store: Store, client_id: str, *, price: float, quantity: float | None = None,

@@ -157,7 +157,7 @@ class FakeGateway:
     def advance(self, delta: timedelta) -> None:
         self.set_time(self.now() + delta)
 
-    def set_price(self, conid: int, *, open: float | None = None, close: float | None = None,  # noqa: A002
+    def set_price(self, conid: int, *, open: float | None = None, close: float | None = None,
                   last: float | None = None) -> None:
         with self.lock:
             quote = self.book.prices.setdefault(conid, {})
@@ -319,7 +319,7 @@ class FakeGateway:
         status, payload = self._route(method, path, query, body)
         return status, payload, "application/json"
 
-    def _route(self, method: str, path: str, query: dict[str, str],  # noqa: C901 - a route table
+    def _route(self, method: str, path: str, query: dict[str, str],
                body: dict[str, Any]) -> tuple[int, Any]:
         no_session = self.state in ("no_session", "2fa_pending")
         if path == "/tickle" and method == "POST":

@@ -76,16 +76,16 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30
     server: TLSServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet in tests
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._serve("DELETE")
 
     def _body(self) -> Any:

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from minitrade.errors import FillRefused
 from minitrade.records import Fill, OrderStatus
-from minitrade.runner.fills import FillRefused, record_broker_fills, record_fill
+from minitrade.runner.fills import record_broker_fills, record_fill
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from tests.orders.conftest import make_order

@@ -1,7 +1,8 @@
 """Start, stop and check the local Client Portal gateway process (the unzipped clientportal.gw).
 
 The gateway is started the way its own `bin/run.sh` does: java with `root` (conf.yaml, vertx.jks)
-and the jars on the classpath, from the install folder. Its pid goes to `<state>/ib/<account>.gateway.pid`
+and the jars on the classpath, from the install folder: `gateway.install_dir`, or else the copy
+`minitrade ib install` unpacked under `<state>/ib-gateway/<account>`. Its pid goes to `<state>/ib/<account>.gateway.pid`
 and its console to `<state>/ib/<account>.gateway.log`. `stop` only ever signals a pid whose command
 line is the gateway's, so a recycled pid is never killed.
 """
@@ -47,6 +48,31 @@ def command(java: str) -> list[str]:
             "-Dnolog4j.debug=true", "-Dnolog4j2.debug=true", "-cp", CLASSPATH, GATEWAY_CLASS]
 
 
+def installed_dir(state_dir: Path, account: str) -> Path:
+    """Where `minitrade ib install` unpacks the gateway of `account` (one per account: its own listenPort)."""
+    return state_dir / "ib-gateway" / account
+
+
+def running_pid(account: str, *, state_dir: Path) -> int | None:
+    """The pid of the gateway minitrade started for `account`, if it is still running."""
+    return _gateway_pid(_files(state_dir, account)[0])
+
+
+def _install_folder(account: str, spec: IBBrokerSpec, state_dir: Path) -> Path:
+    """gateway.install_dir when set, else the installed copy; an error that says how to get one."""
+    if spec.gateway.install_dir:
+        install = Path(spec.gateway.install_dir).expanduser()
+        if not (install / "root" / "conf.yaml").is_file():
+            raise BrokerError(f"{install} is not a Client Portal gateway folder (no root/conf.yaml)", account=account)
+        return install
+    install = installed_dir(state_dir, account)
+    if not (install / "root" / "conf.yaml").is_file():
+        raise BrokerError(f"no gateway is installed for {account}: run `minitrade ib install --account {account}` "
+                          "(or unzip clientportal.gw.zip yourself and set gateway.install_dir in minitrade.yaml)",
+                          account=account)
+    return install
+
+
 def _files(state_dir: Path, account: str) -> tuple[Path, Path]:
     folder = state_dir / "ib"
     return folder / f"{account}.gateway.pid", folder / f"{account}.gateway.log"
@@ -79,18 +105,15 @@ def _java(java: str | None) -> str:
 
 def start(account: str, spec: IBBrokerSpec, *, state_dir: Path, java: str | None = None,
           wait: float = 60.0) -> int:
-    """Start the gateway of `account` (or find it running) and wait until it answers; returns its pid."""
+    """Start the gateway of `account` (or find it running) and wait until it answers; returns its pid.
+
+    Runs from gateway.install_dir, or from the copy `minitrade ib install` made when that is unset.
+    """
     pid_file, log_file = _files(state_dir, account)
     running = _gateway_pid(pid_file)
     if running is not None:
         return running
-    if not spec.gateway.install_dir:
-        raise BrokerError("gateway.install_dir is not set in minitrade.yaml: unzip "
-                          "https://download2.interactivebrokers.com/portal/clientportal.gw.zip and point it there",
-                          account=account)
-    install = Path(spec.gateway.install_dir).expanduser()
-    if not (install / "root" / "conf.yaml").is_file():
-        raise BrokerError(f"{install} is not a Client Portal gateway folder (no root/conf.yaml)", account=account)
+    install = _install_folder(account, spec, state_dir)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(command(_java(java)), cwd=install, stdout=log, stderr=subprocess.STDOUT,
