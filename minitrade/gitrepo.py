@@ -78,6 +78,13 @@ def list_files(root: Path, sha: str, prefix: str = "") -> list[str]:
     return [p for p in str(_git(root, *args)).split("\x00") if p]
 
 
+def list_symlinks(root: Path, sha: str) -> list[str]:
+    """Repo-relative paths of the symbolic links (tree entries of mode 120000) in commit `sha`."""
+    out = str(_git(root, "ls-tree", "-r", "-z", sha))
+    entries = (e.split("\t", 1) for e in out.split("\x00") if "\t" in e)
+    return [path for meta, path in entries if meta.startswith("120000 ")]
+
+
 def read_file(root: Path, sha: str, path: str) -> bytes:
     return bytes(_git(root, "show", f"{sha}:{path}", binary=True))  # type: ignore[arg-type]
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import posixpath
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ValidationError
 
 from minitrade import gitrepo
-from minitrade.credentials import references
+from minitrade.credentials import literal_secret, references
 from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.models import IBBroker, Plan, Settings
 from minitrade.statedir import resolve_state_dir
@@ -105,7 +106,15 @@ def load_worktree(root: Path) -> Snapshot:
         base = root / folder
         return sorted(str(p.relative_to(root)) for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
 
-    snap = _load(root, read, listing)
+    def is_link(path: str) -> bool:  # any component: a linked folder leads out of the repo as well
+        here = root
+        for part in PurePosixPath(path).parts:
+            here = here / part
+            if here.is_symlink():
+                return True
+        return False
+
+    snap = _load(root, read, listing, is_link)
     if gitrepo.is_repo(root):
         snap.commit = gitrepo.resolve(root, "HEAD")
         snap.dirty = snap.commit is None or bool(
@@ -121,6 +130,7 @@ def load_commit(root: Path, rev: str = "HEAD") -> Snapshot:
         raise ConfigError(ConfigIssue(str(root), None, "", "the repository has no commit yet",
                                       "commit minitrade.yaml, plans/ and strategies/ first"))
     files = set(gitrepo.list_files(root, sha))
+    links = set(gitrepo.list_symlinks(root, sha))  # git stores a link as its target's path: never read it
 
     def read(path: str) -> bytes | None:
         return gitrepo.read_file(root, sha, path) if path in files else None
@@ -128,7 +138,11 @@ def load_commit(root: Path, rev: str = "HEAD") -> Snapshot:
     def listing(folder: str) -> list[str]:
         return sorted(p for p in files if p.startswith(folder + "/"))
 
-    snap = _load(root, read, listing)
+    def is_link(path: str) -> bool:  # a linked folder is one link entry, and the path runs through it
+        parts = path.split("/")
+        return any("/".join(parts[:n]) in links for n in range(1, len(parts) + 1))
+
+    snap = _load(root, read, listing, is_link)
     snap.commit = sha
     return snap
 
@@ -136,15 +150,17 @@ def load_commit(root: Path, rev: str = "HEAD") -> Snapshot:
 # ---------------------------------------------------------------------------------------------
 # loading
 
-def _load(root: Path, read: Callable[[str], bytes | None],
-          listing: Callable[[str], list[str]]) -> Snapshot:
+def _load(root: Path, read: Callable[[str], bytes | None], listing: Callable[[str], list[str]],
+          is_link: Callable[[str], bool]) -> Snapshot:
     issues: list[ConfigIssue] = []
     sources: dict[str, str] = {}
 
     raw = read(SETTINGS_FILE)
     settings: Settings | None = None
     settings_doc: YamlDoc | None = None
-    if raw is None:
+    if raw is not None and is_link(SETTINGS_FILE):
+        issues.append(_link_issue(SETTINGS_FILE))
+    elif raw is None:
         issues.append(ConfigIssue(SETTINGS_FILE, None, "", "not found in the trading repo",
                                   "run `minitrade init` or create minitrade.yaml"))
     else:
@@ -157,6 +173,9 @@ def _load(root: Path, read: Callable[[str], bytes | None],
     raw_docs: list[YamlDoc] = []
     for path in listing(PLANS_DIR):
         if not path.endswith((".yaml", ".yml")):
+            continue
+        if is_link(path):
+            issues.append(_link_issue(path))
             continue
         content = read(path)
         assert content is not None
@@ -178,6 +197,13 @@ def _load(root: Path, read: Callable[[str], bytes | None],
     for doc in raw_docs:
         path = doc.data.get("strategy")
         if not isinstance(path, str) or path in strategies:
+            continue
+        unsafe = _unsafe_strategy_path(path) or (
+            f"strategy file {path!r} is a symbolic link" if is_link(path) else None)
+        if unsafe:
+            issues.append(ConfigIssue(doc.file, doc.line_of(("strategy",)), "strategy", unsafe,
+                                      f"keep the strategy as a regular file in {STRATEGIES_DIR}/ and write "
+                                      f"its path from the repo root, e.g. {STRATEGIES_DIR}/sma.py"))
             continue
         content = read(path)
         if content is None:
@@ -201,6 +227,25 @@ def _load(root: Path, read: Callable[[str], bytes | None],
     assert settings is not None
     return Snapshot(root=root, settings=settings, plans=plans, plan_files=plan_files,
                     strategies=strategies, sources=sources)
+
+
+def _unsafe_strategy_path(path: str) -> str | None:
+    """Why `path` may not name a strategy, or None. The same rule for working trees and commits:
+    a plain relative path inside strategies/, so nothing outside the repo is ever read or run."""
+    if path.startswith(("/", "~")) or "\\" in path or path[1:2] == ":":
+        return f"strategy path {path!r} is not relative to the repo"
+    parts = path.split("/")
+    if any(ord(c) < 32 for c in path) or any(p in ("", ".", "..") for p in parts) or posixpath.normpath(path) != path:
+        return f"strategy path {path!r} is not a plain path: no '..', '.', '//' or control characters"
+    if parts[0] != STRATEGIES_DIR or len(parts) < 2:
+        return f"strategy path {path!r} is outside {STRATEGIES_DIR}/"
+    return None
+
+
+def _link_issue(path: str) -> ConfigIssue:
+    return ConfigIssue(path, None, "", "is a symbolic link: minitrade reads only regular files in the repo "
+                                       "(a link can point outside it, and git stores only where it points)",
+                       "replace the link with the file itself")
 
 
 def _parse(raw: bytes, file: str, model: type[Any], issues: list[ConfigIssue],
@@ -343,9 +388,15 @@ def _check_settings(settings: Settings, doc: YamlDoc) -> list[ConfigIssue]:
                                            "America/New_York")))
     for name, spec in settings.notifiers.items():
         for i, url in enumerate(spec.urls):
-            if "://" not in url:
-                issues.append(ConfigIssue(doc.file, doc.line_of(("notifiers", name, "urls", i)),
-                                          f"notifiers.{name}.urls[{i}]", "not an Apprise URL",
+            where = (doc.file, doc.line_of(("notifiers", name, "urls", i)), f"notifiers.{name}.urls[{i}]")
+            masked = literal_secret(url)
+            if "://" not in url and references(url) != [url]:  # a whole-URL ${NOTIFY_URL} is fine
+                issues.append(ConfigIssue(*where, "not an Apprise URL",
+                                          "e.g. tgram://${TELEGRAM_TOKEN}/${TELEGRAM_CHAT_ID}"))
+            elif masked is not None:  # the message shows the URL masked: it must not repeat the secret
+                issues.append(ConfigIssue(*where, f"{masked}: a secret is written literally in the URL "
+                                                  "(it would end up in git)",
+                                          "write each *** part as ${ENV_VAR} or ${file:/path/outside/repo}, "
                                           "e.g. tgram://${TELEGRAM_TOKEN}/${TELEGRAM_CHAT_ID}"))
     for name, broker in settings.brokers.items():
         if isinstance(broker, IBBroker):

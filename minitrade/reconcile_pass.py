@@ -36,7 +36,7 @@ from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import IBBroker, OrderType, Plan
 from minitrade.notify import Notifier, messages, settings_secrets
-from minitrade.reconciler import apply, record_rejected_load
+from minitrade.reconciler import apply, begin_load, end_load
 from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.executor import Executor, executor_for
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plans
@@ -52,10 +52,12 @@ from minitrade.scheduler import (
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
-from minitrade.store.applied import applied_times, last_applied, last_attempt
+from minitrade.store.applied import LOADING, applied_times, last_applied, last_attempt
 from minitrade.store.heartbeat import last_pass, record_pass
 
 log = logging.getLogger("minitrade.daemon")
+UNFINISHED_LOAD = ("the load of this commit did not finish (the daemon crashed or was killed while loading it); "
+                   "fix it and push a new commit, or run `minitrade apply` to try it once more")
 LOOKBACK = timedelta(days=1)  # a simulated clock before the apply time looks back this far only
 MISSED_CAP = timedelta(days=31)  # missed ticks older than this get one SKIPPED marker, not a row each
 
@@ -152,20 +154,36 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
     head = gitrepo.resolve(root, branch or "HEAD")
     with store.transaction() as con:
         attempt = last_attempt(con)
+    if attempt is not None and attempt.outcome == LOADING:  # the process died loading it: never again
+        end_load(store, attempt.id, UNFINISHED_LOAD)
+        log.warning("commit %s rejected: %s", (attempt.commit_sha or "")[:8], UNFINISHED_LOAD, extra={"commit": attempt.commit_sha})
+        notifier(messages.config_rejected(attempt.commit_sha, UNFINISHED_LOAD))
+        if attempt.commit_sha == head:
+            result.attempted, result.outcome = head, "rejected"
+            return
     if head is None or (attempt is not None and attempt.commit_sha == head):
         return
     before_apply()
     result.attempted = head
     log.info("commit %s attempted (last attempted %s)", head[:8], attempt.commit_sha[:8] if attempt and attempt.commit_sha
              else "none", extra={"commit": head})
+    # Recorded before the load: a commit whose load kills the process (memory, a crash, a kill after
+    # a hang) is found `loading` by the next pass and rejected, instead of loaded again forever.
+    loading = begin_load(root, store, head, "daemon")
     try:
+        failpoints.hit("commit-loading")
         snapshot = snapshot_of_commit(root, head)
-    except (ConfigError, GitError) as e:
-        record_rejected_load(root, store, head, e, "daemon")
+    except Exception as e:  # any failure to load is this commit's rejection, never a loop
+        error = str(e) if isinstance(e, (ConfigError, GitError)) else (
+            f"loading the commit failed: {type(e).__name__} (a bug in minitrade: please report it); "
+            "fix or revert the commit")
+        end_load(store, loading, error)
         result.outcome = "rejected"
-        log.warning("commit %s rejected, the last applied state keeps running: %s", head[:8], e, extra={"commit": head})
-        notifier(messages.config_rejected(head, str(e)))
+        log.warning("commit %s rejected, the last applied state keeps running: %s", head[:8], error,
+                    extra={"commit": head})
+        notifier(messages.config_rejected(head, error))
         return
+    end_load(store, loading, None)
     settings_secrets(snapshot.settings)  # resolved now, so every log handler masks them before a check can echo one
     outcome = apply(snapshot, store, source="daemon")
     result.outcome = outcome.outcome

@@ -16,7 +16,14 @@ from minitrade.diff import ChangeSet, Key, compute
 from minitrade.errors import ConfigError, GitError
 from minitrade.loader import Snapshot
 from minitrade.store import Store
-from minitrade.store.applied import applied_resources, last_applied, record_reconciliation, replace_applied
+from minitrade.store.applied import (
+    applied_resources,
+    finish_loading,
+    last_applied,
+    record_loading,
+    record_reconciliation,
+    replace_applied,
+)
 
 Check = Callable[[Snapshot, set[Key]], list[str]]
 Progress = Callable[[str], None]
@@ -114,16 +121,33 @@ def apply(snapshot: Snapshot, store: Store, *, checks: Sequence[tuple[str, Check
 def record_rejected_load(root: Path, store: Store, commit: str | None, error: ConfigError | GitError,
                          source: str) -> None:
     """A commit that does not even load is still an attempt: record it with its errors."""
-    author_time, message = None, None
-    if commit:
-        try:
-            meta = gitrepo.commit_info(root, commit)
-            author_time, message = meta.author_time, meta.message
-        except GitError:
-            pass
+    author_time, message = _commit_meta(root, commit)
     with store.transaction() as con:
         record_reconciliation(con, commit_sha=commit, dirty=False, author_time=author_time, message=message,
                               outcome="rejected", error=str(error), source=source)
+
+
+def begin_load(root: Path, store: Store, commit: str, source: str) -> int:
+    """Record `commit` as being loaded, before its load starts (see store.applied.LOADING)."""
+    author_time, message = _commit_meta(root, commit)
+    with store.transaction() as con:
+        return record_loading(con, commit_sha=commit, author_time=author_time, message=message, source=source)
+
+
+def end_load(store: Store, attempt_id: int, error: str | None) -> None:
+    """The load begun as `attempt_id` ended: loaded (error None) or rejected with `error`."""
+    with store.transaction() as con:
+        finish_loading(con, attempt_id, error=error)
+
+
+def _commit_meta(root: Path, commit: str | None) -> tuple[datetime | None, str | None]:
+    if commit:
+        try:
+            meta = gitrepo.commit_info(root, commit)
+            return meta.author_time, meta.message
+        except GitError:
+            pass
+    return None, None
 
 
 def _commit_info(snapshot: Snapshot) -> tuple[datetime | None, str | None]:

@@ -3,6 +3,11 @@
 Stricter than PyYAML's safe_load where it matters to people editing config by hand: duplicate
 keys are errors (PyYAML keeps the last silently), impossible dates such as 2023-02-30 are errors
 with their line, and bytes that are not UTF-8 are reported with their line.
+
+Hostile files cannot take the process down: aliases may add at most MAX_ALIAS_NODES nodes to a
+document (a "billion laughs" file is refused at the alias that crosses the bound, while it is
+composed, before any of it is expanded), an alias inside its own anchor is refused, and nesting
+too deep for Python's stack is an issue rather than a RecursionError.
 """
 
 from __future__ import annotations
@@ -11,12 +16,90 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from minitrade.errors import ConfigIssue
 
 Path_ = tuple[str | int, ...]
+
+# Nodes that aliases may add to one document once expanded. Plain uses (a shared `params` block,
+# `<<: *defaults`) add tens; a "billion laughs" file adds billions. Nodes written out in the file
+# do not count: their number is bounded by the file's size.
+MAX_ALIAS_NODES = 10_000
+_ALIAS_HINT = "write the values out, or share smaller blocks through fewer aliases"
+
+
+class _AliasBomb(ComposerError):
+    """Aliases expand past MAX_ALIAS_NODES, or an alias sits inside its own anchor."""
+
+    def __init__(self, problem: str, hint: str, mark: yaml.Mark) -> None:
+        super().__init__(None, None, problem, mark)
+        self.hint = hint
+
+
+class _BoundedComposer:
+    """Composer rules: count the nodes every alias adds (its anchor's expanded size, memoised per
+    node so the count is linear in the file) and stop at the alias that crosses MAX_ALIAS_NODES."""
+
+    def compose_document(self) -> Node | None:
+        self._sizes: dict[int, int] = {}
+        self._alias_nodes = 0
+        return super().compose_document()  # type: ignore[misc, no-any-return]
+
+    def compose_node(self, parent: Node | None, index: object) -> Node:
+        if self.check_event(AliasEvent):  # type: ignore[attr-defined]
+            event = self.peek_event()  # type: ignore[attr-defined]
+            anchored = self.anchors.get(event.anchor)  # type: ignore[attr-defined]
+            if anchored is not None:
+                self._count_alias(anchored, event.start_mark)
+            return super().compose_node(parent, index)  # type: ignore[misc, no-any-return]
+        node: Node = super().compose_node(parent, index)  # type: ignore[misc]
+        self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+        return node
+
+    def _count_alias(self, anchored: Node, mark: yaml.Mark) -> None:
+        size = self._sizes.get(id(anchored))
+        if size is None:  # the anchored collection is still open: the alias is inside itself
+            raise _AliasBomb("an alias refers to the collection that contains it (a loop)",
+                             "write the values out instead of the alias", mark)
+        self._alias_nodes += size
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise _AliasBomb(f"aliases expand to more than {MAX_ALIAS_NODES} nodes", _ALIAS_HINT, mark)
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _alias_nodes_within_bound(root: Node) -> bool:
+    """Whether aliases add at most MAX_ALIAS_NODES nodes to `root`'s tree and form no loop.
+
+    For libyaml's composer, which cannot be hooked: each node of the graph is sized once (so the
+    walk is linear in the file), before anything walks the graph as a tree. The expanded tree has
+    one node per distinct node plus what the aliases add."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+        elif key in open_:
+            return False  # reached again before it was finished: a loop
+        elif key not in sizes:
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+    return sizes[id(root)] - len(sizes) <= MAX_ALIAS_NODES
 
 
 class _StrictRules(SafeConstructor):
@@ -45,7 +128,7 @@ class _StrictRules(SafeConstructor):
                                    node.start_mark) from None
 
 
-class _StrictLoader(_StrictRules, yaml.SafeLoader):
+class _StrictLoader(_BoundedComposer, _StrictRules, yaml.SafeLoader):
     """The pure-Python parser: its error messages are the ones people see."""
 
 
@@ -107,7 +190,7 @@ def parse_yaml(raw: bytes, file: str) -> YamlDoc | ConfigIssue:
         fast = _FastStrictLoader(text)
         try:
             node = fast.get_single_node()
-            if node is not None:
+            if node is not None and _alias_nodes_within_bound(node):
                 data = fast.construct_document(node)
                 found: dict[Path_, int] = {}
                 _index_lines(node, (), found)
@@ -127,6 +210,14 @@ def parse_yaml(raw: bytes, file: str) -> YamlDoc | ConfigIssue:
         if node is None:
             return ConfigIssue(file, None, "", "the file is empty", "add the resource's fields, or delete the file")
         data = loader.construct_document(node)
+        lines: dict[Path_, int] = {}
+        _index_lines(node, (), lines)
+    except _AliasBomb as e:
+        where = e.problem_mark.line + 1 if e.problem_mark else None
+        return ConfigIssue(file, where, "", f"invalid YAML: {e.problem}", e.hint)
+    except RecursionError:  # Python's stack, not the file's size: a few hundred levels of nesting
+        return ConfigIssue(file, None, "", "invalid YAML: the file nests too deeply to be read",
+                           "flatten it: no real plan or setting nests more than a few levels")
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -146,6 +237,4 @@ def parse_yaml(raw: bytes, file: str) -> YamlDoc | ConfigIssue:
         return ConfigIssue(file, None, "", f"invalid YAML: {e}", "remove the !!tag or fix the value")
     finally:
         loader.dispose()
-    lines: dict[Path_, int] = {}
-    _index_lines(node, (), lines)
     return YamlDoc(file, data, lines)

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from minitrade.cli import app
-from minitrade.credentials import MASK, redact, references, resolve_secret, secret_values
+from minitrade.credentials import MASK, literal_secret, redact, references, resolve_secret, secret_values
 from minitrade.errors import ConfigError
-from minitrade.loader import load_commit
+from minitrade.loader import load_commit, load_worktree
 from minitrade.reconciler import apply, strategy_compile_check
 
 PASSWORD = "pw-Zq8unique4711"
@@ -169,3 +169,45 @@ def test_secrets_never_reach_duckdb_state_files_or_plan_output(  # type: ignore[
     finally:
         con.close()
     assert all(PASSWORD not in s[0] for s in specs)
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    pytest.param("tgram://123456789:AAEhBOweik6ad9r/987654321", "tgram://***/987654321", id="telegram-token"),
+    pytest.param("discord://4174216298/JHMHI8qBe7bk2Zw", "discord://***/***", id="discord-webhook"),
+    pytest.param("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXr/#general", "slack://***/***/***/#general",
+                 id="slack-tokens-not-channel"),
+    pytest.param("pover://uQiRzpo4DXgh@azGDORePK8gM", "pover://***@***", id="pushover-user-and-token"),
+    pytest.param("gotify://push.example.com/AqvtDbQxrsSmH6t/", "gotify://push.example.com/***/", id="gotify"),
+    pytest.param("json://me:s3cret@hooks.example.com/x", "json://me:***@hooks.example.com/x", id="any-password"),
+    pytest.param("ntfy://ntfy.sh/topic?token=tk_abc&priority=high", "ntfy://ntfy.sh/topic?token=***&priority=high",
+                 id="query-token"),
+    pytest.param("tgram://${TG_TOKEN}/987654321", None, id="telegram-reference"),
+    pytest.param("tgram://123456:${TG_SECRET}/chat", None, id="reference-inside-the-part"),
+    pytest.param("mailtos://me:${file:/run/secrets/mail pass}@gmail.com?to=a@b.c", None, id="file-reference"),
+    pytest.param("json://hooks.example.com/x", None, id="no-secret-part"),
+    pytest.param("${NOTIFY_URL}", None, id="whole-url-reference"),
+])
+def test_literal_secret_masks_every_literal_secret_part(url: str, masked: str | None) -> None:
+    assert literal_secret(url) == masked
+
+
+def test_a_literal_token_in_a_notifier_url_is_refused_without_being_echoed(trading_repo) -> None:  # type: ignore[no-untyped-def]
+    literal = "123456789:AAE" + TOKEN
+    trading_repo.edit("minitrade.yaml", "notifiers: {}\n",
+                      f'notifiers:\n  phone:\n    urls: ["tgram://{literal}/987654321"]\n')
+    trading_repo.commit("a token written in the URL")
+    line = trading_repo.read("minitrade.yaml").splitlines().index("  phone:") + 2
+    for command in ("validate", "plan", "apply"):
+        result = CliRunner().invoke(app, [command, "--repo", str(trading_repo.path)], catch_exceptions=False)
+        assert result.exit_code == 1, result.output
+        assert (f"minitrade.yaml:{line}: notifiers.phone.urls[0]: tgram://***/987654321: a secret is written "
+                "literally in the URL") in result.output
+        assert TOKEN not in result.output
+
+
+def test_notifier_urls_whose_secrets_are_references_validate(trading_repo) -> None:  # type: ignore[no-untyped-def]
+    trading_repo.edit("minitrade.yaml", "notifiers: {}\n",
+                      'notifiers:\n  phone:\n    urls: ["${NOTIFY_URL}", "tgram://${TG_TOKEN}/987654321",\n'
+                      '           "json://me:${file:/run/secrets/hook}@hooks.example.com/x"]\n')
+    snap = load_worktree(trading_repo.path)
+    assert snap.settings.notifiers["phone"].urls[0] == "${NOTIFY_URL}"

@@ -125,3 +125,44 @@ def test_plan_name_defaults_to_file_name(tmp_path: Path) -> None:
     (root / "plans" / "ok.yaml").unlink()
     (root / "plans" / "my-plan.yaml").write_text(OK_PLAN.replace("name: ok\n", ""))
     assert list(load_worktree(root).plans) == ["my-plan"]
+
+
+LINK_HINT = ("keep the strategy as a regular file in strategies/ and write its path from the repo root, "
+             "e.g. strategies/sma.py")
+
+
+def _strategy_issue(root: Path, rev: str | None) -> str:
+    with pytest.raises(ConfigError) as raised:
+        load_commit(root, rev) if rev else load_worktree(root)
+    (issue,) = raised.value.issues
+    return str(issue)
+
+
+@pytest.mark.parametrize("linked", ["file", "folder"])
+def test_a_symlinked_strategy_is_refused_alike_in_the_working_tree_and_in_a_commit(
+        trading_repo, tmp_path: Path, linked: str) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "token.py").write_text("hunter2-secret-token\n")
+    if linked == "file":
+        (trading_repo.path / "strategies" / "leak.py").symlink_to(outside / "token.py")
+        target = "strategies/leak.py"
+    else:
+        (trading_repo.path / "strategies" / "shared").symlink_to(outside, target_is_directory=True)
+        target = "strategies/shared/token.py"
+    trading_repo.edit("plans/sma-aapl.yaml", "strategies/sma_crossover.py", target)
+    trading_repo.commit("a strategy through a link")
+    refused = f"plans/sma-aapl.yaml:4: strategy: strategy file {target!r} is a symbolic link ({LINK_HINT})"
+    assert _strategy_issue(trading_repo.path, None) == refused
+    assert _strategy_issue(trading_repo.path, "HEAD") == refused
+
+
+def test_a_symlinked_plan_file_is_refused_alike_in_the_working_tree_and_in_a_commit(
+        trading_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "ib-pass"
+    secret.write_text("name: hunter2-secret\n")
+    (trading_repo.path / "plans" / "leak.yaml").symlink_to(secret)
+    trading_repo.commit("a plan through a link")
+    for rev in (None, "HEAD"):
+        issue = _strategy_issue(trading_repo.path, rev)
+        assert issue.startswith("plans/leak.yaml: is a symbolic link") and "hunter2" not in issue

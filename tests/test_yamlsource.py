@@ -33,6 +33,12 @@ SAMPLES = [
     pytest.param(b"\xef\xbb\xbfa: 1\n", id="bom"),
     pytest.param(b"a: caf\xc3\xa9\nb: yes\nc: 0o17\nd: 1_000\ne: .inf\n", id="scalars"),
     pytest.param(b"", id="empty"),
+    pytest.param(b"base: &b {fast: 10, slow: [20, 30]}\nplans: [*b, *b, {x: *b}]\n", id="small-aliases"),
+    pytest.param(b"a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                 b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n",
+                 id="alias-bomb"),
+    pytest.param(b"a: &x [1, *x]\n", id="alias-loop"),
+    pytest.param(b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", id="deep-nesting"),
 ]
 
 
@@ -66,3 +72,22 @@ def test_a_control_character_is_an_issue_with_its_line_not_a_traceback(
 def test_a_value_that_does_not_fit_its_tag_is_an_issue(pure_only: None) -> None:
     issue = parse_yaml(b"cash: !!int lots\n", "plans/p.yaml")
     assert isinstance(issue, ConfigIssue) and issue.message.startswith("invalid YAML:")
+
+
+def test_aliases_that_expand_past_the_bound_are_refused_at_the_alias_that_crosses_it() -> None:
+    from minitrade.yamlsource import MAX_ALIAS_NODES
+
+    block = "[" + ", ".join(["1"] * 99) + "]"  # 100 nodes each time it is repeated
+    repeats = MAX_ALIAS_NODES // 100
+    within = f"a: &a {block}\n" + "".join(f"k{i}: *a\n" for i in range(repeats))
+    doc = parse_yaml(within.encode(), "plans/p.yaml")
+    assert isinstance(doc, YamlDoc) and doc.data[f"k{repeats - 1}"] == [1] * 99
+    issue = parse_yaml((within + "over: *a\n").encode(), "plans/p.yaml")
+    assert isinstance(issue, ConfigIssue)
+    assert (issue.line, issue.message) == (repeats + 2, f"invalid YAML: aliases expand to more than "
+                                                        f"{MAX_ALIAS_NODES} nodes")
+
+
+def test_nesting_too_deep_for_the_stack_is_an_issue_not_a_recursion_error(pure_only: None) -> None:
+    issue = parse_yaml(b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "plans/p.yaml")
+    assert isinstance(issue, ConfigIssue) and "nests too deeply" in issue.message

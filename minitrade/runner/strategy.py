@@ -22,6 +22,9 @@ from minitrade.errors import MinitradeError, StrategyError
 from minitrade.strategy_api import Strategy
 
 MODULE_PREFIX = "minitrade_strategies."
+# An exception's text goes into DuckDB, notifications and terminals: a strategy that raises with a
+# whole file (or a megabyte of anything) in its message is cut to this many characters.
+MAX_MESSAGE = 300
 
 
 def load_strategy(source: str, filename: str, class_name: str | None = None) -> type:
@@ -81,7 +84,7 @@ def user_error(exc: BaseException, *, file: str | None, plan: str | None) -> Str
     elif isinstance(exc, MinitradeError):
         message = str(exc)
     else:
-        message = f"{type(exc).__name__}: {exc}"
+        message = f"{type(exc).__name__}: {_bounded(str(exc))}"
     return StrategyError(message, plan=plan, file=file, line=line)
 
 
@@ -103,7 +106,8 @@ def _execute(source: str, filename: str) -> types.ModuleType:
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
-        raise StrategyError(f"syntax error: {e.msg}", file=filename, line=e.lineno) from None
+        # e.msg only: e.text is the offending line, which is never repeated in a message
+        raise StrategyError(f"syntax error: {_bounded(e.msg)}", file=filename, line=e.lineno) from None
     digest = hashlib.sha256(f"{filename}\0{source}".encode()).hexdigest()[:12]
     stem = re.sub(r"\W", "_", filename.rsplit("/", 1)[-1].removesuffix(".py"))
     name = f"{MODULE_PREFIX}{stem}_{digest}"
@@ -121,9 +125,15 @@ def _execute(source: str, filename: str) -> types.ModuleType:
         del sys.modules[name]
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == filename]
         line = frames[-1].lineno if frames else None
-        raise StrategyError(f"importing the strategy failed: {type(e).__name__}: {e}",
+        raise StrategyError(f"importing the strategy failed: {type(e).__name__}: {_bounded(str(e))}",
                             file=filename, line=line) from None
     return module
+
+
+def _bounded(text: str) -> str:
+    """`text` on one line and at most MAX_MESSAGE characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
 
 
 def _names(classes: list[type]) -> str:

@@ -1,4 +1,9 @@
-"""Applied desired state and the history of attempts to apply commits."""
+"""Applied desired state and the history of attempts to apply commits.
+
+An attempt's outcome is applied, unchanged or rejected; the daemon first records a commit it is
+about to load as `loading` and closes that row when the load ends, so a row still `loading` is a
+load that never finished (the process crashed or was killed in it).
+"""
 
 from __future__ import annotations
 
@@ -68,6 +73,24 @@ def record_reconciliation(con: duckdb.DuckDBPyConnection, *, commit_sha: str | N
         [commit_sha, dirty, author_time, message, datetime.now(UTC), outcome, error, source]).fetchone()
     assert row is not None
     return int(row[0])
+
+
+LOADING = "loading"
+
+
+def record_loading(con: duckdb.DuckDBPyConnection, *, commit_sha: str, author_time: datetime | None,
+                   message: str | None, source: str) -> int:
+    """Record that `commit_sha` is being loaded, before the load starts; returns the row's id."""
+    return record_reconciliation(con, commit_sha=commit_sha, dirty=False, author_time=author_time,
+                                 message=message, outcome=LOADING, error=None, source=source)
+
+
+def finish_loading(con: duckdb.DuckDBPyConnection, attempt_id: int, *, error: str | None) -> None:
+    """Close a `loading` row: gone when the load succeeded (apply records the outcome), else rejected."""
+    if error is None:
+        con.execute("DELETE FROM reconciliations WHERE id = ? AND outcome = ?", [attempt_id, LOADING])
+    else:
+        con.execute("UPDATE reconciliations SET outcome = 'rejected', error = ? WHERE id = ?", [error, attempt_id])
 
 
 def _reconciliation(row: tuple[Any, ...]) -> Reconciliation:

@@ -146,3 +146,65 @@ def test_sigterm_mid_run_abandons_the_computation_and_a_restart_resumes_the_tick
         (tick,) = order_sql.ticks_of(con, "alt")
         assert tick.status is TickStatus.FINISHED
         assert len(order_sql.orders_of(con, "alt")) == 1
+
+
+def _daemon_once(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--once", "--repo", str(repo)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
+def test_a_commit_whose_load_killed_the_daemon_is_rejected_on_restart_not_loaded_again(live_repo) -> None:  # type: ignore[no-untyped-def]
+    from minitrade.testing.apprise_sink import AppriseSink
+
+    with AppriseSink() as sink:
+        live_repo.edit("minitrade.yaml", "notifiers: {}\n",
+                       f'notifiers:\n  ops:\n    urls: ["{sink.url("hook")}"]\n    events: [config.rejected]\n')
+        good = live_repo.commit("notify the rejections")
+        first = _daemon_once(live_repo.path)
+        assert first.returncode == 0, first.stderr
+        store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
+
+        def attempts() -> tuple[str | None, str | None, str | None]:
+            with store.transaction() as con:
+                applied, attempt = last_applied(con), last_attempt(con)
+            assert attempt is not None
+            return applied.commit_sha if applied else None, attempt.commit_sha, attempt.outcome
+
+        assert attempts() == (good, good, "applied")
+
+        live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: 120000")
+        killer = live_repo.commit("a commit whose load kills the daemon")  # valid: loading it would apply it
+        killed = _daemon_once(live_repo.path, MINITRADE_FAILPOINT="commit-loading")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert attempts() == (good, killer, "loading"), "recorded before the load started"
+
+        restarted = _daemon_once(live_repo.path)
+        assert restarted.returncode == 0, restarted.stderr
+        assert attempts() == (good, killer, "rejected"), "rejected, not loaded (it would have been applied)"
+        with store.transaction() as con:
+            attempt = last_attempt(con)
+        assert attempt is not None and (attempt.error or "").startswith("the load of this commit did not finish")
+        assert any(killer[:7] in p.title and "did not finish" in p.message for p in sink.posts), sink.posts
+
+        again = _daemon_once(live_repo.path)
+        assert again.returncode == 0 and attempts() == (good, killer, "rejected")
+        assert sum("did not finish" in p.message for p in sink.posts) == 1, "notified once"
+
+        live_repo.edit("plans/alt.yaml", "cash: 120000", "cash: 130000")
+        fixed = live_repo.commit("the next commit loads as usual")
+        assert _daemon_once(live_repo.path).returncode == 0
+        assert attempts() == (fixed, fixed, "applied")
+
+
+def test_a_load_that_raises_an_unexpected_error_is_a_rejection(live_repo) -> None:  # type: ignore[no-untyped-def]
+    live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: 120000")
+    head = live_repo.commit("a commit whose load raises")
+    done = _daemon_once(live_repo.path, MINITRADE_FAILPOINT="commit-loading:raise")
+    assert "Traceback" not in done.stderr, done.stderr
+    store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
+    with store.transaction() as con:
+        attempt = last_attempt(con)
+        applied = last_applied(con)
+    assert attempt is not None and (attempt.commit_sha, attempt.outcome) == (head, "rejected")
+    assert (attempt.error or "").startswith("loading the commit failed: RuntimeError")
+    assert applied is None

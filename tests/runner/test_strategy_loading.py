@@ -151,3 +151,20 @@ class Look(Strategy):
     run_backtest(plan, frames, load_strategy(source, "strategies/look.py"), storage=storage)
     assert storage == {"days": ["2024-01-02", "2024-01-03"], "tickers": ["AAA", "BBB"],
                        "initial": {"BBB": 3.0}, "held": 3.0}
+
+
+def test_a_syntax_error_names_file_and_line_without_quoting_the_line() -> None:
+    source = 'import backtrader as bt\nTOKEN = "AAE-secret-token-text"\nx = (TOKEN,\ndef f(:\n'
+    with pytest.raises(StrategyError) as info:
+        load_strategy(source, "strategies/bad.py")
+    assert (info.value.file, info.value.line) == ("strategies/bad.py", 4)
+    assert "secret" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_an_import_error_message_is_cut_to_one_bounded_line() -> None:
+    source = "import backtrader as bt\nraise ValueError('line one\\n' + 'A' * 100000)\n"
+    with pytest.raises(StrategyError) as info:
+        load_strategy(source, "strategies/huge.py")
+    message = str(info.value)
+    assert message.startswith("strategies/huge.py:2: importing the strategy failed: ValueError: line one AAAA")
+    assert "\n" not in message and len(message) < 400
