@@ -17,6 +17,7 @@ from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.models import SECRET_REF
 
 MASK = "***"
+_resolved: set[str] = set()  # every value resolved in this process: the log handlers mask them (logsetup)
 
 
 def references(text: str) -> list[str]:
@@ -32,8 +33,13 @@ def resolve_secret(text: str, *, env: Mapping[str, str] | None = None, field: st
     """
     environ = os.environ if env is None else env
     problems: list[ConfigIssue] = []
+    values: list[str] = []
 
     def value(match: object) -> str:
+        values.append(found := _value(match))
+        return found
+
+    def _value(match: object) -> str:
         var, path = match.group(1), match.group(2)  # type: ignore[attr-defined]
         if var:
             if var not in environ or environ[var] == "":
@@ -53,7 +59,13 @@ def resolve_secret(text: str, *, env: Mapping[str, str] | None = None, field: st
     resolved = SECRET_REF.sub(value, text)
     if problems:
         raise ConfigError(problems)
+    _resolved.update(v for v in values if len(v) >= 3)
     return SecretStr(resolved)
+
+
+def resolved_values() -> frozenset[str]:
+    """Every secret value resolved in this process so far (for redaction in the log handlers)."""
+    return frozenset(_resolved)
 
 
 def secret_values(texts: Iterable[str], *, env: Mapping[str, str] | None = None) -> list[str]:

@@ -152,6 +152,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         told: set[tuple[str, datetime]] = set()  # early-close changes told by this process
         looked: tuple[object, ...] | None = None
+        log.info("daemon started on %s (state %s, pid %d, %s)", root, state_dir, os.getpid(), "one pass" if once else f"poll {poll:g} s")
         if follow is not None:
             branch = follow.source.spec.tracking_ref
             services.enter_context(_webhook(follow, wake))
@@ -193,6 +194,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
             for s, handler in previous.items():
                 signal.signal(s, handler)
             wake.stop()
+            log.info("daemon stopped after %d pass(es)%s", run.passes, " on a signal" if stop.is_set() else "")
             if not once:
                 _announce(root, store, lambda _snap: messages.daemon_stopped("signal" if stop.is_set() else ""))
     return run

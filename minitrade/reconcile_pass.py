@@ -35,7 +35,7 @@ from minitrade.data.registry import source_for
 from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import IBBroker, OrderType, Plan
-from minitrade.notify import Notifier, messages
+from minitrade.notify import Notifier, messages, settings_secrets
 from minitrade.reconciler import apply, begin_load, end_load
 from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.executor import Executor, executor_for
@@ -156,6 +156,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
         attempt = last_attempt(con)
     if attempt is not None and attempt.outcome == LOADING:  # the process died loading it: never again
         end_load(store, attempt.id, UNFINISHED_LOAD)
+        log.warning("commit %s rejected: %s", (attempt.commit_sha or "")[:8], UNFINISHED_LOAD, extra={"commit": attempt.commit_sha})
         notifier(messages.config_rejected(attempt.commit_sha, UNFINISHED_LOAD))
         if attempt.commit_sha == head:
             result.attempted, result.outcome = head, "rejected"
@@ -164,6 +165,8 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
         return
     before_apply()
     result.attempted = head
+    log.info("commit %s attempted (last attempted %s)", head[:8], attempt.commit_sha[:8] if attempt and attempt.commit_sha
+             else "none", extra={"commit": head})
     # Recorded before the load: a commit whose load kills the process (memory, a crash, a kill after
     # a hang) is found `loading` by the next pass and rejected, instead of loaded again forever.
     loading = begin_load(root, store, head, "daemon")
@@ -176,11 +179,16 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
             "fix or revert the commit")
         end_load(store, loading, error)
         result.outcome = "rejected"
+        log.warning("commit %s rejected, the last applied state keeps running: %s", head[:8], error,
+                    extra={"commit": head})
         notifier(messages.config_rejected(head, error))
         return
     end_load(store, loading, None)
+    settings_secrets(snapshot.settings)  # resolved now, so every log handler masks them before a check can echo one
     outcome = apply(snapshot, store, source="daemon")
     result.outcome = outcome.outcome
+    log.log(logging.WARNING if outcome.outcome == "rejected" else logging.INFO, "commit %s %s: %s", head[:8],
+            outcome.outcome, "; ".join(outcome.errors) or f"{len(outcome.changes.changes)} change(s)", extra={"commit": head})
     if outcome.outcome == "rejected":
         notifier(messages.config_rejected(head, outcome.errors))
     elif outcome.outcome == "applied":
@@ -196,6 +204,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
     abandons runs still computing (their ticks are resumed by the next pass within their grace)."""
     clock = now or real_now
     result = PassResult()
+    log.debug("pass started at %s", clock().isoformat())
     # The pass's bookkeeping shares one open of the state file: an open costs 20-40 ms and an idle
     # pass made five. It is released before anything slow (an apply, a broker call, a run), so the
     # CLI is never locked out for longer than before.
@@ -213,6 +222,8 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         snapshot = applied_snapshot(root, store) if result.attempted else current
         if snapshot is None:
             _beat(store, clock())
+            log.info("pass finished: nothing applied (commit %s %s)", (result.attempted or "none")[:8],
+                     result.outcome or "not attempted")
             return result
         result.applied_commit = snapshot.commit
         env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
@@ -236,6 +247,10 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         if p.backtest_enabled and schedule_key(p) not in upcoming:
             upcoming[schedule_key(p)] = next_run_times(p, at, 1)
     result.next_tick = min((t for ticks in upcoming.values() for t in ticks), default=None)
+    log.info("pass finished: commit %s %s, %d run(s), %d tick(s) skipped, next tick %s",
+             (result.attempted or snapshot.commit or "(working tree)")[:8], result.outcome or "unchanged",
+             len(result.runs), len(result.skipped), result.next_tick.isoformat() if result.next_tick else "none",
+             extra={"commit": snapshot.commit})
     return result
 
 
@@ -257,7 +272,6 @@ def brokers_ahead(env: RunEnv) -> bool:
 def publish(snapshot: Snapshot, store: Store, plans: list[str]) -> None:
     """Rewrite the report site (the index and the pages of the plans that ran); a failure is logged,
     never allowed to break the loop that trades."""
-    from minitrade.notify import settings_secrets
     from minitrade.runner.publish import write_site
 
     try:
@@ -404,6 +418,7 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
                else f"interrupted {MAX_TRIES} times (the daemon stopped or crashed during each run); not retried")
         with store.transaction() as con:
             order_sql.finish_tick(con, name, tick, TickStatus.FAILED, error=why)
+        log.warning("plan %s: tick %s FAILED: %s", name, tick.isoformat(), why, extra={"plan": name})
         return None
     if is_late:  # the runs before it in this pass took too long
         reason = f"could not start within {GRACE} of its time"
@@ -412,6 +427,7 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
                 late.append((name, tick, reason))
         result.skipped.append((name, tick))
         result.skip_reasons[(name, tick)] = reason
+        log.warning("plan %s: tick %s SKIPPED: %s", name, tick.isoformat(), reason, extra={"plan": name})
         return None
     run_id = new_run_id(name, tick)
     if not resumed:
@@ -421,6 +437,8 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
         failpoints.hit("tick-started")
     elif tries:
         log.warning("plan %s: retrying the run of %s once: the daemon stopped during it", name, tick)
+    log.info("plan %s: tick %s %s as run %s", name, tick.isoformat(), "resumed" if resumed else "started", run_id,
+             extra={"plan": name, "run_id": run_id})
     return run_id
 
 
@@ -446,6 +464,9 @@ def _run_admitted(env: RunEnv, result: PassResult, admitted: list[tuple[str, dat
         status = TickStatus.FINISHED if outcome.status == "FINISHED" else TickStatus.FAILED
         with env.store.transaction() as con:
             order_sql.finish_tick(con, name, tick, status, error=outcome.error)
+        log.log(logging.INFO if status is TickStatus.FINISHED else logging.WARNING, "plan %s: tick %s %s%s", name,
+                tick.isoformat(), status.value, f": {outcome.error}" if outcome.error else "",
+                extra={"plan": name, "run_id": outcome.run_id})
         result.runs.append(outcome)
 
     try:
@@ -519,7 +540,7 @@ class _SkipBook:
                     away, self.now.astimezone(self.zone), {p: [t.astimezone(self.zone) for t in ts] for p, ts in missed.items()},
                     not_recorded={p: t.astimezone(self.zone) for p, t in older.items()}, cap_days=MISSED_CAP.days))
         for plan, skipped in sorted(per_plan.items()):
-            log.warning("plan %s: %d run(s) skipped: %s", plan, len(skipped), skipped[0][1])
+            log.warning("plan %s: %d run(s) skipped: %s", plan, len(skipped), skipped[0][1], extra={"plan": plan})
             if env.notifier is not None:
                 env.notifier.notify(messages.ticks_skipped(plan, [(t.astimezone(self.zone), r)
                                                                   for t, r in sorted(skipped)]))

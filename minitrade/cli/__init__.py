@@ -15,6 +15,7 @@ from minitrade.cli import (  # noqa: F401
     data_cmds,
     ib_cmds,
     live_cmds,
+    logs_cmd,
     notify_cmds,
     orders_cmds,
     report_cmd,

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: no `<bool>` on flags, no boxes cut to 80 columns when piped
 )
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    log_level: LogLevel | None = typer.Option(
+        None, "--log-level", show_default=False,
+        help="Log lines at this level and above on stderr (default: warning; info for the daemon)."),
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format",
+                                         help="Log lines as 'time level logger message', or one JSON object a line."),
+) -> None:
+    """The one logging setup of every command (minitrade/logsetup.py); the daemon adds its log file."""
+    from minitrade.logsetup import configure
+
+    default = LogLevel.info if ctx.invoked_subcommand == "daemon" else LogLevel.warning
+    configure((log_level or default).value, log_format.value)
+
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

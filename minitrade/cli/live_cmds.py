@@ -176,6 +176,7 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
     Example: minitrade daemon --source https://github.com/you/trading.git --branch main --interval 60s --state-dir /var/lib/minitrade
     """
     from minitrade.daemon import run_daemon
+    from minitrade.logsetup import configure_daemon_logging
     from minitrade.scheduler import GRACE
     from minitrade.statedir import locate
     from minitrade.store import Store
@@ -193,6 +194,7 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
             root = repo_path(repo, state_dir)
             place = locate(root)  # never validates: the applied state runs whatever the tree holds
             state, zone, branch = place.state_dir, place.timezone, branch or place.branch
+        configure_daemon_logging(state)
         moment = parse_at(at, ZoneInfo(zone or "UTC")) if at else None
         if moment is not None and moment - real_now() > GRACE:
             # a pass records its ticks as handled: a future one would use up ticks that have not happened

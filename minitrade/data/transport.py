@@ -9,6 +9,7 @@ own client timeout.
 
 from __future__ import annotations
 
+import logging
 import queue
 import random
 import threading
@@ -19,6 +20,7 @@ from typing import TypeVar
 from minitrade.errors import DataError
 
 T = TypeVar("T")
+log = logging.getLogger("minitrade.data")
 
 
 def with_deadline(fetch: Callable[[], T], seconds: float, *, source: str, ticker: str) -> T:
@@ -67,6 +69,7 @@ def retrying(attempt: Callable[[float], T], *, deadline: float, retries: int, ba
             pause = backoff * (2**number) * (0.75 + random.random() / 2)
             if time.monotonic() + pause >= deadline:
                 break
+            log.info("%s %s: attempt %d failed (%s); retrying in %.1f s", source, ticker, number + 1, e, pause)
             time.sleep(pause)
     tries = len(failures)
     last = failures[-1] if failures else "no time left"

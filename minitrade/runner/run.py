@@ -17,6 +17,7 @@ in its own state folder with a simulated broker.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,7 @@ from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
 from minitrade.trading_calendar import get_calendar
 
+log = logging.getLogger("minitrade.run")
 
 @dataclass
 class RunEnv:
@@ -182,6 +184,8 @@ def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) 
                           commit_sha=snapshot.commit, plan_digest=digest,
                           tick_at=tick_at, started_at=env.clock())
     outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal)
+    log.debug("plan %s: run started for the tick %s%s", name, tick_at.isoformat(), " (rehearsal)" if rehearsal else "",
+              extra=_about(outcome))
     if rehearsal:
         outcome.notes.append(f"rehearsal: the tick {tick_at.isoformat()} is not the present (now "
                              f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
@@ -193,6 +197,7 @@ def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
     outcome.status, outcome.error = "FAILED", str(error)
     with env.store.transaction() as con:
         run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
+    log.warning("plan %s: run failed: %s", outcome.plan, outcome.error, extra=_about(outcome))
     name, run_id = outcome.plan, outcome.run_id
     _notify(env, messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(error, DataChanged)
             else messages.run_failed(name, outcome.error, run_id=run_id))
@@ -204,12 +209,14 @@ def _interrupted(env: RunEnv, outcome: RunOutcome, error: str) -> None:
     outcome.error = error
     with env.store.transaction() as con:
         run_sql.finish_run(con, outcome.run_id, error=error, finished_at=env.clock())
+    log.warning("plan %s: run %s", outcome.plan, error, extra=_about(outcome))
 
 
 def _record_bug(env: RunEnv, outcome: RunOutcome, error: Exception) -> None:
     outcome.error = f"internal error: {type(error).__name__}: {error}"
     with env.store.transaction() as con:
         run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock())
+    log.error("plan %s: run failed: %s", outcome.plan, outcome.error, exc_info=error, extra=_about(outcome))
 
 
 def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
@@ -273,6 +280,8 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> None:
         run_sql.finish_run(con, outcome.run_id, stats=result.stats, start_date=first, end_date=result.last_date,
                            data_digest=data_digest, finished_at=env.clock(), notes=outcome.notes)
     outcome.status = "FINISHED"
+    log.info("plan %s: run finished for %s: %d order(s)", plan.name, outcome.signal_day, len(outcome.orders),
+             extra=_about(outcome))
     if not rehearsal:
         _notify(env, messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats,
                                            orders=outcome.orders))
@@ -308,6 +317,10 @@ def _record_computed(env: RunEnv, run: _Prepared, computed: RunResult
                                                   commission=run.commission)
             outcome.notes += book_notes
         order_sql.insert_orders(con, new, now=env.clock())
+        for o in new:
+            log.log(logging.WARNING if o.status is OrderStatus.REJECTED else logging.INFO, "order %s recorded %s: %s %g %s "
+                    "%s%s", o.client_id, o.status.value, o.side.value, o.quantity, o.ticker, o.order_type.value,
+                    f" ({o.note})" if o.note else "", extra=_about(outcome))
         run_sql.write_results(con, outcome.run_id, equity=result.equity, positions=result.positions,
                               trades=result.trades, fills=result.fills)
         if computed.storage is not None and not rehearsal:
@@ -371,6 +384,11 @@ def _incremental_book(env: RunEnv, plan: Plan, outcome: RunOutcome, tick_at: dat
         orders = order_sql.orders_of(con, plan.name)
         fills = order_sql.fills_of(con, plan.name)
     return order_book.actual_book(plan, orders, fills)
+
+
+def _about(outcome: RunOutcome) -> dict[str, str]:
+    """The `extra` of a run's log lines: its plan and run id."""
+    return {"plan": outcome.plan, "run_id": outcome.run_id}
 
 
 def _notify(env: RunEnv, message: messages.Message) -> None:

@@ -9,6 +9,7 @@ for its entry type: a TOC order after the close-auction cutoff has expired and i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -28,6 +29,7 @@ from minitrade.trading_calendar import get_calendar
 BrokerFor = Callable[[str], Broker]
 READY = (SessionState.READY, SessionState.AUTHENTICATED)
 SENT = (OrderStatus.SUBMITTED, OrderStatus.PARTIAL, OrderStatus.FILLED)  # at the broker
+log = logging.getLogger("minitrade.orders")
 
 
 def expiry(order: Order, plan: Plan) -> datetime:
@@ -50,6 +52,9 @@ def _set(store: Store, order: Order, status: OrderStatus, *, broker_order_id: st
                              clear_note=clear_note)
         updated = order_sql.get_order(con, order.client_id)
     assert updated is not None
+    log.log(logging.WARNING if status in (OrderStatus.REJECTED, OrderStatus.EXPIRED) else logging.INFO,
+            "order %s %s -> %s%s", order.client_id, order.status.value, status.value, f": {note}" if note else "",
+            extra={"plan": order.plan})
     return updated
 
 

@@ -7,6 +7,7 @@ briefly, then reported as StoreLocked naming the holder.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from minitrade.errors import StoreError, StoreLocked
 from minitrade.store.schema import MIGRATIONS
 
 LOCK_RETRY_SECONDS = 5.0
+log = logging.getLogger("minitrade.store")
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
 
@@ -111,6 +113,8 @@ class Store:
                     holder = _lock_holder(str(e))
                     raise StoreLocked(f"{self.path} is in use by another process ({holder}); "
                                       "retry when it finishes, or stop it") from e
+                if delay == 0.02:  # once per open: the first conflict, not every 20-250 ms retry
+                    log.info("%s is in use by %s; retrying for up to %g s", self.path, _lock_holder(str(e)), self.lock_timeout)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
             except duckdb.Error as e:
