@@ -377,7 +377,7 @@ def _print_plan_table(rows: list[dict[str, Any]]) -> None:
     table = Table("plan", "backtest", "trading", "mode", "broker", "last run", "open orders", "next run")
     for row in rows:
         ran, nxt = row["last_run"], row["next_run"]
-        trading = f"{row['trading']}, SUSPENDED" if row.get("suspended") else row["trading"]
+        trading = "SUSPENDED" if row.get("suspended") else row["trading"]  # the drift line below says more
         table.add_row(row["name"], row["backtest"], trading, row["mode"], row["broker"],
                       f"{ran['status']} {ran['started_at']:%Y-%m-%d %H:%M}" if ran else "-",
                       str(row["open_orders"]), nxt.strftime("%Y-%m-%d %H:%M:%S %Z") if nxt else "-")
