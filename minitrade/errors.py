@@ -4,6 +4,7 @@
 MinitradeError
 ├─ ConfigError(issues)         ← bad YAML, unknown key, bad reference; terminal for that commit
 ├─ GitError                    ← not a git repo, unknown revision; fix the repo or the --rev
+├─ PlanUnknown                 ← no applied plan by that name; check the name or apply the plan
 ├─ StrategyError(plan)         ← user strategy raised or is malformed; fix the strategy file
 ├─ DataError(source, ticker)   ← provider down (retryable) or bad response shape (terminal)
 │  ├─ DataChanged              ← strict mode: past prices changed; start a new plan or accept
@@ -70,6 +71,10 @@ class ConfigError(MinitradeError):
 
 class GitError(MinitradeError):
     """git failed or the folder is not a repository; fix the repo or the revision asked for."""
+
+
+class PlanUnknown(MinitradeError):
+    """No applied plan by that name: check the name (`minitrade status` lists them) or apply it first."""
 
 
 class StrategyError(MinitradeError):

@@ -41,6 +41,7 @@ from minitrade.records import Order, OrderStatus, TickStatus
 from minitrade.runner.executor import Executor, executor_for
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plans
 from minitrade.runner.submit import resolve_pending, sync_from_broker
+from minitrade.runner.suspension import Override, skip_reason
 from minitrade.scheduler import (
     GRACE,
     EarlyCloseTick,
@@ -52,6 +53,7 @@ from minitrade.scheduler import (
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
+from minitrade.store import suspensions as suspension_sql
 from minitrade.store.applied import LOADING, applied_times, last_applied, last_attempt
 from minitrade.store.heartbeat import last_pass, record_pass
 
@@ -194,6 +196,8 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
     elif outcome.outcome == "applied":
         notifier(messages.config_applied(head, [f"{c.action.symbol} {c.kind} {c.name}"
                                                for c in outcome.changes.changes]))
+    for gone, why in outcome.cleared:
+        notifier(messages.suspension_cleared(gone.plan, gone.at, why, commit=head))
 
 
 def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | None = None,
@@ -319,12 +323,14 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
         since_applied = applied_times(con, "plan")
         ticks = order_sql.latest_and_started_ticks(con)
         away_since = last_pass(con)
+        paused = suspension_sql.suspended(con)
     last: dict[str, datetime] = {}
     for t in ticks:
         last[t.plan] = max(last.get(t.plan, t.scheduled_at), t.scheduled_at)
     resumed = [(t.scheduled_at, t.plan) for t in ticks if t.status is TickStatus.STARTED]
     found = _due(env, since_applied, last, now)
     book = _SkipBook(away_since, now, zone=ZoneInfo(env.snapshot.settings.timezone))
+    resumed = _close_suspended(env, resumed, paused, book.zone)
     for name, first in found.not_recorded.items():
         book.add(name, first, f"{book.gap_reason}; this and every later run until "
                  f"{_stamp(now - MISSED_CAP, book.zone)} not recorded one by one (more than "
@@ -333,7 +339,9 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
         book.add(change.plan, change.planned, change.reason)
     due: list[tuple[datetime, str, bool]] = [(t, n, True) for t, n in resumed]
     for tick, name in found.ticks:
-        if now - tick <= GRACE:
+        if now - tick <= GRACE and name in paused:  # an operator's suspension: recorded, never run
+            book.add(name, tick, skip_reason(paused[name], book.zone), _Skip.SUSPENDED)
+        elif now - tick <= GRACE:
             due.append((tick, name, False))
         elif away_since is None or tick > away_since:
             book.add(name, tick, book.gap_reason, _Skip.AWAY)
@@ -349,6 +357,18 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
                     if (run_id := _admit(env, result, tick, name, was_started, late)) is not None]
     _run_admitted(env, result, admitted, should_stop)
     book.notify(env, late)
+
+
+def _close_suspended(env: RunEnv, resumed: list[tuple[datetime, str]], paused: dict[str, Override],
+                     zone: ZoneInfo) -> list[tuple[datetime, str]]:
+    """A run interrupted before its plan was suspended is not resumed: its tick is closed FAILED."""
+    stopped = [(tick, name) for tick, name in resumed if name in paused]
+    if stopped:
+        with env.store.transaction() as con:
+            for tick, name in stopped:
+                order_sql.finish_tick(con, name, tick, TickStatus.FAILED,
+                                      error=f"interrupted, then not resumed: {skip_reason(paused[name], zone)}")
+    return [(tick, name) for tick, name in resumed if name not in paused]
 
 
 def _work_order(env: RunEnv, due: tuple[datetime, str, bool]) -> tuple[datetime, timedelta]:
@@ -487,6 +507,7 @@ class _Skip(Enum):
     AWAY = "away"        # missed while the daemon was not running: one summary notification
     OLDER = "older"      # the marker for runs beyond MISSED_CAP, in the same summary
     OTHER = "other"      # late while running, or an early close's skip: one message per plan
+    SUSPENDED = "suspended"  # the plan is suspended (`minitrade suspend`): logged, not notified (the operator knows)
 
 
 class _SkipBook:
@@ -527,6 +548,8 @@ class _SkipBook:
                 missed.setdefault(plan, []).append(tick)
             elif kind is _Skip.OLDER:
                 older[plan] = tick
+            elif kind is _Skip.SUSPENDED:
+                log.info("plan %s: run of %s skipped: %s", plan, tick, reason)
             else:
                 per_plan.setdefault(plan, []).append((tick, reason))
         for plan, tick, reason in late:

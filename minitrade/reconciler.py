@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from minitrade import gitrepo
+from minitrade import clock, gitrepo
 from minitrade.diff import ChangeSet, Key, compute
 from minitrade.errors import ConfigError, GitError
 from minitrade.loader import Snapshot
+from minitrade.runner.suspension import Override, clear_disabled
 from minitrade.store import Store
 from minitrade.store.applied import (
     applied_resources,
@@ -34,6 +35,8 @@ class ApplyResult:
     changes: ChangeSet
     outcome: str  # applied | unchanged | rejected
     errors: list[str] = field(default_factory=list)
+    # suspensions the applied files made moot (the plan is now disabled or deleted), with why
+    cleared: list[tuple[Override, str]] = field(default_factory=list)
 
 
 def strategy_compile_check(snapshot: Snapshot, changed: set[Key]) -> list[str]:
@@ -101,6 +104,7 @@ def apply(snapshot: Snapshot, store: Store, *, checks: Sequence[tuple[str, Check
             say(f"checking {name}")
             errors += check(snapshot, touched)
     info = _commit_info(snapshot)
+    cleared: list[tuple[Override, str]] = []
     with store.transaction() as con:
         previous = last_applied(con)
         if errors:
@@ -112,10 +116,12 @@ def apply(snapshot: Snapshot, store: Store, *, checks: Sequence[tuple[str, Check
         else:
             outcome = "applied"
             replace_applied(con, desired_state(snapshot), snapshot.commit)
+            cleared = clear_disabled(con, snapshot.plans, at=clock.now(), by=f"apply of commit "
+                                     f"{(snapshot.commit or 'uncommitted')[:8]}{' (dirty)' if snapshot.dirty else ''}")
         record_reconciliation(con, commit_sha=snapshot.commit, dirty=snapshot.dirty,
                               author_time=info[0], message=info[1], outcome=outcome,
                               error="\n".join(errors) or None, source=source)
-    return ApplyResult(changes, outcome, errors)
+    return ApplyResult(changes, outcome, errors, cleared)
 
 
 def record_rejected_load(root: Path, store: Store, commit: str | None, error: ConfigError | GitError,

@@ -72,6 +72,12 @@ CASES: list[tuple[list[str], str, Callable[[dict[str, Any], Any], bool]]] = [
     (["trades"], "trades",
      lambda doc, repo: [(t["client_id"], t["price"]) for t in doc["trades"]] == [(_order_id(repo), 230.5)]),
     (["runs"], "runs", lambda doc, repo: "run-json" in {r["run_id"] for r in doc["runs"]}),
+    (["positions", "sma-aapl"], "positions",
+     lambda doc, repo: [(t["ticker"], t["quantity"], t["avg_cost"]) for t in doc["plans"][0]["positions"]]
+     == [("AAPL", 10.0, 230.5)]),
+    (["suspend", "sma-aapl"], "suspend", lambda doc, repo: doc["suspension"]["plan"] == "sma-aapl"
+     and doc["already"] is False),
+    (["resume", "sma-aapl"], "resume", lambda doc, repo: doc["plan"] == "sma-aapl" and doc["ended"] is None),
 ]
 
 

@@ -148,7 +148,7 @@ def plan_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR
         snapshot = _load(root, rev)
         changes, applied_view, against, base_warnings = _changes_against(snapshot, base)
         runs, warnings = _next_runs(snapshot, clock.now())
-        warnings = base_warnings + warnings
+        warnings = base_warnings + warnings + _suspension_drift(snapshot)
         desired_view = {"source": f"commit {snapshot.commit}" if rev else _drift_note(snapshot),
                         "commit": snapshot.commit, "dirty": snapshot.dirty}
         disabled = {n for n, p in snapshot.plans.items() if not p.backtest_enabled}
@@ -169,6 +169,18 @@ def plan_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR
             for w in warnings:
                 console.print(f"[yellow]warning:[/] {escape(w)}")
     raise typer.Exit(0 if changes.empty else 2)
+
+
+def _suspension_drift(snapshot: Snapshot) -> list[str]:
+    """Suspended plans (`minitrade suspend`, recorded in DuckDB) as drift from what the files say."""
+    from zoneinfo import ZoneInfo
+
+    from minitrade.cli.trader_cmds import plan_trading, suspension_view
+
+    if not (snapshot.state_dir / "minitrade.duckdb").exists():  # CI (`--base`) has no state: nothing to show
+        return []
+    paused = suspension_view(snapshot.store(), ZoneInfo(snapshot.settings.timezone), plan_trading(snapshot.plans))
+    return [f"drift: {view['drift']}" for view in paused.values()]
 
 
 def _changes_against(snapshot: Snapshot, base: str | None) -> tuple[ChangeSet, dict[str, Any] | None, str,
@@ -266,6 +278,9 @@ def apply_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DI
             console.print(f"Already applied: nothing to do (commit {commit}).")
         else:
             console.print(f"[green]Applied[/] commit {commit}.")
+        for gone, why in result.cleared:
+            console.print(f"Plan {escape(gone.plan)}: its suspension (since {gone.at:%Y-%m-%d %H:%M %Z}) is cleared: "
+                          f"{escape(why)}.")
 
 
 @app.command()
@@ -293,6 +308,7 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
         plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
         last = {name: (runs[0].status, runs[0].started_at) if runs else None for name, runs in last_runs.items()}
         rows = _plan_rows(plans, last, {name: pending.count(name) for name in plans})
+        paused = _suspensions(store, rows)
         if as_json:
             emit_json("status", {"applied": asdict(applied) if applied else None,
                                  "last_attempt": asdict(attempt) if attempt else None,
@@ -310,6 +326,8 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
                 console.print(f"  {escape(line)}")
         if rows:
             _print_plan_table(rows)
+        for view in paused.values():
+            console.print(f"[yellow]drift:[/] {escape(view['drift'])}")
         if pending:
             console.print(f"{len(pending)} open order(s): `minitrade orders` lists them.")
 
@@ -333,13 +351,34 @@ def _plan_rows(plans: dict[str, dict[str, object]], last: dict[str, tuple[str, d
     return rows
 
 
+def _suspensions(store: Store, rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Suspended plans (`minitrade suspend`) as drift from the applied files; each row gets `suspended`."""
+    from minitrade.cli.trader_cmds import suspension_view
+
+    paused = suspension_view(store, _applied_zone(store), {r["name"]: r["trading"] for r in rows})
+    for row in rows:
+        row["suspended"] = paused.get(row["name"])
+    return paused
+
+
+def _applied_zone(store: Store) -> Any:
+    from zoneinfo import ZoneInfo
+
+    from minitrade.store.applied import applied_resources
+
+    with store.transaction() as con:
+        settings = applied_resources(con).get(("settings", "minitrade"))
+    return ZoneInfo(str(settings.spec.get("timezone") or "UTC") if settings else "UTC")
+
+
 def _print_plan_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table("plan", "backtest", "trading", "mode", "broker", "last run", "open orders", "next run")
     for row in rows:
         ran, nxt = row["last_run"], row["next_run"]
-        table.add_row(row["name"], row["backtest"], row["trading"], row["mode"], row["broker"],
+        trading = "SUSPENDED" if row.get("suspended") else row["trading"]  # the drift line below says more
+        table.add_row(row["name"], row["backtest"], trading, row["mode"], row["broker"],
                       f"{ran['status']} {ran['started_at']:%Y-%m-%d %H:%M}" if ran else "-",
                       str(row["open_orders"]), nxt.strftime("%Y-%m-%d %H:%M:%S %Z") if nxt else "-")
     console.print(table)

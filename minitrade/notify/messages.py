@@ -86,6 +86,13 @@ def _short(commit: str | None) -> str:
     return commit[:7] if commit else "uncommitted"
 
 
+def _applied(commit: str | None, dirty: bool) -> str:
+    """The applied state a run ran from: its commit, and whether uncommitted files were applied with it."""
+    if commit is None:
+        return "uncommitted files"
+    return f"{commit[:7]}{' with uncommitted changes' if dirty else ''}"
+
+
 def _pct(stats: Mapping[str, Any], key: str, label: str) -> str:
     value = stats.get(key)
     return f"{label} {float(value):+.1f}%" if isinstance(value, int | float) else ""
@@ -106,11 +113,11 @@ def stats_line(stats: Mapping[str, Any]) -> str:
 
 def run_finished(plan: str, *, run_id: str, stats: Mapping[str, Any], orders: Sequence[Order] = (),
                  equity: float | None = None, next_run: datetime | None = None,
-                 commit: str | None = None) -> Message:
+                 commit: str | None = None, dirty: bool = False) -> Message:
     """A run finished; one notice per run (`run_id`)."""
     count = len(orders)
     return _message("run.finished", f"{plan}: run finished", [
-        f"Plan {plan} finished (commit {_short(commit)}).",
+        f"Plan {plan} finished (commit {_applied(commit, dirty)}).",
         stats_line(stats),
         f"Equity {equity:,.2f}." if equity is not None else "",
         f"{count} order{'s' if count != 1 else ''}:" if count else "No orders today.",
@@ -120,10 +127,10 @@ def run_finished(plan: str, *, run_id: str, stats: Mapping[str, Any], orders: Se
 
 
 def run_failed(plan: str, error: str, *, run_id: str, next_run: datetime | None = None,
-               commit: str | None = None) -> Message:
+               commit: str | None = None, dirty: bool = False) -> Message:
     """A run failed; one notice per run (`run_id`), however often it is reported."""
     return _message("run.failed", f"{plan}: run FAILED", [
-        f"Plan {plan} failed (commit {_short(commit)}):",
+        f"Plan {plan} failed (commit {_applied(commit, dirty)}):",
         error.strip().splitlines()[0][:300] if error.strip() else "unknown error",
         "No orders were sent by this run.",
         f"Next: fix the cause, then `minitrade run {plan}`. Next scheduled run: {_when(next_run)}.",
@@ -299,6 +306,15 @@ def config_applied(commit: str | None, changes: Sequence[str], *, dirty: bool = 
         f"Commit {_short(commit)}{state} is now applied: {len(changes)} change(s).",
         *_capped(list(changes)),
     ], key=key)
+
+
+def suspension_cleared(plan: str, since: datetime, why: str, *, commit: str | None) -> Message:
+    """An applied commit made a plan's suspension moot (the file disables or deletes the plan)."""
+    return _message("config.applied", f"{plan}: suspension cleared", [
+        f"Plan {plan} was suspended since {_when(since)}; commit {_short(commit)} is applied and {why}, "
+        "so the suspension is cleared.",
+        "Next: nothing; the plan now does what its file says.",
+    ], key=f"suspension:{plan}:{since.isoformat()}")
 
 
 def config_rejected(commit: str | None, errors: Sequence[str] | str) -> Message:

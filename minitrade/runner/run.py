@@ -41,7 +41,7 @@ from minitrade.runner.backtest import BacktestResult
 from minitrade.runner.compute import RunInput, RunResult, raise_for_error
 from minitrade.runner.executor import Executor, InlineExecutor
 from minitrade.runner.submit import submit_new
-from minitrade.scheduler import GRACE, plan_zone
+from minitrade.scheduler import GRACE, next_run_times, plan_zone
 from minitrade.store import Store, plan_state
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
@@ -79,6 +79,7 @@ class RunOutcome:
     notes: list[str] = field(default_factory=list)
     result: BacktestResult | None = None
     rehearsal: bool = False
+    tick_at: datetime | None = None
 
 
 def signal_day(plan: Plan, at: datetime) -> date:
@@ -183,7 +184,7 @@ def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) 
         run_sql.start_run(con, run_id=run_id, plan=name, kind="rehearsal" if rehearsal else env.kind,
                           commit_sha=snapshot.commit, plan_digest=digest,
                           tick_at=tick_at, started_at=env.clock())
-    outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal)
+    outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal, tick_at=tick_at)
     log.debug("plan %s: run started for the tick %s%s", name, tick_at.isoformat(), " (rehearsal)" if rehearsal else "",
               extra=_about(outcome))
     if rehearsal:
@@ -200,7 +201,8 @@ def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
     log.warning("plan %s: run failed: %s", outcome.plan, outcome.error, extra=_about(outcome))
     name, run_id = outcome.plan, outcome.run_id
     _notify(env, messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(error, DataChanged)
-            else messages.run_failed(name, outcome.error, run_id=run_id))
+            else messages.run_failed(name, outcome.error, run_id=run_id, commit=env.snapshot.commit,
+                                     dirty=env.snapshot.dirty, next_run=_next_run(env, name, outcome.tick_at)))
 
 
 def _interrupted(env: RunEnv, outcome: RunOutcome, error: str) -> None:
@@ -284,7 +286,19 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> None:
              extra=_about(outcome))
     if not rehearsal:
         _notify(env, messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats,
-                                           orders=outcome.orders))
+                                           orders=outcome.orders, commit=env.snapshot.commit,
+                                           dirty=env.snapshot.dirty, next_run=_next_run(env, plan.name, run.tick_at)))
+
+
+def _next_run(env: RunEnv, name: str, tick_at: datetime | None) -> datetime | None:
+    """The plan's next scheduled run after this one (and after the clock: a late run's next is
+    still ahead), in its exchange's time; None when its schedule is off or its calendar ends."""
+    plan = env.snapshot.plans.get(name)
+    if plan is None or not plan.backtest_enabled:
+        return None
+    after = env.clock() if tick_at is None else max(tick_at, env.clock())
+    upcoming = next_run_times(plan, after, 1)
+    return upcoming[0] if upcoming else None
 
 
 def _record_computed(env: RunEnv, run: _Prepared, computed: RunResult

@@ -21,9 +21,11 @@ from minitrade.notify import Notifier, messages
 from minitrade.records import Fill, Order, OrderStatus
 from minitrade.runner.fills import record_broker_fills
 from minitrade.runner.orders import orders_to_cancel
+from minitrade.runner.suspension import skip_reason
 from minitrade.scheduler import CLOSE_AUCTION_CUTOFF
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
+from minitrade.store import suspensions as suspension_sql
 from minitrade.trading_calendar import get_calendar
 
 BrokerFor = Callable[[str], Broker]
@@ -96,6 +98,11 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
     if not plan.trading_enabled:
         return [_set(store, o, OrderStatus.CANCELLED, note="trading disabled: recorded, never submitted")
                 for o in orders]
+    with store.transaction() as con:
+        paused = suspension_sql.suspended(con).get(plan.name)
+    if paused is not None:  # a run started by hand while suspended (the daemon skips the plan's ticks)
+        return [_set(store, o, OrderStatus.CANCELLED, note=f"plan {skip_reason(paused)}: "
+                     "recorded, never submitted") for o in orders]
     broker = brokers(plan.broker)
     ready, why, login_helps = _ready(broker)
     if not ready:
@@ -137,11 +144,12 @@ def resolve_pending(store: Store, plans: dict[str, Plan], brokers: BrokerFor, *,
     """
     with store.transaction() as con:
         waiting = order_sql.orders_of(con, None, statuses=[OrderStatus.PENDING_SUBMIT, OrderStatus.HELD])
+        paused = suspension_sql.suspended(con)
     out: list[Order] = []
     news: dict[str, list[Order]] = {}  # per plan: orders that went out, or newly held, in this call
     for order in sorted(waiting, key=lambda o: o.client_id):
         plan = plans.get(order.plan)
-        if plan is None or not plan.trading_enabled:
+        if plan is None or not plan.trading_enabled or order.plan in paused:  # suspended: not sent, not judged
             continue
         if now >= expiry(order, plan):
             expired = _set(store, order, OrderStatus.EXPIRED,

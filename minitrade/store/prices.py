@@ -62,6 +62,16 @@ def last_dates(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]) 
     return {row[0]: row[1] for row in rows}
 
 
+def closes_as_of(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str],
+                 day: date | None = None) -> dict[str, tuple[date, float]]:
+    """Each ticker's last cached close on or before `day` (None: the latest, a partial bar included),
+    with its date; tickers without such a bar are absent."""
+    rows = con.execute("SELECT ticker, max(date), arg_max(close, date) FROM prices WHERE source = ? "
+                       "AND list_contains(?, ticker) AND (? IS NULL OR date <= ?) GROUP BY ticker",
+                       [source, tickers, day, day]).fetchall()
+    return {str(r[0]): (r[1], float(r[2])) for r in rows}
+
+
 def read_bars(con: duckdb.DuckDBPyConnection, source: str, ticker: str, start: date,
               end: date | None = None) -> pd.DataFrame:
     """Cached bars from start to end inclusive: index `date`, OHLCV columns and `partial`."""

@@ -17,6 +17,9 @@ The tables, for people who query the file directly:
 - daemon_heartbeat: one row, the clock of the latest daemon pass (how long the daemon was away)
 - run_results, result_heads: how a run's equity/trades/fills rows continue the plan's previous run
   (a run stores only what changed after it; see minitrade/store/runs.py), and each plan's latest
+- plan_overrides: imperative overrides of the applied state, newest last (`minitrade suspend` /
+  `resume`, and suspensions cleared when a plan's file says disabled): who, when and why; a plan is
+  suspended while its latest row says `suspend`
 """
 
 from __future__ import annotations
@@ -244,6 +247,20 @@ CREATE TABLE result_heads (
 );
 """
 
+# Version 9: suspend/resume, an operator's emergency override recorded here and never in git (like
+# `flux suspend`). Append-only, so the audit of who stopped and restarted a plan is kept whole.
+V7_PLAN_OVERRIDES = """
+CREATE SEQUENCE plan_override_ids START 1;
+CREATE TABLE plan_overrides (
+    id        BIGINT PRIMARY KEY DEFAULT nextval('plan_override_ids'),
+    plan      VARCHAR NOT NULL,
+    action    VARCHAR NOT NULL,             -- suspend | resume | cleared (the file itself says disabled)
+    acted_at  TIMESTAMPTZ NOT NULL,
+    actor     VARCHAR NOT NULL,             -- who: user@host for the CLI, the commit for a clear at apply
+    reason    VARCHAR                       -- why, as given
+);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
@@ -251,4 +268,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, V4_HEARTBEAT),
     (5, V5_RUN_OUTPUT),
     (6, V6_RESULT_CHAINS),
+    (7, V7_PLAN_OVERRIDES),
 ]
