@@ -14,7 +14,8 @@ The tables, for people who query the file directly:
 - orders, fills: orders with deterministic client ids and the fills recorded against them
 - notifications: what was sent to whom, for dedup and audit
 - plan_storage: each incremental plan's strategy `storage` dict, as JSON
-- daemon_heartbeat: one row, the clock of the latest daemon pass (how long the daemon was away)
+- daemon_heartbeat: one row, the clock of the latest daemon pass (how long the daemon was away),
+  and when the running daemon started and its poll interval (v8: `minitrade status --check`)
 - run_results, result_heads: how a run's equity/trades/fills rows continue the plan's previous run
   (a run stores only what changed after it; see minitrade/store/runs.py), and each plan's latest
 - plan_overrides: imperative overrides of the applied state, newest last (`minitrade suspend` /
@@ -261,6 +262,15 @@ CREATE TABLE plan_overrides (
 );
 """
 
+# Version 8: the daemon's health: when the daemon process started and how often it passes at the
+# latest, written at its start (before its first pass, so last_pass may now be NULL), so
+# `minitrade status --check` can tell a lagging daemon from one that just started.
+V8_DAEMON_HEALTH = """
+ALTER TABLE daemon_heartbeat ADD COLUMN started_at TIMESTAMPTZ;   -- clock.now() when the daemon started
+ALTER TABLE daemon_heartbeat ADD COLUMN poll_seconds DOUBLE;      -- its longest sleep between passes
+ALTER TABLE daemon_heartbeat ALTER COLUMN last_pass DROP NOT NULL;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
@@ -269,4 +279,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (5, V5_RUN_OUTPUT),
     (6, V6_RESULT_CHAINS),
     (7, V7_PLAN_OVERRIDES),
+    (8, V8_DAEMON_HEALTH),
 ]
