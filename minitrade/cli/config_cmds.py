@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from minitrade.diff import ChangeSet
     from minitrade.loader import Snapshot
     from minitrade.store import Store
+    from minitrade.store.heartbeat import DaemonHealth
 
 REV_OPTION = typer.Option(None, "--rev", help="Read this commit instead of the working tree.")
 
@@ -285,19 +286,28 @@ def apply_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DI
 
 @app.command()
 def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
-           as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version).")) -> None:
-    """Applied commit, last attempted commit and its error, plans with their flags and next run.
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output (has format_version)."),
+           check: bool = typer.Option(False, "--check", help="Health check: exit 0 when the daemon runs and its "
+                                      "last pass is recent, else 1 with one line saying why."),
+           max_lag: str | None = typer.Option(None, "--max-lag", help="With --check: the oldest last pass that is "
+                                              "healthy, e.g. 10m (default: 3 polls, at least poll + 5m).")) -> None:
+    """Applied commit, last attempted commit and its error, plans with their flags and next run, and
+    whether the daemon runs (pid, last pass, lag).
 
     Example: minitrade status --json | jq .plans
+    Example (systemd/container health check): minitrade status --check --max-lag 10m
     """
     from dataclasses import asdict
 
+    from minitrade.cli.times import parse_duration
     from minitrade.store import runs as run_sql
     from minitrade.store.applied import applied_resources, last_applied, last_attempt
+    from minitrade.store.heartbeat import daemon_health
     from minitrade.store.orders import open_orders
 
     root = repo_path(repo, state_dir)
     with handle_errors():
+        allowed = parse_duration(max_lag, option="--max-lag") if max_lag is not None else None
         store = _state_store(root)
         with store.transaction() as con:
             applied, attempt = last_applied(con), last_attempt(con)
@@ -305,6 +315,9 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
             pending = [o.plan for o in open_orders(con)]
             last_runs = {name: run_sql.list_runs(con, plan=name, limit=1) for (kind, name) in resources
                          if kind == "plan"}
+            health = daemon_health(con, store.path.parent, clock.now(), max_lag=allowed)
+        if check and not as_json:
+            _print_check(health)
         plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
         last = {name: (runs[0].status, runs[0].started_at) if runs else None for name, runs in last_runs.items()}
         rows = _plan_rows(plans, last, {name: pending.count(name) for name in plans})
@@ -312,8 +325,11 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
         if as_json:
             emit_json("status", {"applied": asdict(applied) if applied else None,
                                  "last_attempt": asdict(attempt) if attempt else None,
-                                 "plans": rows, "open_orders": len(pending)})
+                                 "plans": rows, "open_orders": len(pending), "daemon": _health_json(health)})
+            if check:
+                _print_check(health, quiet=True)
             return
+        _print_health(health)
         if applied is None:
             console.print("Applied: nothing yet (run `minitrade apply`).")
         else:
@@ -330,6 +346,55 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
             console.print(f"[yellow]drift:[/] {escape(view['drift'])}")
         if pending:
             console.print(f"{len(pending)} open order(s): `minitrade orders` lists them.")
+
+
+def _health_json(health: DaemonHealth) -> dict[str, Any]:
+    """The daemon part of `status --json`: times ISO, durations in seconds, `problem` null when healthy."""
+    from dataclasses import asdict
+
+    seconds = {"lag_seconds": health.lag.total_seconds() if health.lag is not None else None,
+               "max_lag_seconds": health.max_lag.total_seconds()}
+    view = {k: v for k, v in asdict(health).items() if k not in ("lag", "max_lag", "source")}
+    return {**view, **seconds, "ok": health.ok, "problem": health.problem,
+            **({"source": asdict(health.source)} if health.source is not None else {})}
+
+
+def _print_check(health: DaemonHealth, *, quiet: bool = False) -> None:
+    """`status --check`: one line (on stderr when unhealthy), exit 0 or 1; `quiet` under --json (stdout has it)."""
+    if health.problem is not None:
+        err_console.print(f"unhealthy: {escape(health.problem)}", soft_wrap=True)
+        raise typer.Exit(1)
+    if not quiet:
+        lag = f", last pass {_ago(health)}" if health.last_pass is not None else ", starting (no pass yet)"
+        console.print(f"ok: daemon pid {health.pid} running{lag}", soft_wrap=True)
+    raise typer.Exit(0)
+
+
+def _ago(health: DaemonHealth) -> str:
+    from minitrade.store.heartbeat import span
+
+    assert health.last_pass is not None
+    return f"{health.last_pass:%Y-%m-%d %H:%M:%S %Z} ({span(health.lag)} ago)"
+
+
+def _print_health(health: DaemonHealth) -> None:
+    """The daemon lines of `status`: running or not, pid, last pass and lag; the remote when it follows one."""
+    polls = f", polls every {health.poll_seconds:g}s" if health.running else ""
+    since = f" since {health.started_at:%Y-%m-%d %H:%M %Z}" if health.started_at is not None else ""
+    last = f"last pass {_ago(health)}" if health.last_pass is not None else "no pass on record"
+    if not health.running:
+        console.print(f"Daemon: [red]not running[/] ({last}).")
+    else:
+        console.print(f"Daemon: running, pid {health.pid}{since}{polls}; {last}.")
+        if health.problem is not None:
+            console.print(f"[red]{escape(health.problem)}[/]")
+    source = health.source
+    if source is not None:
+        fetched = f"{source.last_fetch:%Y-%m-%d %H:%M %Z}" if source.last_fetch is not None else "never"
+        console.print(f"Source: {escape(source.url)}: head {(source.head or '(unknown)')[:8]}, applied "
+                      f"{(source.applied or '(none)')[:8]}, last fetch {fetched}")
+        if source.error:
+            console.print(f"  [red]fetch failing:[/] {escape(source.error)}")
 
 
 def _plan_rows(plans: dict[str, dict[str, object]], last: dict[str, tuple[str, datetime] | None],
