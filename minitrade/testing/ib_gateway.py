@@ -12,7 +12,8 @@ Faults (consumed in order per rule): "500", "503", "429", "401", "no_bridge" (40
 bridge", as while the gateway's link to IB is down), "drop_before", "drop_after" (the request is applied,
 then the socket closes without a response), "latency:SECONDS" (applied, answered late), "html",
 "malformed". `set_bridge(False)` keeps the link down (every `/iserver/*` call answers no bridge) until
-`set_bridge(True)`.
+`set_bridge(True)`. `tickles()` counts keepalive calls; `drop_session()` expires the session as
+IB's nightly reset does (a keepalive then reads `authenticated: false`).
 
 Market orders are acknowledged PreSubmitted/Submitted and fill on a later request, as at IB
 (`fill_in_post = True` fills them inside the POST instead). Order questions: `questions` are asked of
@@ -197,6 +198,15 @@ class FakeGateway:
         with self.lock:
             return list(self.book.orders)
 
+    def tickles(self) -> int:
+        """How many keepalive `POST /tickle` requests arrived (answered or not; `/__fake/tickles` too)."""
+        with self.lock:
+            return sum(1 for m, p, _ in self.requests if m == "POST" and api_path(p) == "/tickle")
+
+    def drop_session(self) -> None:
+        """End the brokerage session as IB's nightly reset or an idle timeout does (state `expired`)."""
+        self.set_state("expired")
+
     def order_posts(self) -> int:
         """How many order-placement POSTs arrived (answered or not)."""
         return sum(1 for m, p, _ in self.requests if m == "POST" and re.fullmatch(r"/iserver/account/[^/]+/orders", p))
@@ -277,6 +287,8 @@ class FakeGateway:
         if path == "/__fake/clock" and method == "POST" and "now" in body:
             self.set_time(datetime.fromisoformat(str(body["now"])))
             return 200, {"now": self.now().isoformat()}, "application/json"
+        if path == "/__fake/tickles":
+            return 200, {"count": self.tickles()}, "application/json"
         if path == "/__fake/orders":
             return 200, [self.book.live_order_json(o) for o in self.book.orders], "application/json"
         if path == "/__fake/bridge" and method == "POST":
