@@ -4,6 +4,8 @@ The loop is level-triggered: every pass re-reads everything (reconcile_pass), so
 (watchdog) only wake it early. A `git checkout` produces hundreds of events; they are debounced
 into one pass. SIGTERM/SIGINT stop the loop between runs: a run in progress finishes, and
 anything it left half-done is resolved by the next start (STARTED ticks, PENDING_SUBMIT orders).
+Beside the loop, a thread tickles the IB gateways (minitrade.keepalive). The daemon's start,
+its polling interval and every pass are recorded for `minitrade status --check`.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from pydantic import SecretStr
 
 from minitrade import clock
 from minitrade.errors import AlreadyRunning, GitError, MinitradeError
+from minitrade.keepalive import Keepalive, keepalive_seconds
 from minitrade.loader import Snapshot
 from minitrade.models import ExecutorSpec
 from minitrade.notify import Notifier, messages
@@ -32,22 +37,22 @@ from minitrade.runner.executor import ProcessExecutor, executor_for
 from minitrade.scheduler import CALENDAR_WARNING_DAYS, EarlyCloseTick, upcoming_early_closes
 from minitrade.source import Backoff, RemoteSource
 from minitrade.store import Store
+from minitrade.store.heartbeat import LOCK_FILE, record_start
 from minitrade.trading_calendar import get_calendar
 
 log = logging.getLogger("minitrade.daemon")
 DEBOUNCE_SECONDS = 0.5
 POLL_SECONDS = 60.0
+LOCK_PATIENCE = 1.0  # a health check's momentary probe of the lock must not make a starting daemon fail
 
 
 @contextmanager
 def single_instance(state_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on `state_dir/daemon.lock` for the daemon's lifetime."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / "daemon.lock"
+    path = state_dir / LOCK_FILE
     handle = open(path, "a+")  # noqa: SIM115 (held for the process lifetime)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _try_lock(handle):
         handle.seek(0)
         holder = handle.read().strip() or "unknown pid"
         handle.close()
@@ -61,6 +66,19 @@ def single_instance(state_dir: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _try_lock(handle: TextIO, patience: float = LOCK_PATIENCE) -> bool:
+    """Take the exclusive lock, trying again for a moment (`status` probes it with a brief shared lock)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 class Wakeup:
@@ -134,31 +152,46 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                branch: str | None = None, poll: float = POLL_SECONDS,
                now: Callable[[], datetime] | None = None,
                report: Callable[[PassResult], None] | None = None,
-               follow: Follow | None = None) -> DaemonRun:
+               follow: Follow | None = None, keepalive: float | None = None) -> DaemonRun:
     """Run passes until SIGTERM/SIGINT (or one pass with `once`). With `follow`, `root` is the remote
     source's clone and each pass first fetches when due; a fetch that fails fails the pass's count
-    (the pass still runs the applied state)."""
+    (the pass still runs the applied state).
+
+    `keepalive` is the IB tickle cadence in seconds (default: `MINITRADE_KEEPALIVE_SECONDS`, else 60).
+    An exception that escapes the loop is logged and notified ("daemon stopped after an error"),
+    then raised: the process exits non-zero and a service manager restarts it.
+    """
     stop = threading.Event()
+    stopped_by: list[str] = []  # the signal's name, once one arrived
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping (runs still computing are abandoned and resumed on restart)", signum)
+        stopped_by.append(signal.Signals(signum).name)
         stop.set()
         wake.event.set()
 
     run = DaemonRun()
     executor = _executor(root, store)
+    tickler = Keepalive(store, interval=keepalive if keepalive is not None else keepalive_seconds())
     with single_instance(state_dir), closing(executor), ExitStack() as services:
         wake = Wakeup(root, [state_dir])
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         told: set[tuple[str, datetime]] = set()  # early-close changes told by this process
         looked: tuple[object, ...] | None = None
         log.info("daemon started on %s (state %s, pid %d, %s)", root, state_dir, os.getpid(), "one pass" if once else f"poll {poll:g} s")
+        watched: str | None = None
+        crash: BaseException | None = None
         if follow is not None:
             branch = follow.source.spec.tracking_ref
             services.enter_context(_webhook(follow, wake))
         elif not once:
             wake.start()  # a remote source's clone changes only when the daemon fetches
         if not once:
+            _record_start(store, poll)
+            snapshot = _applied(root, store)
+            watched = snapshot.commit if snapshot is not None else None
+            tickler.watch(snapshot.settings if snapshot is not None else None)
+            tickler.start()
             _announce(root, store, lambda snap: messages.daemon_started(snap.commit, plans=len(snap.plans)))
             _warn_calendars(root, store)
         try:
@@ -176,6 +209,11 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                 run.passes += 1
                 if report is not None:
                     report(result)
+                if not once and result.applied_commit is not None and (
+                        result.applied_commit != watched or result.outcome == "applied"):
+                    watched = result.applied_commit  # the keepalive follows the brokers of the applied state
+                    snapshot = _applied(root, store)
+                    tickler.watch(snapshot.settings if snapshot is not None else None)
                 today = (now or clock.now)().date()
                 if not once and (today, result.applied_commit, result.outcome) != looked:  # once a day or commit
                     looked = (today, result.applied_commit, result.outcome)
@@ -190,14 +228,31 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                 wake.wait(sleep, stop)
                 if stop.is_set():
                     break
+        except Exception as e:
+            crash = e
+            log.exception("the daemon loop failed; stopping")
+            raise
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             wake.stop()
-            log.info("daemon stopped after %d pass(es)%s", run.passes, " on a signal" if stop.is_set() else "")
+            tickler.stop()
+            reason = stopped_by[0] if stopped_by else ""
+            log.info("daemon stopped after %d pass(es)%s", run.passes, f" on {reason}" if reason else
+                     " after an error" if crash is not None else "")
             if not once:
-                _announce(root, store, lambda _snap: messages.daemon_stopped("signal" if stop.is_set() else ""))
+                error = f"{type(crash).__name__}: {crash}" if crash is not None else None
+                _announce_stop(root, store, reason, error)
     return run
+
+
+def _record_start(store: Store, poll: float) -> None:
+    """Write the start and poll interval `status --check` measures the lag against (never fatal)."""
+    try:
+        with store.transaction() as con:
+            record_start(con, poll)
+    except MinitradeError as e:
+        log.warning("daemon start not recorded (status may call it lagging until the first pass): %s", e)
 
 
 @contextmanager
@@ -313,3 +368,11 @@ def _announce(root: Path, store: Store, message: Callable[[Snapshot], messages.M
     snapshot = _applied(root, store)
     if snapshot is not None:
         Notifier.from_settings(snapshot.settings, store=store).notify(message(snapshot))
+
+
+def _announce_stop(root: Path, store: Store, reason: str, error: str | None) -> None:
+    """Tell that the daemon stopped and why; on the way out after an error this must not raise again."""
+    try:
+        _announce(root, store, lambda _snap: messages.daemon_stopped(reason, error=error))
+    except Exception:
+        log.exception("the daemon's stop was not notified")

@@ -206,6 +206,7 @@ EventName = Literal[
     "calendar.ending", "broker.login_needed", "daemon.started", "daemon.stopped",
     "ticks.skipped", "ticks.missed", "calendar.early_close",
     "source.failing", "source.recovered", "source.force_pushed",
+    "broker.session_lost", "broker.session_restored",
 ]
 EVENTS: tuple[str, ...] = get_args(EventName)
 # The events there were when notifiers were first applied. A notifier taking every event is digested

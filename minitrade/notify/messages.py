@@ -24,6 +24,7 @@ MAX_BODY = 1500        # Telegram allows 4096; shorter reads better and fits eve
 _TYPES = {
     "run.failed": "failure", "config.rejected": "failure", "data.changed": "failure",
     "orders.pending": "warning", "orders.refused": "warning", "broker.login_needed": "warning",
+    "broker.session_lost": "warning", "broker.session_restored": "success",
     "calendar.ending": "warning", "daemon.stopped": "warning", "ticks.skipped": "warning",
     "ticks.missed": "warning", "calendar.early_close": "warning", "source.failing": "warning",
     "source.force_pushed": "warning", "source.recovered": "success",
@@ -242,6 +243,22 @@ def broker_login_needed(broker: str, *, plans: Sequence[str] = (), held: Sequenc
     ], key=_ids(f"broker:{broker}:held", (o.client_id for o in held)))
 
 
+def broker_session_lost(broker: str, state: str, *, at: datetime) -> Message:
+    """The daemon's keepalive found a session it had seen authenticated gone; told once per loss."""
+    return _message("broker.session_lost", f"IB session lost: {broker}", [
+        f"IB session lost for {broker}: run `minitrade ib login {broker}` and approve the 2FA push on your phone.",
+        f"The gateway said {state} at {_when(at)}. minitrade never logs in by itself; orders due "
+        "meanwhile are held.",
+    ], key=f"session:{broker}:lost:{at.isoformat()}")
+
+
+def broker_session_restored(broker: str, *, at: datetime) -> Message:
+    """The session the keepalive told lost is authenticated again."""
+    return _message("broker.session_restored", f"IB session back: {broker}", [
+        f"IB session back for {broker} at {_when(at)}; held orders still valid are sent by the next pass.",
+    ], key=f"session:{broker}:restored:{at.isoformat()}")
+
+
 # ---------------------------------------------------------------------------------------------
 # the schedule: skipped, missed and moved runs
 
@@ -344,11 +361,14 @@ def daemon_started(commit: str | None, *, plans: int, host: str = "") -> Message
     ], key=f"daemon:{host}:{commit}")  # a restart loop at one commit is one notice per window
 
 
-def daemon_stopped(reason: str = "") -> Message:
-    return _message("daemon.stopped", "minitrade daemon stopped", [
-        f"Daemon stopped{': ' + reason if reason else ''}.",
+def daemon_stopped(reason: str = "", *, error: str | None = None) -> Message:
+    """The daemon loop ended: `reason` names the signal; `error` the exception that ended it instead."""
+    why = f" after an error: {error.strip().splitlines()[0][:300]}" if error else (f": {reason}" if reason else "")
+    return _message("daemon.stopped", "minitrade daemon stopped" + (" after an ERROR" if error else ""), [
+        f"Daemon stopped{why}.",
+        "Next: read its log for the traceback; a service manager restarts it." if error else "",
         "No plan runs until it is started again (`minitrade daemon`).",
-    ], key=f"daemon:stopped:{reason}")
+    ], key=f"daemon:stopped:{reason}:{error or ''}")
 
 
 def source_failing(url: str, branch: str, error: str, *, since: datetime) -> Message:
