@@ -48,14 +48,13 @@ def test_a_start_is_not_a_pass_and_a_new_daemon_is_not_late_for_its_predecessors
     with store.transaction() as con, present(T0):
         record_pass(con, T0)
     started = T0 + timedelta(days=3)
-    with single_instance(store.path.parent), present(started):
-        with store.transaction() as con:
-            record_start(con, 30.0)
-            assert last_pass(con) == T0, "the first pass still finds what was missed since the old one"
-            fresh = daemon_health(con, store.path.parent, started + timedelta(seconds=20))
-            stuck = daemon_health(con, store.path.parent, started + timedelta(minutes=10))
-            forgiven = daemon_health(con, store.path.parent, started + timedelta(minutes=10),
-                                     max_lag=timedelta(minutes=15))
+    with single_instance(store.path.parent), present(started), store.transaction() as con:
+        record_start(con, 30.0)
+        assert last_pass(con) == T0, "the first pass still finds what was missed since the old one"
+        fresh = daemon_health(con, store.path.parent, started + timedelta(seconds=20))
+        stuck = daemon_health(con, store.path.parent, started + timedelta(minutes=10))
+        forgiven = daemon_health(con, store.path.parent, started + timedelta(minutes=10),
+                                 max_lag=timedelta(minutes=15))
     assert fresh.running and fresh.pid is not None and fresh.ok, fresh.problem
     assert fresh.last_pass == T0 and fresh.started_at == started and fresh.lag == timedelta(seconds=20)
     assert stuck.max_lag == allowed_lag(30.0) == timedelta(minutes=5, seconds=30)
