@@ -101,7 +101,8 @@ def test_status_check_passes_while_the_daemon_lives_and_fails_when_it_lags_or_is
     doc = json.loads(minitrade(repo, "status", "--json").stdout)["daemon"]
     assert doc["running"] is False and doc["ok"] is False and doc["pid"] == daemon.pid
     assert "not running" in minitrade(repo, "status").stdout
-    assert minitrade(repo, "status", "--check", "--max-lag", "bogus").returncode == 1
+    typo = minitrade(repo, "status", "--check", "--max-lag", "bogus")
+    assert typo.returncode == 64 and "not a duration" in typo.stderr  # a usage error, not a verdict
 
 
 def test_keepalive_tickles_the_gateway_and_a_dropped_session_is_told_once_never_logged_in(
