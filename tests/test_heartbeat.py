@@ -1,4 +1,4 @@
-"""The daemon's heartbeat and health: migration v7 keeps the last pass, a start is not a pass, the lock
+"""The daemon's heartbeat and health: migration v8 keeps the last pass, a start is not a pass, the lock
 decides whether the daemon runs, and the lag is measured from its latest sign of life."""
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "state" / "minitrade.duckdb")
 
 
-def test_a_v6_file_with_a_heartbeat_migrates_keeping_its_last_pass(store: Store) -> None:
+def test_a_v7_file_with_a_heartbeat_migrates_keeping_its_last_pass(store: Store) -> None:
     store.path.parent.mkdir(parents=True)
     con = duckdb.connect(str(store.path))
     con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
     for version, sql in MIGRATIONS:
-        if version <= 6:
+        if version <= 7:
             con.execute(sql)
             con.execute("INSERT INTO schema_version (version) VALUES (?)", [version])
     con.execute("INSERT INTO daemon_heartbeat VALUES (1, ?, 4242, 7, ?)", [T0, T0])
@@ -37,7 +37,7 @@ def test_a_v6_file_with_a_heartbeat_migrates_keeping_its_last_pass(store: Store)
     with store.transaction() as con:
         assert last_pass(con) == T0
         health = daemon_health(con, store.path.parent, T0 + timedelta(days=2))
-    assert store.schema_version() == 7
+    assert store.schema_version() == 8
     assert (health.running, health.pid, health.passes, health.last_pass) == (False, 4242, 7, T0)
     assert health.poll_seconds == 60.0 and health.started_at is None and health.lag == timedelta(days=2)
     assert health.problem == ("daemon not running (last pass 2026-11-23 15:00:00 UTC, 2d 0h ago); "
