@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from minitrade.diff import ChangeSet
     from minitrade.loader import Snapshot
     from minitrade.store import Store
-    from minitrade.store.heartbeat import DaemonHealth
+    from minitrade.store.heartbeat import DaemonHealth, SourceHealth
 
 REV_OPTION = typer.Option(None, "--rev", help="Read this commit instead of the working tree.")
 
@@ -297,7 +297,7 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
     Example: minitrade status --json | jq .plans
     Example (systemd/container health check): minitrade status --check --max-lag 10m
     """
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from minitrade.cli.times import parse_duration
     from minitrade.store import runs as run_sql
@@ -316,6 +316,7 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
             last_runs = {name: run_sql.list_runs(con, plan=name, limit=1) for (kind, name) in resources
                          if kind == "plan"}
             health = daemon_health(con, store.path.parent, clock.now(), max_lag=allowed)
+        health = replace(health, source=_source_health(store.path.parent, applied.commit_sha if applied else None))
         if check and not as_json:
             _print_check(health)
         plans = {name: r.spec for (kind, name), r in sorted(resources.items()) if kind == "plan"}
@@ -346,6 +347,20 @@ def status(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_O
             console.print(f"[yellow]drift:[/] {escape(view['drift'])}")
         if pending:
             console.print(f"{len(pending)} open order(s): `minitrade orders` lists them.")
+
+
+def _source_health(state_dir: Path, applied: str | None) -> SourceHealth | None:
+    """The remote a `daemon --source` follows, as its last fetch left it (None: it follows none).
+    A failing fetch does not fail `--check`: the applied state still runs, and a restart would not
+    mend a network; it is shown, logged and notified instead."""
+    from minitrade.source import read_status
+    from minitrade.store.heartbeat import SourceHealth
+
+    fetched = read_status(state_dir)
+    if fetched is None:
+        return None
+    return SourceHealth(url=fetched.url, head=fetched.remote_head, applied=applied,
+                        last_fetch=fetched.last_fetch_at, error=fetched.error)
 
 
 def _health_json(health: DaemonHealth) -> dict[str, Any]:
@@ -391,8 +406,11 @@ def _print_health(health: DaemonHealth) -> None:
     source = health.source
     if source is not None:
         fetched = f"{source.last_fetch:%Y-%m-%d %H:%M %Z}" if source.last_fetch is not None else "never"
+        behind = "" if source.head == source.applied else " (not applied: see the last attempt)"
         console.print(f"Source: {escape(source.url)}: head {(source.head or '(unknown)')[:8]}, applied "
-                      f"{(source.applied or '(none)')[:8]}, last fetch {fetched}")
+                      f"{(source.applied or '(none)')[:8]}{behind}, last fetch {fetched}")
+        if source.error is not None:
+            console.print(f"[red]fetch failing:[/] {escape(source.error)}")
         if source.error:
             console.print(f"  [red]fetch failing:[/] {escape(source.error)}")
 

@@ -108,7 +108,7 @@ def test_the_daemon_follows_a_branch_over_git_protocol(live_repo, remote, sink, 
             # commands beside the daemon read its state and its clone with --state-dir
             status = cli("status", "--state-dir", str(state))
             assert status.returncode == 0, status.stderr
-            assert rewritten[:8] in status.stdout
+            assert f"Source: {host.url()}: head {rewritten[:8]}, applied {rewritten[:8]}, last fetch" in status.stdout
             orders = cli("orders", "--state-dir", str(state), "--json")
             assert orders.returncode == 0, orders.stderr
         finally:
@@ -126,6 +126,8 @@ def test_a_failing_fetch_is_told_once_and_its_recovery_once(live_repo, remote, s
         assert wait_for(lambda: applied(state) == live_repo.head)
         host.stop()  # the host goes away: fetches fail, retried with backoff (1 s, 2 s, 4 s...)
         assert wait_for(lambda: "fetch failing: main" in titles(sink))
+        status = cli("status", "--state-dir", str(state))
+        assert "fetch failing:" in status.stdout and "Daemon: running" in status.stdout, status.stdout
         live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: 110000")
         later = live_repo.commit("pushed while the host was down")
         live_repo.git("push", "-q", "origin", "main")
