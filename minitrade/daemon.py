@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -328,7 +328,7 @@ def _warn_calendars(root: Path, store: Store) -> None:
     snapshot = _applied(root, store)
     if snapshot is None:
         return
-    today = datetime.now(UTC).date()
+    today = clock.now().date()
     by_calendar: dict[str, list[str]] = {}
     for name, plan in snapshot.plans.items():
         by_calendar.setdefault(plan.calendar, []).append(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -421,7 +421,7 @@ def _plan_rows(plans: dict[str, dict[str, object]], last: dict[str, tuple[str, d
     from minitrade.models import Plan
     from minitrade.scheduler import next_run_times
 
-    now = datetime.now(UTC)
+    now = clock.now()  # MINITRADE_NOW too: a next run in the same present as the last run
     rows: list[dict[str, Any]] = []
     for name, spec in plans.items():
         plan = Plan.model_validate(spec)
