@@ -118,12 +118,21 @@ def _worker(inp: RunInput, conn: Connection, memory_limit: int | None) -> None:
     if result.error_kind == "memory":
         result = replace(result, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)} "
                                                             f"(plan {inp.plan.name})")
-    result = replace(result, output=captured.text(), output_bytes=captured.total, worker=f"pid {os.getpid()}")
+    result = replace(result, output=captured.text(), output_bytes=captured.total, worker=f"pid {os.getpid()}",
+                     cpu_seconds=_cpu_seconds())
     try:
         conn.send(result)
     except MemoryError:
         conn.send(RunResult(inp.run_id, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)}"))
     conn.close()
+
+
+def _cpu_seconds() -> float:
+    """This process's CPU so far: a forkserver's child is nobody's RUSAGE_CHILDREN, so it reports its own."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _interrupted(inp: RunInput) -> RunResult:

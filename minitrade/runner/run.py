@@ -148,17 +148,23 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
         if result.interrupted:
             _interrupted(env, run.outcome, result.error or "interrupted")
             continue
-        try:
-            _commit(env, run, result)
-        except MinitradeError as e:
-            _fail(env, run.outcome, e)
-        except Exception as e:
-            _record_bug(env, run.outcome, e)
-            bug = bug or e
-            continue
-        outcomes.append(run.outcome)
-        if on_done is not None:
-            on_done(run.outcome)
+        notice = None
+        # a run's bookkeeping and its caller's (`on_done` closes the tick) share one open of the
+        # state file; submission and notifications inside let go of it (Store.released)
+        with env.store.held_open():
+            try:
+                notice = _commit(env, run, result)
+            except MinitradeError as e:
+                _fail(env, run.outcome, e)
+            except Exception as e:
+                _record_bug(env, run.outcome, e)
+                bug = bug or e
+                continue
+            outcomes.append(run.outcome)
+            if on_done is not None:
+                on_done(run.outcome)
+        if notice is not None:
+            _notify(env, notice)
     if bug is not None:
         raise bug
     return outcomes
@@ -259,12 +265,11 @@ def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
                      run_input)
 
 
-def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> None:
-    """Record the compute phase's output, then orders (before any broker call), submit, notify."""
+def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> messages.Message | None:
+    """Record the compute phase's output, then orders (before any broker call), submit, notify;
+    returns the run's closing notice, sent by the caller once the state file is let go."""
     store, outcome, plan, rehearsal = env.store, run.outcome, run.plan, run.outcome.rehearsal
-    # the bookkeeping up to the broker call shares one open of the state file (an open costs 20-40
-    # ms and this part made four); it is released before any broker call or notification
-    with store.held_open():
+    with store.held_open():  # the caller's, when it holds one: the database part up to the broker
         new, book_notes, result, data_digest = _record_computed(env, run, computed)
 
     to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
@@ -274,8 +279,9 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> None:
         outcome.orders = new
     elif to_send:
         _notify(env, messages.orders_generated(plan.name, to_send, trading_enabled=plan.trading_enabled))
-        outcome.orders = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier,
-                                    now=env.real_clock())
+        with store.released():  # broker calls and notices
+            outcome.orders = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier,
+                                        now=env.real_clock())
     outcome.orders += [o for o in new if o.status is OrderStatus.REJECTED]
     with store.transaction() as con:
         first = pd.DatetimeIndex(result.equity.index)[0].date() if len(result.equity) else None
@@ -284,10 +290,11 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> None:
     outcome.status = "FINISHED"
     log.info("plan %s: run finished for %s: %d order(s)", plan.name, outcome.signal_day, len(outcome.orders),
              extra=_about(outcome))
-    if not rehearsal:
-        _notify(env, messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats,
-                                           orders=outcome.orders, commit=env.snapshot.commit,
-                                           dirty=env.snapshot.dirty, next_run=_next_run(env, plan.name, run.tick_at)))
+    if rehearsal:
+        return None
+    return messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats, orders=outcome.orders,
+                                 commit=env.snapshot.commit, dirty=env.snapshot.dirty,
+                                 next_run=_next_run(env, plan.name, run.tick_at))
 
 
 def _next_run(env: RunEnv, name: str, tick_at: datetime | None) -> datetime | None:
