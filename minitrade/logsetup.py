@@ -89,7 +89,14 @@ def _redact(text: str, values: list[str]) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-11-25T15:45:00.123-05:00 INFO minitrade.daemon [plan=spy-sma] tick started ...`."""
+    """`2026-11-25T15:45:00.123-05:00 INFO minitrade.daemon [plan=spy-sma] tick started ...`.
+
+    Without `tracebacks` an exception's traceback is left out: a person at a terminal gets one line
+    (the log file, and stderr at debug level, keep them)."""
+
+    def __init__(self, *, tracebacks: bool = True) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in _fields(record).items())
@@ -99,6 +106,8 @@ class TextFormatter(logging.Formatter):
         return f"{line}\n{trace}" if trace else line
 
     def _trace(self, record: logging.LogRecord) -> str:
+        if not self.tracebacks:
+            return ""
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         return record.exc_text or ""
@@ -136,13 +145,13 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _formatter(fmt: str) -> logging.Formatter:
-    return JsonFormatter() if fmt == "json" else TextFormatter()
+def _formatter(fmt: str, *, tracebacks: bool) -> logging.Formatter:
+    return JsonFormatter(tracebacks=tracebacks) if fmt == "json" else TextFormatter(tracebacks=tracebacks)
 
 
-def _install(handler: logging.Handler, options: LogOptions) -> None:
+def _install(handler: logging.Handler, options: LogOptions, *, tracebacks: bool = True) -> None:
     handler.setLevel(options.level.upper())
-    handler.setFormatter(_formatter(options.fmt))
+    handler.setFormatter(_formatter(options.fmt, tracebacks=tracebacks))
     handler.addFilter(RedactSecrets())
     setattr(handler, _OURS, True)
     logging.getLogger().addHandler(handler)
@@ -159,7 +168,7 @@ def configure(level: str = "warning", fmt: str = "text") -> None:
     # below warning, minitrade's own loggers must let the records through; the handlers filter the rest
     ours = logging.getLogger("minitrade")
     ours.setLevel(level.upper() if logging.getLevelName(level.upper()) < logging.WARNING else logging.NOTSET)
-    _install(_Stderr(), _current)
+    _install(_Stderr(), _current, tracebacks=level.lower() == "debug")
 
 
 def configure_daemon_logging(state_dir: Path, level: str | None = None, fmt: str | None = None) -> Path:

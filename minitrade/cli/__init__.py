@@ -21,7 +21,7 @@ from minitrade.cli import (  # noqa: F401
     report_cmd,
     trader_cmds,
 )
-from minitrade.cli.app import ERROR, INTERRUPTED, app, err_console
+from minitrade.cli.app import ERROR, INTERRUPTED, app, err_console, rich_escape
 from minitrade.errors import MinitradeError
 
 
@@ -30,11 +30,19 @@ def main() -> None:
     try:
         app()
     except MinitradeError as e:
-        err_console.print(f"[bold red]error:[/] {e}", markup=True)
+        err_console.print(f"[bold red]error:[/] {rich_escape(str(e))}", markup=True)
         sys.exit(ERROR)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(INTERRUPTED)
+    except Exception as e:  # the last resort: a bug of ours is one line and a log entry, never a traceback
+        import logging
+
+        logging.getLogger("minitrade.cli").debug("internal error", exc_info=True)
+        err_console.print(f"[bold red]error:[/] internal error: {type(e).__name__}: {rich_escape(str(e))}\n"
+                          "This is a bug in minitrade: run the command again with --log-level debug for the "
+                          "traceback, and report it.", markup=True)
+        sys.exit(ERROR)
 
 
 __all__ = ["app", "main"]
