@@ -32,8 +32,10 @@ MinitradeError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 
 class MinitradeError(Exception):
@@ -100,7 +102,14 @@ class DataError(MinitradeError):
 
 
 class DataChanged(DataError):
-    """Strict mode found past prices changed (split, dividend); abort the run, start a new plan."""
+    """Strict mode found past prices changed (split, dividend); abort the run, start a new plan.
+
+    `changes` are the per-ticker changes found (minitrade.data.changes.PriceChange records)."""
+
+    def __init__(self, message: str, *, changes: Sequence[object] = (), source: str | None = None,
+                 ticker: str | None = None) -> None:
+        super().__init__(message, source=source, ticker=ticker)
+        self.changes: Sequence[Any] = changes
 
 
 class DataStale(DataError):

@@ -17,11 +17,11 @@ from minitrade.store.applied import applied_resources, last_applied, last_attemp
 runner = CliRunner()
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def test_plan_apply_plan_round_trip(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_plan_apply_plan_round_trip(trading_repo) -> None:
     repo = str(trading_repo.path)
     first = cli("plan", "--repo", repo)
     assert first.exit_code == 2, first.output
@@ -35,7 +35,7 @@ def test_plan_apply_plan_round_trip(trading_repo) -> None:  # type: ignore[no-un
     assert idempotent.exit_code == 0 and "Already applied" in idempotent.output
 
 
-def test_editing_one_field_shows_exactly_that_field(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_editing_one_field_shows_exactly_that_field(trading_repo) -> None:
     repo = str(trading_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
     trading_repo.edit("plans/sma-aapl.yaml", "fast: 20", "fast: 25")
@@ -46,7 +46,7 @@ def test_editing_one_field_shows_exactly_that_field(trading_repo) -> None:  # ty
     assert changed == ["~ plan sma-aapl", "params.fast: 20 -> 25"]
 
 
-def test_deleting_a_plan_shows_minus_and_removes_it_on_apply(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_plan_shows_minus_and_removes_it_on_apply(trading_repo) -> None:
     repo = str(trading_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
     trading_repo.remove("plans/sma-aapl.yaml")
@@ -59,7 +59,7 @@ def test_deleting_a_plan_shows_minus_and_removes_it_on_apply(trading_repo) -> No
         assert ("plan", "sma-aapl") not in applied_resources(con)
 
 
-def test_invalid_commit_is_rejected_and_applied_state_kept(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_commit_is_rejected_and_applied_state_kept(trading_repo) -> None:
     repo = str(trading_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
     good = trading_repo.head
@@ -79,13 +79,13 @@ def test_invalid_commit_is_rejected_and_applied_state_kept(trading_repo) -> None
     assert "Last attempt rejected" in status.output and "plans/sma-aapl.yaml:" in status.output
 
 
-def _store(trading_repo):  # type: ignore[no-untyped-def]
+def _store(trading_repo):
     from minitrade.store import Store
 
     return Store(trading_repo.path / "state" / "minitrade.duckdb").transaction()
 
 
-def test_apply_refuses_dirty_tree_unless_allowed(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_apply_refuses_dirty_tree_unless_allowed(trading_repo) -> None:
     repo = str(trading_repo.path)
     trading_repo.edit("plans/sma-aapl.yaml", "fast: 20", "fast: 21")
     refused = cli("apply", "--yes", "--repo", repo)
@@ -98,7 +98,7 @@ def test_apply_refuses_dirty_tree_unless_allowed(trading_repo) -> None:  # type:
         assert applied_resources(con)[("plan", "sma-aapl")].spec["params"]["fast"] == 21
 
 
-def test_validate_and_plan_read_the_working_tree_and_say_it_differs(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_validate_and_plan_read_the_working_tree_and_say_it_differs(trading_repo) -> None:
     trading_repo.edit("plans/sma-aapl.yaml", "fast: 20", "fast: 22")
     result = cli("validate", "--repo", str(trading_repo.path))
     assert result.exit_code == 0
@@ -109,7 +109,7 @@ def test_validate_and_plan_read_the_working_tree_and_say_it_differs(trading_repo
     assert {f["path"]: f["after"] for f in plan["fields"]}["params.fast"] == 20
 
 
-def test_plan_json_is_versioned_and_lists_next_runs(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_plan_json_is_versioned_and_lists_next_runs(trading_repo) -> None:
     result = cli("plan", "--json", "--repo", str(trading_repo.path))
     assert result.exit_code == 2
     doc = json.loads(result.output)
@@ -118,7 +118,7 @@ def test_plan_json_is_versioned_and_lists_next_runs(trading_repo) -> None:  # ty
     assert all(len(times) == 5 for times in doc["next_runs"].values())
 
 
-def test_validate_reports_errors_with_exit_one(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_validate_reports_errors_with_exit_one(trading_repo) -> None:
     trading_repo.edit("plans/sma-aapl.yaml", "broker: manual", "broker: manaul")
     result = cli("validate", "--repo", str(trading_repo.path))
     assert result.exit_code == 1
@@ -146,7 +146,7 @@ def test_schema_is_derived_from_the_models(tmp_path: Path) -> None:
     assert "class" in plan["properties"]
 
 
-def test_real_subprocess_exit_codes(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_real_subprocess_exit_codes(trading_repo) -> None:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     run = subprocess.run([sys.executable, "-m", "minitrade", "plan", "--repo", str(trading_repo.path)],
                          capture_output=True, text=True, env=env, timeout=120)

@@ -13,7 +13,7 @@ from tests.conftest import TradingRepo
 runner = CliRunner()
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 

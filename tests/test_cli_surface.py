@@ -128,7 +128,7 @@ def examples(help_text: str) -> list[list[str]]:
 
 def resolve(words: list[str]) -> tuple[tuple[str, ...], Any, list[str]]:
     """Walk the words down the command tree: the command path, its click command, the remaining args."""
-    command, path = typer.main.get_command(app), ()
+    command, path = typer.main.get_command(app), tuple[str, ...]()
     while words and hasattr(command, "commands"):
         assert words[0] in command.commands, f"no command {' '.join((*path, words[0]))!r}"
         path, command, words = (*path, words[0]), command.commands[words[0]], words[1:]

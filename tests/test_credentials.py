@@ -107,13 +107,13 @@ def test_redact_ignores_empty_secrets() -> None:
     assert redact("nothing secret", ["", SecretStr("")]) == "nothing secret"
 
 
-def _add_secrets(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def _add_secrets(trading_repo) -> None:
     trading_repo.edit("minitrade.yaml", "notifiers: {}\n", "")
     trading_repo.edit("minitrade.yaml", "  manual: {type: manual}\n", "  manual: {type: manual}" + IB_AND_NOTIFIER)
     trading_repo.commit("ib and a notifier")
 
 
-def test_models_keep_references_never_values(trading_repo, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_models_keep_references_never_values(trading_repo, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("IB_PASSWORD", PASSWORD), ("IB_USERNAME", USERNAME), ("TOKEN", TOKEN)):
         monkeypatch.setenv(name, value)
     _add_secrets(trading_repo)
@@ -126,7 +126,7 @@ def test_models_keep_references_never_values(trading_repo, monkeypatch: pytest.M
     assert "${IB_PASSWORD}" in repr(broker)
 
 
-def test_secrets_never_reach_duckdb_state_files_or_plan_output(  # type: ignore[no-untyped-def]
+def test_secrets_never_reach_duckdb_state_files_or_plan_output(
         trading_repo, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (("IB_PASSWORD", PASSWORD), ("IB_USERNAME", USERNAME), ("TOKEN", TOKEN)):
         monkeypatch.setenv(name, value)
@@ -134,8 +134,8 @@ def test_secrets_never_reach_duckdb_state_files_or_plan_output(  # type: ignore[
     snap = load_commit(trading_repo.path)
     store = snap.store()
     # No IB gateway runs here, so only the strategy check; the record path is the production one.
-    result = apply(snap, store, checks=[("strategy code", strategy_compile_check)])
-    assert result.outcome == "applied", result.errors
+    applied = apply(snap, store, checks=[("strategy code", strategy_compile_check)])
+    assert applied.outcome == "applied", applied.errors
 
     with store.transaction() as con:
         tables = [r[0] for r in con.execute(
@@ -191,7 +191,7 @@ def test_literal_secret_masks_every_literal_secret_part(url: str, masked: str | 
     assert literal_secret(url) == masked
 
 
-def test_a_literal_token_in_a_notifier_url_is_refused_without_being_echoed(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_literal_token_in_a_notifier_url_is_refused_without_being_echoed(trading_repo) -> None:
     literal = "123456789:AAE" + TOKEN
     trading_repo.edit("minitrade.yaml", "notifiers: {}\n",
                       f'notifiers:\n  phone:\n    urls: ["tgram://{literal}/987654321"]\n')
@@ -205,7 +205,7 @@ def test_a_literal_token_in_a_notifier_url_is_refused_without_being_echoed(tradi
         assert TOKEN not in result.output
 
 
-def test_notifier_urls_whose_secrets_are_references_validate(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_notifier_urls_whose_secrets_are_references_validate(trading_repo) -> None:
     trading_repo.edit("minitrade.yaml", "notifiers: {}\n",
                       'notifiers:\n  phone:\n    urls: ["${NOTIFY_URL}", "tgram://${TG_TOKEN}/987654321",\n'
                       '           "json://me:${file:/run/secrets/hook}@hooks.example.com/x"]\n')

@@ -43,7 +43,7 @@ def _validate_limited(repo: Path) -> tuple[int, str, float, int]:
     return child.returncode, output, time.monotonic() - started, usage.ru_maxrss
 
 
-def test_alias_bomb_is_refused_at_its_alias_under_a_memory_cap(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_alias_bomb_is_refused_at_its_alias_under_a_memory_cap(trading_repo) -> None:
     shutil.copyfile(BROKEN / "plans" / "alias_bomb.yaml", trading_repo.path / "plans" / "alias_bomb.yaml")
     code, output, seconds, peak_kib = _validate_limited(trading_repo.path)
     print(f"alias bomb: validate took {seconds:.2f} s, peak RSS {peak_kib / 1024:.0f} MiB")
@@ -53,7 +53,7 @@ def test_alias_bomb_is_refused_at_its_alias_under_a_memory_cap(trading_repo) -> 
         "(write the values out, or share smaller blocks through fewer aliases)")
 
 
-def test_the_same_repo_without_the_bomb_validates_under_the_cap(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_repo_without_the_bomb_validates_under_the_cap(trading_repo) -> None:
     code, output, seconds, peak_kib = _validate_limited(trading_repo.path)
     print(f"normal: validate took {seconds:.2f} s, peak RSS {peak_kib / 1024:.0f} MiB")
     assert code == 0, output
@@ -63,7 +63,7 @@ SECRET = "hunter2tokenAAE"  # the first token of a secrets file: what an import 
 
 
 @pytest.mark.parametrize("how", ["symlink", "dotdot", "absolute"])
-def test_a_strategy_outside_the_repo_is_never_read_nor_echoed(trading_repo, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_a_strategy_outside_the_repo_is_never_read_nor_echoed(trading_repo, tmp_path: Path,
                                                              how: str) -> None:
     secrets = tmp_path / "secrets.py"
     secrets.write_text(f"{SECRET} extra words\n")

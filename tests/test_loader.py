@@ -84,7 +84,7 @@ def test_missing_settings_file_says_how_to_start(tmp_path: Path) -> None:
         load_worktree(tmp_path)
 
 
-def test_embedded_default_repo_loads_with_its_plans(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_embedded_default_repo_loads_with_its_plans(trading_repo) -> None:
     snap = load_worktree(trading_repo.path)
     assert len(snap.plans) >= 3
     assert snap.commit == trading_repo.head and snap.dirty is False
@@ -92,7 +92,7 @@ def test_embedded_default_repo_loads_with_its_plans(trading_repo) -> None:  # ty
         assert plan.strategy in snap.strategies
 
 
-def test_commit_snapshot_ignores_working_tree_edits(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_commit_snapshot_ignores_working_tree_edits(trading_repo) -> None:
     name, path = "sma-aapl", "plans/sma-aapl.yaml"
     before = trading_repo.head
     trading_repo.edit(path, "cash: 10000", "cash: 12345")
@@ -102,7 +102,7 @@ def test_commit_snapshot_ignores_working_tree_edits(trading_repo) -> None:  # ty
     assert committed.commit == before and committed.plans[name].cash == 10000
 
 
-def test_invalid_commit_is_reported_by_revision(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_commit_is_reported_by_revision(trading_repo) -> None:
     trading_repo.write("plans/bad.yaml", "name: bad\ncash: -1\n")
     trading_repo.commit("bad plan")
     with pytest.raises(ConfigError, match=r"plans/bad.yaml:2: cash"):
@@ -140,7 +140,7 @@ def _strategy_issue(root: Path, rev: str | None) -> str:
 
 @pytest.mark.parametrize("linked", ["file", "folder"])
 def test_a_symlinked_strategy_is_refused_alike_in_the_working_tree_and_in_a_commit(
-        trading_repo, tmp_path: Path, linked: str) -> None:  # type: ignore[no-untyped-def]
+        trading_repo, tmp_path: Path, linked: str) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "token.py").write_text("hunter2-secret-token\n")
@@ -158,7 +158,7 @@ def test_a_symlinked_strategy_is_refused_alike_in_the_working_tree_and_in_a_comm
 
 
 def test_a_symlinked_plan_file_is_refused_alike_in_the_working_tree_and_in_a_commit(
-        trading_repo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        trading_repo, tmp_path: Path) -> None:
     secret = tmp_path / "ib-pass"
     secret.write_text("name: hunter2-secret\n")
     (trading_repo.path / "plans" / "leak.yaml").symlink_to(secret)

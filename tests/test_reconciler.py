@@ -37,7 +37,7 @@ def reconciliations(store: Store) -> list[tuple[str | None, str]]:
                 .fetchall()]
 
 
-def test_failing_check_records_a_rejection_and_keeps_the_applied_state(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_failing_check_records_a_rejection_and_keeps_the_applied_state(trading_repo) -> None:
     good = load_commit(trading_repo.path)
     store = good.store()
     assert apply(good, store, checks=passing()).outcome == "applied"
@@ -60,14 +60,14 @@ def test_failing_check_records_a_rejection_and_keeps_the_applied_state(trading_r
     assert applied is not None and applied.commit_sha == good.commit
 
 
-def test_notifications_are_not_tested_when_an_earlier_check_failed(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_notifications_are_not_tested_when_an_earlier_check_failed(trading_repo) -> None:
     snap = load_commit(trading_repo.path)
     notify = Recorder()
     result = apply(snap, snap.store(), checks=[("strategy code", Recorder(["boom"])), (NOTIFY_CHECK, notify)])
     assert result.outcome == "rejected" and notify.calls == []
 
 
-def test_notifications_are_tested_last_when_everything_passed(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_notifications_are_tested_last_when_everything_passed(trading_repo) -> None:
     snap = load_commit(trading_repo.path)
     order: list[str] = []
 
@@ -82,7 +82,7 @@ def test_notifications_are_tested_last_when_everything_passed(trading_repo) -> N
     assert order == ["code", "dry", "ping"]
 
 
-def test_a_notifier_failure_rejects_the_apply(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_notifier_failure_rejects_the_apply(trading_repo) -> None:
     snap = load_commit(trading_repo.path)
     result = apply(snap, snap.store(), checks=[(NOTIFY_CHECK, Recorder(["notifier phone: 401"]))])
     assert result.outcome == "rejected"
@@ -90,7 +90,7 @@ def test_a_notifier_failure_rejects_the_apply(trading_repo) -> None:  # type: ig
         assert applied_resources(con) == {}
 
 
-def test_applying_the_same_commit_twice_records_once(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_applying_the_same_commit_twice_records_once(trading_repo) -> None:
     snap = load_commit(trading_repo.path)
     store = snap.store()
     check = Recorder()
@@ -101,7 +101,7 @@ def test_applying_the_same_commit_twice_records_once(trading_repo) -> None:  # t
     assert reconciliations(store) == [(snap.commit, "applied")]
 
 
-def test_a_new_commit_without_changes_is_recorded_as_unchanged(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_commit_without_changes_is_recorded_as_unchanged(trading_repo) -> None:
     store = load_commit(trading_repo.path).store()
     first = trading_repo.head
     assert apply(load_commit(trading_repo.path), store, checks=passing()).outcome == "applied"
@@ -113,7 +113,7 @@ def test_a_new_commit_without_changes_is_recorded_as_unchanged(trading_repo) -> 
         assert {r.commit_sha for r in applied_resources(con).values()} == {first}
 
 
-def test_the_record_carries_commit_sha_author_time_and_message(  # type: ignore[no-untyped-def]
+def test_the_record_carries_commit_sha_author_time_and_message(
         trading_repo, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_AUTHOR_DATE", "2024-03-04T05:06:07+02:00")
     trading_repo.edit("plans/sma-aapl.yaml", "cash: 10000", "cash: 12000")
@@ -131,7 +131,7 @@ def test_the_record_carries_commit_sha_author_time_and_message(  # type: ignore[
     assert resources[("plan", "sma-aapl")].spec["cash"] == 12000
 
 
-def test_a_strategy_change_rechecks_the_plans_that_use_it(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_strategy_change_rechecks_the_plans_that_use_it(trading_repo) -> None:
     store = load_commit(trading_repo.path).store()
     assert apply(load_commit(trading_repo.path), store, checks=passing()).outcome == "applied"
     path = "strategies/sma_crossover.py"
@@ -143,7 +143,7 @@ def test_a_strategy_change_rechecks_the_plans_that_use_it(trading_repo) -> None:
     assert users and check.calls == [{("strategy", path)} | users]
 
 
-def test_an_older_revision_applies_that_commit(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_an_older_revision_applies_that_commit(trading_repo) -> None:
     old = trading_repo.head
     trading_repo.edit("plans/sma-aapl.yaml", "cash: 10000", "cash: 20000")
     new = trading_repo.commit("more cash")
@@ -161,7 +161,7 @@ def test_an_older_revision_applies_that_commit(trading_repo) -> None:  # type: i
     assert reconciliations(store) == [(new, "applied"), (old, "applied")]
 
 
-def test_apply_rev_on_the_command_line_applies_that_commit(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_apply_rev_on_the_command_line_applies_that_commit(trading_repo) -> None:
     old = trading_repo.head
     trading_repo.edit("plans/sma-aapl.yaml", "cash: 10000", "cash: 20000")
     trading_repo.commit("more cash")

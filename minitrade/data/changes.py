@@ -132,8 +132,7 @@ def check_unchanged(store: Store, plan: str, prices: Mapping[str, pd.DataFrame],
         f"plan {plan}: past prices changed since its previous run (tolerance {rtol:g}): {detail}. "
         "A split or dividend adjustment rewrote history, so this strict plan's past orders no longer "
         f"follow from its prices. Start a new plan, or accept the new history with "
-        f"`minitrade data accept {plan}`", source=source, ticker=tickers)
-    error.changes = changes  # type: ignore[attr-defined]
+        f"`minitrade data accept {plan}`", changes=changes, source=source, ticker=tickers)
     raise error
 
 

@@ -40,7 +40,7 @@ def make_spec(gw: FakeGateway, /, **overrides: object) -> IBBrokerSpec:
 def make_client(spec: IBBrokerSpec, **kwargs: object) -> IBClient:
     kwargs.setdefault("pacing", Pacing.off())
     kwargs.setdefault("sleep", lambda seconds: None)
-    return IBClient.from_spec(spec, name="ib-test", **kwargs)  # type: ignore[arg-type]
+    return IBClient.from_spec(spec, name="ib-test", **kwargs)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,11 +39,11 @@ def spec_for(gw: FakeGateway, **overrides: object) -> IBBrokerSpec:
     return IBBrokerSpec.model_validate(fields)
 
 
-def run_login(gw: FakeGateway, tmp_path: Path, env: dict[str, str], **kwargs: object) -> SessionState:
+def run_login(gw: FakeGateway, tmp_path: Path, env: dict[str, str], **kwargs: Any) -> SessionState:
     spec = spec_for(gw)
     kwargs.setdefault("twofa_timeout", 20.0)
     with make_client(spec) as client:
-        return login("ib-paper", spec, state_dir=tmp_path, env=env, client=client, poll=0.1,  # type: ignore[arg-type]
+        return login("ib-paper", spec, state_dir=tmp_path, env=env, client=client, poll=0.1,
                      page_timeout=20.0, **kwargs)
 
 

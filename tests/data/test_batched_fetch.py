@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from minitrade.data.cache import PriceCache, Served
+from minitrade.data.cache import BatchStored, PriceCache, Served
 from minitrade.data.freshness import fresh_prices
 from minitrade.data.yahoo import YahooDataSource
 from minitrade.errors import DataError, DataStale, FetchStopped
@@ -47,7 +47,7 @@ def stored(store: Store) -> list[str]:
 @pytest.mark.slow
 def test_a_2000_ticker_first_fetch_stops_between_batches_keeps_them_and_a_restart_fetches_only_the_rest(
         store, many_yahoo, tmp_path):
-    told = []
+    told: list[BatchStored] = []
     first = cache_of(store, many_yahoo).serve_many(UNIVERSE, START, keep=False, on_batch=told.append,
                                                    should_stop=lambda: len(told) >= 3)
     assert first.stopped and first.batches == 3 and first.fetched == 300

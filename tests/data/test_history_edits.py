@@ -43,17 +43,17 @@ params: {fast: 20, slow: 50}
 """
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     """A command; a `run --at T` runs as the present T (the live path that records price history)."""
     return runner.invoke(app, list(args), env=at_own_present(args), catch_exceptions=False)
 
 
-def runs(repo) -> list[run_sql.RunRow]:  # type: ignore[no-untyped-def]
+def runs(repo) -> list[run_sql.RunRow]:
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return run_sql.list_runs(con, plan="own")
 
 
-def test_an_edit_to_a_csv_bar_months_back_stops_the_strict_plans_next_run(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_an_edit_to_a_csv_bar_months_back_stops_the_strict_plans_next_run(trading_repo) -> None:
     for path in (trading_repo.path / "plans").glob("*.yaml"):
         path.unlink()
     trading_repo.write("data/AAPL.csv", (SAMPLES / "AAPL.csv").read_text())
@@ -98,7 +98,7 @@ def test_an_unchanged_csv_is_not_read_again_and_a_changed_one_is_read_whole(tmp_
     assert cache.fetches == 2 and bars.loc["2012-03-01", "open"] == pytest.approx(70.3475)
 
 
-def test_a_remote_history_edited_long_ago_is_caught_by_the_periodic_full_verification(store, fake_yahoo) -> None:  # type: ignore[no-untyped-def]
+def test_a_remote_history_edited_long_ago_is_caught_by_the_periodic_full_verification(store, fake_yahoo) -> None:
     yahoo = YahooDataSource("yahoo", YahooSource(type="yahoo", base_url=fake_yahoo.url, timeout=3.0,
                                                  verify_every_days=7), retries=0)
     clock = {"now": NY_AFTER_CLOSE}
@@ -116,7 +116,7 @@ def test_a_remote_history_edited_long_ago_is_caught_by_the_periodic_full_verific
     assert datetime.fromtimestamp(int(request.query["period1"])).date() <= start
     with pytest.raises(DataChanged) as caught:
         check_unchanged(store, "rotation", {"SPY": verified}, source="yahoo")
-    [change] = caught.value.changes  # type: ignore[attr-defined]
+    [change] = caught.value.changes
     assert change.changed[0] == start and change.changed[-1] == date(2026, 5, 29)
 
 

@@ -113,7 +113,7 @@ def test_the_digest_ignores_order_and_float_noise_but_not_prices(store):
 
 
 
-def recorded(store, plan: str = "p") -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def recorded(store, plan: str = "p") -> pd.DataFrame:
     with store.transaction() as con:
         return con.execute("SELECT ticker, date, close, run_id FROM price_history WHERE plan = ? "
                            "ORDER BY ticker, date", [plan]).df()
@@ -155,7 +155,7 @@ def test_small_moves_that_add_up_beyond_the_tolerance_are_caught(store):
         check_unchanged(store, "p", {"SPY": bars(scale=1 + 1.2e-5)})
 
 
-def reference_digest(prices) -> str:  # type: ignore[no-untyped-def]
+def reference_digest(prices) -> str:
     """history_digest as first written: every value rounded through text, nothing reused."""
     import hashlib
 

@@ -26,7 +26,7 @@ runner = CliRunner()
 START = date(2026, 1, 5)
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 

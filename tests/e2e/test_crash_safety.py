@@ -24,17 +24,17 @@ TICK = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
 
 
 @pytest.fixture
-def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+def gateway(start_gateway) -> FakeGateway:
     return start_gateway("authenticated", TICK)
 
 
 @pytest.fixture
-def ib_repo(live_repo, gateway: FakeGateway):  # type: ignore[no-untyped-def]
+def ib_repo(live_repo, gateway: FakeGateway):
     trade_alt_through_ib(live_repo, gateway)
     return live_repo
 
 
-def daemon_once(repo, at: datetime, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def daemon_once(repo, at: datetime, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "IB_USERNAME": "fakeuser", "IB_PASSWORD": "fakepass"}
     env.pop("MINITRADE_FAILPOINT", None)
     env.update(present_env(at))  # the tick is the present: the live path, not a rehearsal

@@ -54,7 +54,7 @@ def passed(repo: Path) -> bool:
         return last_pass(con) is not None
 
 
-def with_notifier(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def with_notifier(repo, sink: AppriseSink) -> None:
     repo.edit("minitrade.yaml", "notifiers: {}", f'notifiers:\n  phone:\n    urls: ["{sink.url("hook")}"]')
     repo.commit("tell the phone")
 
@@ -63,7 +63,7 @@ def titled(sink: AppriseSink, title: str) -> list[str]:
     return [p.message for p in sink.posts if p.title == title]
 
 
-def test_status_check_passes_while_the_daemon_lives_and_fails_when_it_lags_or_is_killed(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_status_check_passes_while_the_daemon_lives_and_fails_when_it_lags_or_is_killed(live_repo) -> None:
     repo = live_repo.path
     later = (datetime.fromisoformat(PRESENT) + timedelta(minutes=10)).isoformat()
     daemon = start_daemon(repo)
@@ -116,14 +116,14 @@ def test_keepalive_tickles_the_gateway_and_a_dropped_session_is_told_once_never_
     try:
         assert wait_for(lambda: gateway.tickles() >= 3), "the keepalive tickles the applied state's gateway"
         gateway.drop_session()
-        assert wait_for(lambda: titled(sink, "IB session lost: ib")), [p.title for p in sink.posts]
+        assert wait_for(lambda: bool(titled(sink, "IB session lost: ib"))), [p.title for p in sink.posts]
         seen = gateway.tickles()
         assert wait_for(lambda: gateway.tickles() >= seen + 5), "it keeps tickling a lost session"
         (lost,) = titled(sink, "IB session lost: ib")  # told once, however many tickles find it gone
         assert "run `minitrade ib login ib`" in lost and "expired" in lost
 
         gateway.set_state("authenticated")  # the person logged in
-        assert wait_for(lambda: titled(sink, "IB session back: ib")), [p.title for p in sink.posts]
+        assert wait_for(lambda: bool(titled(sink, "IB session back: ib"))), [p.title for p in sink.posts]
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)

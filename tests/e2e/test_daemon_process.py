@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from minitrade.errors import StoreLocked
 from minitrade.store import Store
 from minitrade.store.applied import last_applied, last_attempt
 from tests.conftest import present_env
@@ -27,13 +28,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 90.0) -> bool:
         try:
             if condition():
                 return True
-        except Exception:  # the daemon may hold the file for a moment
+        except StoreLocked:  # the daemon holds the file for a moment; any other error is the test's answer
             pass
         time.sleep(0.3)
     return False
 
 
-def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -> None:
     store = Store(live_repo.path / "state" / "minitrade.duckdb", lock_timeout=10)
 
     def applied() -> str | None:
@@ -103,7 +104,7 @@ class Blocking(bt.Strategy):
 '''
 
 
-def test_sigterm_mid_run_abandons_the_computation_and_a_restart_resumes_the_tick(live_repo, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_mid_run_abandons_the_computation_and_a_restart_resumes_the_tick(live_repo, tmp_path) -> None:
     from typer.testing import CliRunner
 
     from minitrade.cli import app
@@ -153,7 +154,7 @@ def _daemon_once(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
-def test_a_commit_whose_load_killed_the_daemon_is_rejected_on_restart_not_loaded_again(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_commit_whose_load_killed_the_daemon_is_rejected_on_restart_not_loaded_again(live_repo) -> None:
     from minitrade.testing.apprise_sink import AppriseSink
 
     with AppriseSink() as sink:
@@ -196,7 +197,7 @@ def test_a_commit_whose_load_killed_the_daemon_is_rejected_on_restart_not_loaded
         assert attempts() == (fixed, fixed, "applied")
 
 
-def test_a_load_that_raises_an_unexpected_error_is_a_rejection(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_load_that_raises_an_unexpected_error_is_a_rejection(live_repo) -> None:
     live_repo.edit("plans/alt.yaml", "cash: 100000", "cash: 120000")
     head = live_repo.commit("a commit whose load raises")
     done = _daemon_once(live_repo.path, MINITRADE_FAILPOINT="commit-loading:raise")

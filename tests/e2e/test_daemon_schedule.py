@@ -23,18 +23,18 @@ from tests.e2e.test_daemon_process import wait_for
 NY = ZoneInfo("America/New_York")
 
 
-def watch(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def watch(repo, sink: AppriseSink) -> None:
     repo.edit("minitrade.yaml", "notifiers: {}", f"notifiers:\n  phone:\n    urls: ['{sink.url('phone')}']\n")
     repo.commit("notify the phone")
 
 
-def daemon(repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def daemon(repo, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "minitrade", "daemon", *args, "--repo", str(repo.path)],
                           capture_output=True, text=True, timeout=180,
                           env={**os.environ, **at_own_present(args), **(env or {})})
 
 
-def test_daemon_down_for_three_days_records_each_missed_tick_and_sends_one_summary(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_down_for_three_days_records_each_missed_tick_and_sends_one_summary(live_repo) -> None:
     with AppriseSink() as sink:
         watch(live_repo, sink)
         first = daemon(live_repo, "--once", "--at", "2013-01-03T15:45:30-05:00")
@@ -52,7 +52,7 @@ def test_daemon_down_for_three_days_records_each_missed_tick_and_sends_one_summa
     assert back.stdout.count("skipped alt") == 3
 
 
-def test_daemon_warns_once_about_an_early_close_ahead(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_warns_once_about_an_early_close_ahead(live_repo) -> None:
     """2012-11-23 closes at 13:00: told on 2012-11-15, and not again on the next passes or commits."""
     with AppriseSink() as sink:
         watch(live_repo, sink)
@@ -91,7 +91,7 @@ def test_daemon_warns_once_about_an_early_close_ahead(live_repo) -> None:  # typ
     assert "early close on 2012-11-23 (13:00 instead of 16:00): run time 15:45:00 moved to 12:45:00" in err
 
 
-def test_plan_warns_about_early_closes_and_too_runs_in_market_hours(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_plan_warns_about_early_closes_and_too_runs_in_market_hours(live_repo) -> None:
     live_repo.write("plans/opener.yaml", live_repo.read("plans/alt.yaml").replace("name: alt", "name: opener")
                     .replace('run_at: "15:45"', 'run_at: "10:00"').replace("order_type: TOC", "order_type: TOO"))
     live_repo.edit("plans/alt.yaml", "mode: strict", "mode: strict\nearly_close: skip")

@@ -34,7 +34,7 @@ def sink() -> Iterator[AppriseSink]:
 
 
 @pytest.fixture
-def remote(live_repo, sink, tmp_path):  # type: ignore[no-untyped-def]
+def remote(live_repo, sink, tmp_path):
     """The live repo (notifying the sink) pushed to a bare repository under tmp_path/remotes."""
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"notifiers:\n  phone:\n    urls: ['{sink.url('phone')}']\n")
     live_repo.commit("notify the phone")
@@ -65,7 +65,7 @@ def applied(state: Path) -> str | None:
     return row.commit_sha if row else None
 
 
-def attempt(state: Path) -> tuple[str, str] | None:
+def attempt(state: Path) -> tuple[str | None, str] | None:
     with Store(state / "minitrade.duckdb", lock_timeout=10).transaction() as con:
         row = last_attempt(con)
     return (row.commit_sha, row.outcome) if row else None
@@ -79,7 +79,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "minitrade", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_the_daemon_follows_a_branch_over_git_protocol(live_repo, remote, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_daemon_follows_a_branch_over_git_protocol(live_repo, remote, sink, tmp_path) -> None:
     state = tmp_path / "srv"
     with GitDaemon(remote) as host:
         process = daemon(host.url(), state)
@@ -118,7 +118,7 @@ def test_the_daemon_follows_a_branch_over_git_protocol(live_repo, remote, sink, 
     assert not (live_repo.path / "state").exists(), "the person's working tree is never the daemon's"
 
 
-def test_a_failing_fetch_is_told_once_and_its_recovery_once(live_repo, remote, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_fetch_is_told_once_and_its_recovery_once(live_repo, remote, sink, tmp_path) -> None:
     state = tmp_path / "srv"
     host = GitDaemon(remote).start()
     process = daemon(host.url(), state)
@@ -141,7 +141,7 @@ def test_a_failing_fetch_is_told_once_and_its_recovery_once(live_repo, remote, s
     assert titles(sink).count("fetch works again: main") == 1
 
 
-def test_an_https_token_reaches_the_host_and_nowhere_else(live_repo, remote, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_https_token_reaches_the_host_and_nowhere_else(live_repo, remote, tmp_path) -> None:
     state = tmp_path / "srv"
     with GitHttpHost(remote, TOKEN) as host:
         refused = cli("daemon", "--once", "--source", host.url(), "--state-dir", str(state))
@@ -177,7 +177,7 @@ def post(port: int, body: bytes, headers: dict[str, str]) -> int:
         return int(e.code)
 
 
-def test_a_signed_webhook_fetches_at_once_and_a_wrongly_signed_one_is_refused(live_repo, remote, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_signed_webhook_fetches_at_once_and_a_wrongly_signed_one_is_refused(live_repo, remote, tmp_path) -> None:
     state, secret, port = tmp_path / "srv", "hook-secret-value", free_port()
     with GitDaemon(remote) as host:
         process = subprocess.Popen(
@@ -206,7 +206,7 @@ def test_a_signed_webhook_fetches_at_once_and_a_wrongly_signed_one_is_refused(li
             stop(process)
 
 
-def test_the_daemon_starts_on_a_broken_head_and_runs_the_applied_state(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_the_daemon_starts_on_a_broken_head_and_runs_the_applied_state(live_repo) -> None:
     applied_ok = cli("apply", "--yes", "--repo", str(live_repo.path))
     assert applied_ok.returncode == 0, applied_ok.stderr
     good = live_repo.head
@@ -221,7 +221,7 @@ def test_the_daemon_starts_on_a_broken_head_and_runs_the_applied_state(live_repo
     assert applied(state) == good and attempt(state) == (bad, "rejected")
 
 
-def test_once_exits_non_zero_when_its_pass_failed(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_once_exits_non_zero_when_its_pass_failed(live_repo) -> None:
     state = live_repo.path / "state"
     state.mkdir()
     (state / "minitrade.duckdb").write_bytes(b"this is not a DuckDB file" * 100)

@@ -67,7 +67,7 @@ trading: enabled
 {extra}"""
 
 
-def test_a_hung_a_hungry_and_a_chatty_strategy_fail_alone_and_the_good_plan_trades(live_repo, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hung_a_hungry_and_a_chatty_strategy_fail_alone_and_the_good_plan_trades(live_repo, tmp_path) -> None:
     gate = tmp_path / "gate"
     with AppriseSink() as sink:
         live_repo.edit("minitrade.yaml", "notifiers: {}", f"executor: {{memory_limit_mb: 1024}}\nnotifiers:\n"
@@ -107,7 +107,7 @@ def test_a_hung_a_hungry_and_a_chatty_strategy_fail_alone_and_the_good_plan_trad
     assert (page_dir / "output" / f"{chatty.run_id}.txt").read_text() == output, "the report links the output"
 
 
-def test_a_pushed_strategy_that_loops_forever_is_a_rejected_commit_not_a_hung_daemon(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_pushed_strategy_that_loops_forever_is_a_rejected_commit_not_a_hung_daemon(live_repo) -> None:
     from tests.runner.test_executor import LOOPS as ALWAYS_LOOPS
 
     live_repo.write("strategies/forever.py", ALWAYS_LOOPS)

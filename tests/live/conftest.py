@@ -38,7 +38,7 @@ PRESENT = "2013-01-03T15:45:00-05:00"
 
 
 @pytest.fixture
-def live_repo(trading_repo, monkeypatch):  # type: ignore[no-untyped-def]
+def live_repo(trading_repo, monkeypatch):
     """Only the `alt` plan (the examples are slower and not needed here), committed; the clock in 2013."""
     monkeypatch.setenv("MINITRADE_NOW", PRESENT)
     for path in sorted((trading_repo.path / "plans").glob("*.yaml")):
@@ -53,13 +53,13 @@ AAPL_CONID = 265598
 
 
 @pytest.fixture
-def start_gateway():  # type: ignore[no-untyped-def]
+def start_gateway():
     """Start the fake IB gateway (real HTTPS on 127.0.0.1) in a given session state, at a given time."""
     from minitrade.testing.ib_gateway import FakeGateway
 
     started: list[FakeGateway] = []
 
-    def start(state: str, now):  # type: ignore[no-untyped-def]
+    def start(state: str, now):
         gw = FakeGateway(two_factor="none", state=state, now=now).start()
         gw.set_price(AAPL_CONID, open=75.0, close=76.0, last=75.5)
         started.append(gw)
@@ -70,7 +70,7 @@ def start_gateway():  # type: ignore[no-untyped-def]
         gw.stop()
 
 
-def trade_alt_through_ib(repo, gateway, *, mode: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def trade_alt_through_ib(repo, gateway, *, mode: str | None = None) -> None:
     """Point the `alt` plan at an IB broker account whose gateway is the fake, and commit."""
     repo.edit("minitrade.yaml", "  manual: {type: manual}", f"""  manual: {{type: manual}}
   ib:

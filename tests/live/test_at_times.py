@@ -21,16 +21,16 @@ NY = ZoneInfo("America/New_York")
 runner = CliRunner()
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def book(repo):  # type: ignore[no-untyped-def]
+def book(repo):
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return order_sql.orders_of(con, "alt"), order_sql.fills_of(con), order_sql.ticks_of(con, "alt")
 
 
-def test_run_and_fill_read_a_naive_at_in_the_plans_exchange_time(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_run_and_fill_read_a_naive_at_in_the_plans_exchange_time(live_repo) -> None:
     repo = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
     ran = cli("run", "alt", "--at", "2013-01-03 15:45", "--repo", repo)
@@ -43,7 +43,7 @@ def test_run_and_fill_read_a_naive_at_in_the_plans_exchange_time(live_repo) -> N
     assert fill.filled_at == datetime(2013, 1, 3, 15, 59, tzinfo=NY)
 
 
-def test_an_explicit_offset_is_that_instant_everywhere(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_an_explicit_offset_is_that_instant_everywhere(live_repo) -> None:
     repo = str(live_repo.path)
     cli("apply", "--yes", "--repo", repo)
     assert cli("run", "alt", "--at", "2013-01-03T20:45:00Z", "--repo", repo).exit_code == 0
@@ -51,7 +51,7 @@ def test_an_explicit_offset_is_that_instant_everywhere(live_repo) -> None:  # ty
     assert order.tick_at == datetime(2013, 1, 3, 15, 45, tzinfo=NY)
 
 
-def test_daemon_once_reads_a_naive_at_in_the_settings_timezone(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_once_reads_a_naive_at_in_the_settings_timezone(live_repo) -> None:
     assert "timezone: America/New_York" in live_repo.read("minitrade.yaml")
     result = cli("daemon", "--once", "--at", "2013-01-03 15:45:30", "--repo", str(live_repo.path))
     assert result.exit_code == 0, result.output
@@ -60,13 +60,13 @@ def test_daemon_once_reads_a_naive_at_in_the_settings_timezone(live_repo) -> Non
         (datetime(2013, 1, 3, 15, 45, tzinfo=NY), TickStatus.FINISHED)], "the 15:45 New York tick ran"
 
 
-def test_a_bad_at_says_what_a_time_looks_like(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_at_says_what_a_time_looks_like(live_repo) -> None:
     cli("apply", "--yes", "--repo", str(live_repo.path))
     bad = cli("run", "alt", "--at", "tomorrow", "--repo", str(live_repo.path))
     assert bad.exit_code == 1 and "--at 'tomorrow' is not a time: use e.g. '2026-11-25 15:45'" in bad.output
 
 
-def test_daemon_at_without_once_is_a_usage_error_not_a_busy_loop(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_at_without_once_is_a_usage_error_not_a_busy_loop(live_repo) -> None:
     """A real process: the daemon used to loop on its frozen clock forever (45% CPU)."""
     done = subprocess.run([sys.executable, "-m", "minitrade", "daemon", "--at", "2013-01-03 15:45",
                            "--repo", str(live_repo.path)], capture_output=True, text=True, timeout=120,

@@ -16,7 +16,7 @@ def apply(repo: str, state: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_an_internal_error_is_one_line_and_exit_1_with_the_traceback_only_in_the_debug_log(live_repo, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_internal_error_is_one_line_and_exit_1_with_the_traceback_only_in_the_debug_log(live_repo, tmp_path) -> None:
     repo = str(live_repo.path)
     apply(repo, str(tmp_path / "one"))
     env = {**os.environ, "MINITRADE_NOW": PRESENT, "MINITRADE_FAILPOINT": "submit-sent:raise"}

@@ -35,7 +35,7 @@ def sink() -> Iterator[AppriseSink]:
         yield s
 
 
-def ib_repo(repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def ib_repo(repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass-Secret-42")
     monkeypatch.setenv("MINITRADE_NOW", SIGNAL.isoformat())
@@ -48,13 +48,13 @@ def ib_repo(repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.M
     return repo
 
 
-def run_alt(repo) -> None:  # type: ignore[no-untyped-def]
+def run_alt(repo) -> None:
     result = runner.invoke(app, ["run", "alt", "--at", SIGNAL.isoformat(), "--repo", str(repo.path)],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 
-def the_order(repo):  # type: ignore[no-untyped-def]
+def the_order(repo):
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         (order,) = order_sql.orders_of(con, "alt")
     return order

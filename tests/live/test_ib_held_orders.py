@@ -25,7 +25,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+def gateway(start_gateway) -> FakeGateway:
     return start_gateway("no_session", SIGNAL)
 
 
@@ -36,7 +36,7 @@ def sink() -> Iterator[AppriseSink]:
 
 
 @pytest.fixture
-def ib_repo(live_repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def ib_repo(live_repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass-Secret-42")
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"""notifiers:
@@ -48,7 +48,7 @@ def ib_repo(live_repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pyt
     return live_repo
 
 
-def orders(repo) -> list:  # type: ignore[no-untyped-def]
+def orders(repo) -> list:
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return order_sql.orders_of(con, "alt")
 

@@ -24,12 +24,12 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+def gateway(start_gateway) -> FakeGateway:
     return start_gateway("authenticated", DAY3)
 
 
 @pytest.fixture
-def repo(live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def repo(live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass")
     trade_alt_through_ib(live_repo, gateway, mode="incremental")
@@ -37,13 +37,13 @@ def repo(live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch):  # t
     return live_repo
 
 
-def run_at(repo, moment: datetime) -> None:  # type: ignore[no-untyped-def]
+def run_at(repo, moment: datetime) -> None:
     result = runner.invoke(app, ["run", "alt", "--at", moment.isoformat(), "--repo", str(repo.path)],
                            env=present_env(moment), catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 
-def book(repo) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+def book(repo) -> tuple[list, list]:
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return order_sql.orders_of(con, "alt"), order_sql.fills_of(con, "alt")
 

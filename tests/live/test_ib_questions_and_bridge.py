@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ def sink() -> Iterator[AppriseSink]:
         yield s
 
 
-def ib_repo(repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch, *,  # type: ignore[no-untyped-def]
+def ib_repo(repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.MonkeyPatch, *,
             at: datetime, trg: bool = False):
     """The `alt` plan trading through the fake gateway, notifying the sink; applied."""
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
@@ -50,17 +51,17 @@ def ib_repo(repo, gateway: FakeGateway, sink: AppriseSink, monkeypatch: pytest.M
     return repo
 
 
-def run_at(repo, moment: datetime) -> None:  # type: ignore[no-untyped-def]
+def run_at(repo, moment: datetime) -> None:
     result = runner.invoke(app, ["run", "alt", "--at", moment.isoformat(), "--repo", str(repo.path)],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
 
-def store_of(repo) -> Store:  # type: ignore[no-untyped-def]
+def store_of(repo) -> Store:
     return Store(repo.path / "state" / "minitrade.duckdb")
 
 
-def orders(repo) -> list:  # type: ignore[no-untyped-def]
+def orders(repo) -> list:
     with store_of(repo).transaction() as con:
         return order_sql.orders_of(con, "alt")
 
@@ -113,7 +114,7 @@ def test_no_bridge_holds_the_order_and_a_later_pass_sends_it_once(
         moment = MORNING + timedelta(minutes=minutes)
         gateway.set_time(moment)
         monkeypatch.setenv("MINITRADE_NOW", moment.isoformat())
-        reconcile_once(repo.path, store, now=lambda moment=moment: moment)
+        reconcile_once(repo.path, store, now=functools.partial(lambda at: at, moment))
         if minutes == 1:
             assert orders(repo)[0].status is OrderStatus.HELD and gateway.order_posts() == 1
     assert [o.coid for o in gateway.orders] == [held.client_id] and gateway.order_posts() == 2

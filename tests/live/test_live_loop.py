@@ -23,26 +23,26 @@ NY = ZoneInfo("America/New_York")
 runner = CliRunner()
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def live(*args: str):  # type: ignore[no-untyped-def]
+def live(*args: str):
     """A command at its own `--at` as the real present (the live path, not a rehearsal)."""
     return runner.invoke(app, list(args), env=at_own_present(args), catch_exceptions=False)
 
 
-def daemon_pass(repo, store: Store, moment: datetime):  # type: ignore[no-untyped-def]
+def daemon_pass(repo, store: Store, moment: datetime):
     """One daemon pass at `moment`, with the machine's clock reading `moment` too."""
     with present(moment):
         return reconcile_once(repo.path, store, now=lambda: moment)
 
 
-def store_of(repo) -> Store:  # type: ignore[no-untyped-def]
+def store_of(repo) -> Store:
     return Store(repo.path / "state" / "minitrade.duckdb")
 
 
-def orders(repo):  # type: ignore[no-untyped-def]
+def orders(repo):
     with store_of(repo).transaction() as con:
         return order_sql.orders_of(con, "alt")
 
@@ -55,7 +55,7 @@ def closes() -> pd.Series:
     return frame["close"]
 
 
-def test_run_records_an_order_once_with_commit_and_digest(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_run_records_an_order_once_with_commit_and_digest(live_repo) -> None:
     repo = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", repo).exit_code == 0
     first = live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
@@ -74,7 +74,7 @@ def test_run_records_an_order_once_with_commit_and_digest(live_repo) -> None:  #
     assert all(r.commit_sha == live_repo.head for r in runs)
 
 
-def test_manual_fill_counts_and_shows_in_trades(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_manual_fill_counts_and_shows_in_trades(live_repo) -> None:
     repo = str(live_repo.path)
     cli("apply", "--yes", "--repo", repo)
     live("run", "alt", "--at", "2013-01-03T15:45:00-05:00", "--repo", repo)
@@ -88,7 +88,7 @@ def test_manual_fill_counts_and_shows_in_trades(live_repo) -> None:  # type: ign
     assert refused.exit_code == 1
 
 
-def test_trading_disabled_records_but_never_submits(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_trading_disabled_records_but_never_submits(live_repo) -> None:
     live_repo.edit("plans/alt.yaml", "trading: enabled", "trading: disabled")
     live_repo.commit("no trading")
     repo = str(live_repo.path)
@@ -98,7 +98,7 @@ def test_trading_disabled_records_but_never_submits(live_repo) -> None:  # type:
     assert order.status is OrderStatus.CANCELLED and "trading disabled" in (order.note or "")
 
 
-def test_daemon_pass_runs_a_due_tick_once_and_skips_late_ones(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_daemon_pass_runs_a_due_tick_once_and_skips_late_ones(live_repo) -> None:
     store = store_of(live_repo)
     tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
     first = daemon_pass(live_repo, store, tick + timedelta(seconds=30))
@@ -114,7 +114,7 @@ def test_daemon_pass_runs_a_due_tick_once_and_skips_late_ones(live_repo) -> None
     assert len(orders(live_repo)) == 1
 
 
-def test_invalid_commit_is_rejected_once_and_last_good_keeps_running(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_commit_is_rejected_once_and_last_good_keeps_running(live_repo) -> None:
     store = store_of(live_repo)
     day3 = datetime(2013, 1, 3, 15, 45, 30, tzinfo=NY)
     daemon_pass(live_repo, store, day3)
@@ -132,7 +132,7 @@ def test_invalid_commit_is_rejected_once_and_last_good_keeps_running(live_repo) 
     assert again.attempted is None, "a rejected commit is attempted once"
 
 
-def test_restart_closes_interrupted_ticks_and_looks_up_before_resubmitting(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_restart_closes_interrupted_ticks_and_looks_up_before_resubmitting(live_repo) -> None:
     store = store_of(live_repo)
     tick = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
     daemon_pass(live_repo, store, tick + timedelta(seconds=30))
@@ -148,7 +148,7 @@ def test_restart_closes_interrupted_ticks_and_looks_up_before_resubmitting(live_
     assert len(after) == 1 and after[0].status is OrderStatus.SUBMITTED
 
 
-def test_replay_fills_toc_orders_at_the_signal_close(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_replay_fills_toc_orders_at_the_signal_close(live_repo) -> None:
     result = cli("replay", "--from", "2013-01-02", "--to", "2013-01-08", "--repo", str(live_repo.path))
     assert result.exit_code == 0, result.output
     assert "Report: " in result.output
@@ -167,7 +167,7 @@ def test_replay_fills_toc_orders_at_the_signal_close(live_repo) -> None:  # type
     assert (live_repo.path / "state" / "replay" / "reports" / "index.html").is_file()
 
 
-def test_incremental_mode_runs_from_actual_fills_and_cancels_open_orders(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_incremental_mode_runs_from_actual_fills_and_cancels_open_orders(live_repo) -> None:
     live_repo.edit("plans/alt.yaml", "mode: strict", "mode: incremental")
     live_repo.commit("incremental")
     repo = str(live_repo.path)
@@ -188,7 +188,7 @@ def test_incremental_mode_runs_from_actual_fills_and_cancels_open_orders(live_re
     assert equity["cash"].iloc[-2] == 100000 - 4 * 80  # the actual cash, unchanged before today
 
 
-def test_strict_run_aborts_when_past_prices_change(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_strict_run_aborts_when_past_prices_change(live_repo) -> None:
     import shutil
     from importlib import resources
 
@@ -209,7 +209,7 @@ def test_strict_run_aborts_when_past_prices_change(live_repo) -> None:  # type: 
     assert [o.trading_day for o in orders(live_repo)] == [date(2013, 1, 3)], "no order from changed history"
 
 
-def test_strict_live_run_starts_its_book_at_trade_start_not_backtest_start(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_strict_live_run_starts_its_book_at_trade_start_not_backtest_start(live_repo) -> None:
     live_repo.write("strategies/hold.py", "import backtrader as bt\n\n\nclass Hold(bt.Strategy):\n"
                                           "    def next(self):\n        if not self.position:\n"
                                           "            self.buy(size=10)\n")

@@ -41,7 +41,7 @@ class Ladder(bt.Strategy):
 '''
 
 
-def cli(*args: str, now: datetime | None = None):  # type: ignore[no-untyped-def]
+def cli(*args: str, now: datetime | None = None):
     """A command; with `now`, the machine's clock reads that instant (the live path)."""
     return runner.invoke(app, list(args), env=present_env(now) if now else None, catch_exceptions=False)
 
@@ -54,7 +54,7 @@ def aapl_close(day: date) -> float:
     return float(frame.loc[pd.Timestamp(day), "close"])
 
 
-def orders(repo) -> list[Order]:  # type: ignore[no-untyped-def]
+def orders(repo) -> list[Order]:
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return order_sql.orders_of(con, "alt")
 
@@ -66,7 +66,7 @@ def sink() -> Iterator[AppriseSink]:
 
 
 @pytest.fixture
-def repo(live_repo, sink: AppriseSink):  # type: ignore[no-untyped-def]
+def repo(live_repo, sink: AppriseSink):
     """The `alt` plan (strict, manual broker, trading enabled) with a notifier on the sink, applied."""
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"""notifiers:
   phone:
@@ -76,7 +76,7 @@ def repo(live_repo, sink: AppriseSink):  # type: ignore[no-untyped-def]
     return live_repo
 
 
-def test_a_run_at_a_past_time_is_a_rehearsal_and_never_submits(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_at_a_past_time_is_a_rehearsal_and_never_submits(repo, sink: AppriseSink) -> None:
     path = str(repo.path)
     result = cli("run", "alt", "--at", DAY3.isoformat(), "--repo", path, now=TODAY)
     assert result.exit_code == 0, result.output
@@ -99,7 +99,7 @@ def test_a_run_at_a_past_time_is_a_rehearsal_and_never_submits(repo, sink: Appri
         "the rehearsal never took the id the real tick needs"
 
 
-def test_strict_plan_refuses_to_sell_what_an_expired_buy_never_bought(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def test_strict_plan_refuses_to_sell_what_an_expired_buy_never_bought(repo, sink: AppriseSink) -> None:
     path = str(repo.path)
     assert cli("run", "alt", "--at", DAY3.isoformat(), "--repo", path, now=DAY3).exit_code == 0
     (buy,) = orders(repo)
@@ -124,7 +124,7 @@ def test_strict_plan_refuses_to_sell_what_an_expired_buy_never_bought(repo, sink
     assert cli("fill", sell.client_id, "--price", "75", "--repo", path).exit_code == 1
 
 
-def test_a_buy_beyond_the_actual_cash_is_clipped_to_what_it_pays_for(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def test_a_buy_beyond_the_actual_cash_is_clipped_to_what_it_pays_for(repo, sink: AppriseSink) -> None:
     repo.write("strategies/ladder.py", LADDER)
     repo.edit("plans/alt.yaml", "strategies/alternate.py", "strategies/ladder.py")
     repo.edit("plans/alt.yaml", "cash: 100000", "cash: 2000")
@@ -144,7 +144,7 @@ def test_a_buy_beyond_the_actual_cash_is_clipped_to_what_it_pays_for(repo, sink:
     assert any("CLIPPED BUY 10 AAPL" in p.message for p in sink.posts)
 
 
-def test_fill_refuses_a_sell_that_would_leave_the_plan_short(repo) -> None:  # type: ignore[no-untyped-def]
+def test_fill_refuses_a_sell_that_would_leave_the_plan_short(repo) -> None:
     # An order recorded before minitrade checked the book (an older version, or a plan edited since):
     # the fill is the last line of defence.
     old = Order(client_id="alt.20130104.204500Z.AAPL.0", plan="alt", run_id="old-run", trading_day=date(2013, 1, 4),
@@ -165,7 +165,7 @@ def test_fill_refuses_a_sell_that_would_leave_the_plan_short(repo) -> None:  # t
     assert allowed.exit_code == 0, allowed.output
 
 
-def test_a_daemon_pass_in_the_future_is_refused_and_one_in_the_past_rehearses(repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_daemon_pass_in_the_future_is_refused_and_one_in_the_past_rehearses(repo) -> None:
     path = str(repo.path)
     future = cli("daemon", "--once", "--at", "2026-11-30T15:45:00-05:00", "--repo", path, now=TODAY)
     assert future.exit_code != 0 and "in the future" in future.output, "it would use up real ticks"

@@ -29,15 +29,15 @@ TICK = datetime(2013, 1, 3, 20, 45, tzinfo=UTC)   # 15:45 in New York
 runner = CliRunner()
 
 
-def cli(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def cli(*args: str, env: dict[str, str] | None = None):
     return runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
 
-def store_of(repo) -> Store:  # type: ignore[no-untyped-def]
+def store_of(repo) -> Store:
     return Store(repo.path / "state" / "minitrade.duckdb")
 
 
-def test_positions_from_partial_fills_match_a_hand_computation(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_positions_from_partial_fills_match_a_hand_computation(live_repo) -> None:
     path = str(live_repo.path)
     assert cli("apply", "--yes", "--repo", path).exit_code == 0
     assert cli("data", "fetch", "--plan", "alt", "--repo", path).exit_code == 0
@@ -99,12 +99,12 @@ DAY3 = datetime(2013, 1, 3, 15, 45, tzinfo=NY)
 
 
 @pytest.fixture
-def gateway(start_gateway) -> FakeGateway:  # type: ignore[no-untyped-def]
+def gateway(start_gateway) -> FakeGateway:
     return start_gateway("authenticated", DAY3)
 
 
 def test_broker_positions_beside_the_plans_show_drift_until_the_fills_are_collected(
-        live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        live_repo, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass")
     trade_alt_through_ib(live_repo, gateway)
@@ -114,7 +114,7 @@ def test_broker_positions_beside_the_plans_show_drift_until_the_fills_are_collec
     assert ran.exit_code == 0, ran.output
     gateway.set_time(DAY3.replace(hour=16, minute=5))   # the MOC order executes at the close (76)
 
-    def broker_view() -> tuple[dict, dict]:  # type: ignore[type-arg]
+    def broker_view() -> tuple[dict, dict]:
         shown = cli("positions", "--broker", "--json", "--repo", path)
         assert shown.exit_code == 0, shown.output
         doc = json.loads(shown.stdout)
@@ -141,7 +141,7 @@ def test_broker_positions_beside_the_plans_show_drift_until_the_fills_are_collec
 
 
 def test_broker_positions_without_a_session_say_so_and_never_log_in(live_repo, start_gateway,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     gateway = start_gateway("expired", DAY3)
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass")

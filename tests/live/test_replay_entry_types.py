@@ -25,7 +25,7 @@ def aapl() -> pd.DataFrame:
         return pd.read_csv(path, index_col="date", parse_dates=True)
 
 
-def replay_trg(repo, run_at: str):  # type: ignore[no-untyped-def]
+def replay_trg(repo, run_at: str):
     """Replay the `alt` plan as an incremental TRG plan running at `run_at`; its orders and fills."""
     repo.edit("plans/alt.yaml", "mode: strict", "mode: incremental")
     repo.edit("plans/alt.yaml", "order_type: TOC", "order_type: TRG")
@@ -41,7 +41,7 @@ def replay_trg(repo, run_at: str):  # type: ignore[no-untyped-def]
     return placed, fills
 
 
-def test_a_trg_order_of_a_run_during_the_session_fills_at_once_at_the_signal_days_close(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_trg_order_of_a_run_during_the_session_fills_at_once_at_the_signal_days_close(live_repo) -> None:
     placed, fills = replay_trg(live_repo, "10:00")
     close = aapl()["close"]
     assert len(fills) == len(placed) == 5  # one a session, the last one too (01-09, within the replay)
@@ -52,7 +52,7 @@ def test_a_trg_order_of_a_run_during_the_session_fills_at_once_at_the_signal_day
         assert fill.price == close[pd.Timestamp(order.trading_day)]
 
 
-def test_a_trg_order_of_a_run_after_the_close_fills_at_the_next_open(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_trg_order_of_a_run_after_the_close_fills_at_the_next_open(live_repo) -> None:
     placed, fills = replay_trg(live_repo, "16:30")
     opens = aapl()["open"]
     cal = get_calendar("XNYS")

@@ -24,12 +24,12 @@ def sink() -> Iterator[AppriseSink]:
         yield running
 
 
-def daemon_pass(repo, at: datetime) -> None:  # type: ignore[no-untyped-def]
+def daemon_pass(repo, at: datetime) -> None:
     with present(at):
         reconcile_once(repo.path, Store(repo.path / "state" / "minitrade.duckdb"), now=lambda: at)
 
 
-def test_run_finished_and_failed_name_the_commit_and_the_next_run(live_repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def test_run_finished_and_failed_name_the_commit_and_the_next_run(live_repo, sink: AppriseSink) -> None:
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"notifiers:\n  phone:\n    urls: ['{sink.url('phone')}']\n")
     head = live_repo.commit("notify the phone")
     daemon_pass(live_repo, datetime(2013, 1, 3, 15, 45, 30, tzinfo=NY))   # Thursday

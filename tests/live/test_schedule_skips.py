@@ -24,13 +24,13 @@ def sink() -> Iterator[AppriseSink]:
         yield running
 
 
-def watch(repo, sink: AppriseSink) -> None:  # type: ignore[no-untyped-def]
+def watch(repo, sink: AppriseSink) -> None:
     """Every event of the repo goes to the sink."""
     repo.edit("minitrade.yaml", "notifiers: {}", f"notifiers:\n  phone:\n    urls: ['{sink.url('phone')}']\n")
     repo.commit("notify the phone")
 
 
-def ticks(repo) -> dict[datetime, tuple[TickStatus, str | None]]:  # type: ignore[no-untyped-def]
+def ticks(repo) -> dict[datetime, tuple[TickStatus, str | None]]:
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return {t.scheduled_at.astimezone(NY): (t.status, t.error) for t in order_sql.ticks_of(con, "alt")}
 
@@ -39,7 +39,7 @@ def titled(sink: AppriseSink, start: str) -> list[str]:
     return [p.message for p in sink.posts if p.title.startswith(start)]
 
 
-def test_ticks_missed_while_the_daemon_was_away_are_each_recorded_with_one_summary(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_ticks_missed_while_the_daemon_was_away_are_each_recorded_with_one_summary(live_repo, sink) -> None:
     watch(live_repo, sink)
     store = Store(live_repo.path / "state" / "minitrade.duckdb")
     first = datetime(2013, 1, 3, 15, 45, 30, tzinfo=NY)
@@ -62,7 +62,7 @@ def test_ticks_missed_while_the_daemon_was_away_are_each_recorded_with_one_summa
     assert again.skipped == [] and len(titled(sink, "daemon was away")) == 1, "told once"
 
 
-def test_an_outage_longer_than_the_cap_leaves_one_marker_and_each_recent_tick(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_an_outage_longer_than_the_cap_leaves_one_marker_and_each_recent_tick(live_repo, sink) -> None:
     watch(live_repo, sink)
     store = Store(live_repo.path / "state" / "minitrade.duckdb")
     reconcile_once(live_repo.path, store, now=lambda: datetime(2013, 1, 3, 15, 45, 30, tzinfo=NY))
@@ -80,7 +80,7 @@ def test_an_outage_longer_than_the_cap_leaves_one_marker_and_each_recent_tick(li
     assert "alt: 22 (" in summary and "not recorded one by one" in summary
 
 
-def test_a_tick_late_while_the_daemon_runs_is_skipped_and_told_once(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_a_tick_late_while_the_daemon_runs_is_skipped_and_told_once(live_repo, sink) -> None:
     """`alt` at 15:45, `alt2` at 15:46: the pass that runs `alt` lasts until 15:50 (the ticks due at
     a pass's start compute together; one due while a pass is busy waits for the next pass), so the
     next pass finds `alt2`'s tick past its grace period."""
@@ -108,7 +108,7 @@ def test_a_tick_late_while_the_daemon_runs_is_skipped_and_told_once(live_repo, s
     assert not titled(sink, "daemon was away"), "the daemon was running: no away summary"
 
 
-def test_early_close_shift_runs_earlier_records_that_tick_and_tells(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_early_close_shift_runs_earlier_records_that_tick_and_tells(live_repo, sink) -> None:
     watch(live_repo, sink)
     store = Store(live_repo.path / "state" / "minitrade.duckdb")
     moved = datetime(2012, 11, 23, 12, 45, tzinfo=NY)  # XNYS closes 13:00 the day after Thanksgiving
@@ -121,7 +121,7 @@ def test_early_close_shift_runs_earlier_records_that_tick_and_tells(live_repo, s
     assert later.runs == [] and later.skipped == [], "the 15:45 run happened at 12:45: nothing more that day"
 
 
-def test_early_close_skip_records_the_tick_skipped_with_its_reason_and_tells(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_early_close_skip_records_the_tick_skipped_with_its_reason_and_tells(live_repo, sink) -> None:
     live_repo.edit("plans/alt.yaml", "mode: strict", "mode: strict\nearly_close: skip")
     watch(live_repo, sink)
     store = Store(live_repo.path / "state" / "minitrade.duckdb")

@@ -61,7 +61,7 @@ DIVERGE = SESSIONS[2]           # the day whose order is filled differently from
 SLIPPAGE, SHORT, FEE = 1.25, 7, 2.5  # paid this much more per share, got this many shares fewer, paid this fee
 
 
-def cli(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def cli(*args: str, env: dict[str, str] | None = None):
     result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
@@ -96,7 +96,7 @@ def signed(order: Order) -> float:
     return order.quantity if order.side is Side.BUY else -order.quantity
 
 
-def test_strict_and_incremental_agree_until_a_fill_diverges_then_each_follows_its_book(trading_repo, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_strict_and_incremental_agree_until_a_fill_diverges_then_each_follows_its_book(trading_repo, monkeypatch) -> None:
     # apply refuses trading-enabled plans whose prices end before the present: live in 2013
     monkeypatch.setenv("MINITRADE_NOW", f"{SESSIONS[0]}T15:45:00-05:00")
     for path in sorted((trading_repo.path / "plans").glob("*.yaml")):

@@ -30,7 +30,7 @@ DAY7 = datetime(2013, 1, 7, 15, 45, tzinfo=NY)   # Monday
 runner = CliRunner()
 
 
-def cli(*args: str, at: datetime):  # type: ignore[no-untyped-def]
+def cli(*args: str, at: datetime):
     return runner.invoke(app, list(args), env=present_env(at), catch_exceptions=False)
 
 
@@ -40,18 +40,18 @@ def sink() -> Iterator[AppriseSink]:
         yield running
 
 
-def daemon_pass(repo, at: datetime):  # type: ignore[no-untyped-def]
+def daemon_pass(repo, at: datetime):
     """One daemon pass with the clock (and the machine's present) at `at`."""
     with present(at):
         return reconcile_once(repo.path, Store(repo.path / "state" / "minitrade.duckdb"), now=lambda: at)
 
 
-def ticks(repo) -> dict[datetime, tuple[TickStatus, str | None]]:  # type: ignore[no-untyped-def]
+def ticks(repo) -> dict[datetime, tuple[TickStatus, str | None]]:
     with Store(repo.path / "state" / "minitrade.duckdb").transaction() as con:
         return {t.scheduled_at.astimezone(NY): (t.status, t.error) for t in order_sql.ticks_of(con, "alt")}
 
 
-def test_suspend_skips_the_next_tick_and_resume_restarts_the_following_one(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_suspend_skips_the_next_tick_and_resume_restarts_the_following_one(live_repo, sink) -> None:
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"notifiers:\n  phone:\n    urls: ['{sink.url('phone')}']\n")
     live_repo.commit("notify the phone")
     path = str(live_repo.path)
@@ -97,14 +97,14 @@ def test_suspend_skips_the_next_tick_and_resume_restarts_the_following_one(live_
     assert ticks(live_repo)[DAY7] == (TickStatus.FINISHED, None)
 
 
-def test_suspend_of_an_unknown_plan_is_refused_with_did_you_mean(live_repo) -> None:  # type: ignore[no-untyped-def]
+def test_suspend_of_an_unknown_plan_is_refused_with_did_you_mean(live_repo) -> None:
     path = str(live_repo.path)
     daemon_pass(live_repo, DAY3 - timedelta(minutes=5))  # applies
     refused = cli("suspend", "alts", "--repo", path, at=DAY3)
     assert refused.exit_code == 1 and "no applied plan 'alts'; did you mean alt?" in refused.output
 
 
-def test_a_commit_that_disables_the_plan_clears_its_suspension_and_tells(live_repo, sink) -> None:  # type: ignore[no-untyped-def]
+def test_a_commit_that_disables_the_plan_clears_its_suspension_and_tells(live_repo, sink) -> None:
     live_repo.edit("minitrade.yaml", "notifiers: {}", f"notifiers:\n  phone:\n    urls: ['{sink.url('phone')}']\n")
     live_repo.commit("notify the phone")
     path = str(live_repo.path)
@@ -122,7 +122,7 @@ def test_a_commit_that_disables_the_plan_clears_its_suspension_and_tells(live_re
 
 
 def test_held_orders_of_a_suspended_plan_are_not_sent(live_repo, start_gateway,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     gateway: FakeGateway = start_gateway("expired", DAY3)
     monkeypatch.setenv("IB_USERNAME", "fakeuser")
     monkeypatch.setenv("IB_PASSWORD", "fakepass")

@@ -18,7 +18,7 @@ from tests.orders.conftest import make_order
 AT = datetime(2026, 11, 25, 15, 59, tzinfo=ZoneInfo("America/New_York"))
 
 
-def _book(store: Store, *orders):  # type: ignore[no-untyped-def]
+def _book(store: Store, *orders):
     with store.transaction() as con:
         order_sql.insert_orders(con, list(orders))
 

@@ -18,7 +18,7 @@ def intent(ticker: str = "AAPL", quantity: float = 10, side: Side = Side.BUY) ->
     return OrderIntent(ticker=ticker, side=side, quantity=quantity, order_type=OrderType.TOC)
 
 
-def decide(plan, intents, *, tick=TICK, existing=(), day=DAY):  # type: ignore[no-untyped-def]
+def decide(plan, intents, *, tick=TICK, existing=(), day=DAY):
     return decide_orders(plan, intents, run_id="run-2", trading_day=day, tick_at=tick, existing=list(existing),
                          commit_sha="abc123", plan_digest="dig", broker="manual")
 
@@ -123,7 +123,7 @@ def test_actual_book_without_fills_is_the_plans_initial_book() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_strict_many_ticks_with_changing_sizes_never_make_a_second_order(seed: int, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_strict_many_ticks_with_changing_sizes_never_make_a_second_order(seed: int, tmp_path) -> None:
     import random
 
     from minitrade.store import Store

@@ -21,11 +21,11 @@ from tests.orders.conftest import make_order
 runner = CliRunner()
 
 
-def cli(*args: str):  # type: ignore[no-untyped-def]
+def cli(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def _seed(repo_path) -> tuple[Store, list]:  # type: ignore[no-untyped-def]
+def _seed(repo_path) -> tuple[Store, list]:
     store = load_worktree(repo_path).store()
     book = [make_order("AAPL", 10, plan="sma-aapl", commit_sha="abc123"),
             make_order("MSFT", 5, plan="momentum-rotation", side=Side.SELL, status=OrderStatus.HELD),
@@ -35,7 +35,7 @@ def _seed(repo_path) -> tuple[Store, list]:  # type: ignore[no-untyped-def]
     return store, book
 
 
-def test_fill_then_orders_and_trades_show_the_book(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_fill_then_orders_and_trades_show_the_book(trading_repo) -> None:
     repo = str(trading_repo.path)
     store, (aapl, msft, ibm) = _seed(trading_repo.path)
 
@@ -69,7 +69,7 @@ def test_fill_then_orders_and_trades_show_the_book(trading_repo) -> None:  # typ
     assert first.filled_at == datetime(2026, 11, 25, 20, 59, tzinfo=UTC)
 
 
-def test_fill_refusals_exit_1_with_the_reason(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_fill_refusals_exit_1_with_the_reason(trading_repo) -> None:
     repo = str(trading_repo.path)
     _, (aapl, _, ibm) = _seed(trading_repo.path)
     typo = cli("fill", aapl.client_id[:-1] + "7", "--price", "10", "--repo", repo)
@@ -83,7 +83,7 @@ def test_fill_refusals_exit_1_with_the_reason(trading_repo) -> None:  # type: ig
     assert "No trades." in cli("trades", "--repo", repo).stdout
 
 
-def test_orders_read_the_store_even_when_the_repo_files_are_broken(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_orders_read_the_store_even_when_the_repo_files_are_broken(trading_repo) -> None:
     repo = str(trading_repo.path)
     _, (aapl, *_) = _seed(trading_repo.path)
     trading_repo.write("plans/broken.yaml", "name: [unclosed\n")
@@ -94,7 +94,7 @@ def test_orders_read_the_store_even_when_the_repo_files_are_broken(trading_repo)
     assert filled.exit_code == 0, filled.output
 
 
-def test_csv_output_from_a_real_process(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_csv_output_from_a_real_process(trading_repo) -> None:
     _, (aapl, msft, _) = _seed(trading_repo.path)
     done = subprocess.run([sys.executable, "-m", "minitrade", "orders", "--csv", "--repo", str(trading_repo.path)],
                           capture_output=True, text=True, timeout=120)
@@ -106,7 +106,7 @@ def test_csv_output_from_a_real_process(trading_repo) -> None:  # type: ignore[n
     assert "No open orders for plan nobody." in empty.stdout
 
 
-def test_fill_notifies_the_fills_recorded_subscribers(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_fill_notifies_the_fills_recorded_subscribers(trading_repo) -> None:
     from minitrade.testing.apprise_sink import AppriseSink, closed_port_url
 
     with AppriseSink() as sink:
@@ -122,12 +122,12 @@ def test_fill_notifies_the_fills_recorded_subscribers(trading_repo) -> None:  # 
     assert "notifier gone failed" in done.output
 
 
-def test_json_and_csv_together_is_a_usage_error(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_json_and_csv_together_is_a_usage_error(trading_repo) -> None:
     result = runner.invoke(app, ["orders", "--json", "--csv", "--repo", str(trading_repo.path)])
     assert result.exit_code == 64 and "choose one of --json and --csv" in result.output  # usage error (README: Exit codes)
 
 
-def test_a_hand_typed_fill_for_an_ib_order_is_refused(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_a_hand_typed_fill_for_an_ib_order_is_refused(trading_repo) -> None:
     trading_repo.edit("minitrade.yaml", "  manual: {type: manual}\n", "  manual: {type: manual}\n"
                       "  paper: {type: ib, username: '${IB_USER}', password: '${IB_PASS}'}\n")
     store = load_worktree(trading_repo.path).store()

@@ -83,7 +83,7 @@ def independent(equity: pd.Series, start_equity: float, pnl: list[float], pct: l
     }
 
 
-def test_stats_match_an_independent_computation(run: tuple) -> None:  # type: ignore[type-arg]
+def test_stats_match_an_independent_computation(run: tuple) -> None:
     result, frames = run
     closes = pd.DataFrame({t: f["close"] for t, f in frames.items()})
     expected = independent(result.equity["equity"], result.start_equity, result.trades["pnl"].tolist(),

@@ -4,6 +4,7 @@ the executor enforces, the tests only check what it reports)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from importlib import resources
 
 import pandas as pd
@@ -74,7 +75,7 @@ def unit(run_id: str, source: str, *, timeout: float = 120.0) -> RunInput:
 
 
 @pytest.fixture
-def pool() -> ProcessExecutor:
+def pool() -> Iterator[ProcessExecutor]:
     executor = ProcessExecutor(2, memory_limit=1024**3)
     yield executor
     executor.close()

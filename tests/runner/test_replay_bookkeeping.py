@@ -39,7 +39,7 @@ def positions_json(positions: pd.DataFrame) -> list[str]:
     return [json.dumps({t: float(v) for t, v in row.items() if v}) for row in positions.to_dict("records")]
 
 
-def test_replay_decides_as_before_and_every_run_reads_back_its_whole_results(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_replay_decides_as_before_and_every_run_reads_back_its_whole_results(trading_repo) -> None:
     summary = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 2, 6),
                      keep_results=True)
 
@@ -75,7 +75,7 @@ def test_replay_decides_as_before_and_every_run_reads_back_its_whole_results(tra
     assert [row["seq"] for row in page["sim_fills"]] == list(range(len(last.result.fills)))
 
 
-def test_replay_appends_new_bars_to_the_recorded_history_and_never_rewrites_it(trading_repo) -> None:  # type: ignore[no-untyped-def]
+def test_replay_appends_new_bars_to_the_recorded_history_and_never_rewrites_it(trading_repo) -> None:
     summary = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 2, 1),
                      plans=["sma-aapl"], keep_results=True)
     runs = [r.run_id for r in summary.runs]

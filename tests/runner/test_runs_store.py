@@ -60,13 +60,13 @@ def results_of(store: Store, run_id: str) -> tuple[list[float], list[str], list[
     return equity["equity"].tolist(), equity["positions"].tolist(), trades["pnl"].tolist(), fills["price"].tolist()
 
 
-def expected(result) -> tuple[list[float], list[str], list[float], list[float]]:  # type: ignore[no-untyped-def]
+def expected(result) -> tuple[list[float], list[str], list[float], list[float]]:
     positions = [json.dumps({t: float(v) for t, v in row.items() if v}) for row in result.positions.to_dict("records")]
     return (result.equity["equity"].tolist(), positions, result.trades["pnl"].tolist(),
             result.fills["price"].tolist())
 
 
-def write(store: Store, run_id: str, result, plan: str = "p") -> int:  # type: ignore[no-untyped-def]
+def write(store: Store, run_id: str, result, plan: str = "p") -> int:
     """Record `result` as run `run_id` of `plan`; returns how many equity rows the run stored itself."""
     with store.transaction() as con:
         store_runs.start_run(con, run_id=run_id, plan=plan, kind="replay")
