@@ -59,9 +59,9 @@ def serve(
 
     Only this machine can connect. Pages poll the site's version.txt, which every report write
     (the daemon after a run, `minitrade report`, `replay`) renews, and reload when it changes.
-    Ctrl-C stops.
+    Ctrl-C stops. A replay writes its own site: serve it with --state-dir state/replay.
 
-    Example: minitrade serve --port 8000      (a replay's site: minitrade serve --state-dir state/replay)
+    Example: minitrade serve --port 8000
     """
     from minitrade.cli.app import INTERRUPTED
     from minitrade.reports.serve import site_server

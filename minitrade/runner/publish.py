@@ -93,7 +93,7 @@ def write_site(store: Store, out_dir: Path, *, plans: list[str] | None = None,
                          timezone=zone, present=present)
         held = suspension_sql.suspended(con)
         all_orders, all_fills = order_sql.orders_of(con, None), order_sql.fills_of(con, None)
-        books: list[PlanBook] = []
+        books: list[tuple[PlanBook, float | None]] = []
         wanted = set(plans or names)
         for done, name in enumerate(names, start=1):
             rows = reporting.plan_rows(con, name)
@@ -146,16 +146,21 @@ def _last_run_at(con: Any) -> datetime | None:
     return row[0] if row and isinstance(row[0], datetime) else None
 
 
-def _totals(books: Sequence[PlanBook]) -> dict[str, Any]:
-    t = totals(books)
-    return {"start_cash": t.start_cash, "cash": t.cash, "market_value": t.market_value, "equity": t.equity,
+def _totals(books: Sequence[tuple[PlanBook, float | None]]) -> dict[str, Any]:
+    """Every plan's book summed; the return is against the books' start values (cash and preexisting
+    positions at their start marks), unknown when one of them is."""
+    t = totals([b for b, _ in books])
+    starts = [s for _, s in books]
+    start = None if any(s is None for s in starts) else sum(s for s in starts if s is not None)
+    return {"start_equity": start, "cash": t.cash, "market_value": t.market_value, "equity": t.equity,
             "realized": t.realized, "unrealized": t.unrealized, "fees": t.fees, "positions": t.positions,
-            "return_pct": (100 * (t.equity / t.start_cash - 1)
-                           if t.equity is not None and t.start_cash > 0 else None)}
+            "return_pct": (100 * (t.equity / start - 1) if t.equity is not None and start else None)}
 
 
-def _live(con: Any, plan: PlanInput, orders: list[Order], fills: list[Fill], *, replay: bool) -> PlanBook | None:
-    """Fill `plan.live` (and the simulation's statistics over the same period); returns its book."""
+def _live(con: Any, plan: PlanInput, orders: list[Order], fills: list[Fill], *,
+          replay: bool) -> tuple[PlanBook, float | None] | None:
+    """Fill `plan.live` (and the simulation's statistics over the same period); returns its book and
+    start value."""
     spec = _plan_model(plan.spec)
     if spec is None:
         return None
@@ -177,7 +182,7 @@ def _live(con: Any, plan: PlanInput, orders: list[Order], fills: list[Fill], *, 
     sim = _simulated(plan.equity)
     plan.sim_stats = _sim_stats(plan, sim, closes, first_day) if first_run is not None else None
     if first_run is None:
-        return book
+        return book, performance.start_value(start, start_marks)
     curve = performance.live_equity(start, orders, fills, closes, first_day=first_day, zone=zone,
                                     start_marks=start_marks)
     stats = performance.period_stats(curve.equity, start_equity=curve.start_equity,
@@ -205,7 +210,7 @@ def _live(con: Any, plan: PlanInput, orders: list[Order], fills: list[Fill], *, 
                     "mark_date": t.mark_date, "market_value": t.market_value, "realized": t.realized,
                     "unrealized": t.unrealized, "fees": t.fees, "fills": t.fills} for t in book.tickers],
         note=_note(curve, first_day))
-    return book
+    return book, curve.start_equity
 
 
 def _note(curve: performance.LiveCurve, first_day: date) -> str | None:

@@ -118,6 +118,7 @@ def test_live_equity_follows_the_fills_and_each_days_close(tmp_path, hand_store)
 
     index = json.loads((out / "index.json").read_text())
     assert index["totals"]["equity"] == pytest.approx(expected[-1])
+    assert index["totals"]["return_pct"] == pytest.approx(live["stats"]["return_pct"])
     assert index["plans"][0]["return_pct"] == pytest.approx(live["stats"]["return_pct"])
     page = (out / "plans" / "hand" / "index.html").read_text()
     assert '<div class="v" id="live-return">-0.02%</div>' in page
