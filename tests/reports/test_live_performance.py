@@ -68,6 +68,7 @@ def hand_store(tmp_path) -> Store:
                                 [ticker, day, close, close, close, close, NOW])
         # the live run the strict simulation comes from (it began trading on the 5th) ...
         run(con, "live-1", "scheduled", datetime(2026, 1, 5, 20, 45, tzinfo=UTC), SIMULATED)
+        con.execute("UPDATE runs SET output = 'rotating into AAA', output_bytes = 17 WHERE run_id = 'live-1'")
         # ... and a later research backtest, which must change nothing on the live page
         run(con, "backtest-1", "backtest", datetime(2026, 1, 11, 9, tzinfo=UTC), [10000.0] * 5 + [30000.0])
         order(con, "hand-buy", "BUY", 100, status="FILLED")
@@ -128,6 +129,9 @@ def test_live_equity_follows_the_fills_and_each_days_close(tmp_path, hand_store)
     simulation = page[page.index('<section id="simulation">'):page.index("<h2>Orders")]
     assert "+200.00%" not in headline and "+200.00%" not in simulation   # only the runs table lists it
     assert "live-1" in simulation and "backtest-1" not in simulation
+    # what the run's strategy printed is still linked from its row of the runs table
+    assert 'href="output/live-1.txt"' in page
+    assert (out / "plans" / "hand" / "output" / "live-1.txt").read_text() == "rotating into AAA"
 
 
 def test_times_are_shown_in_the_settings_timezone(tmp_path, hand_store):
