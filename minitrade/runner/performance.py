@@ -40,7 +40,7 @@ class LiveCurve:
     equity: pd.Series
     cash: pd.Series
     exposure: pd.Series
-    start_equity: float | None   # the book at the start: cash plus preexisting positions at their start marks
+    start_equity: float | None   # the book before the first day: cash plus preexisting positions at `start_marks`
     fills: int                   # fills counted up to the last day
 
 
@@ -48,7 +48,9 @@ def live_equity(start: PlanStart, orders: Iterable[Order], fills: Iterable[Fill]
                 first_day: date, zone: tzinfo, start_marks: Mapping[str, float] | None = None) -> LiveCurve:
     """The plan's equity on each day of `closes` (a date index, one column per ticker) from `first_day` on.
 
-    Rows of `closes` before `first_day` only carry a close forward into the first days.
+    Rows of `closes` before `first_day` only carry a close forward into the first days. `start_marks`
+    price the preexisting positions of the starting value (the caller passes the closes before
+    `first_day`, the base the simulation's return is measured from too).
     """
     mine = {o.client_id: o for o in orders if o.plan == start.plan and o.status is not OrderStatus.REHEARSAL}
     events = sorted(((f.filled_at.astimezone(zone).date(), f.filled_at, mine[f.client_id], f)

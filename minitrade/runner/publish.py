@@ -182,9 +182,14 @@ def _live(con: Any, plan: PlanInput, orders: list[Order], fills: list[Fill], *,
     sim = _simulated(plan.equity)
     plan.sim_stats = _sim_stats(plan, sim, closes, first_day) if first_run is not None else None
     if first_run is None:
-        return book, performance.start_value(start, start_marks)
+        return book, performance.start_value(start, reporting.marks_as_of(
+            con, plan.name, spec.data_source, sorted(spec.positions), first_day - timedelta(days=1)))
+    # the live return's base is the book at the close before its first day, the simulation's base too
+    # (a replay from February does not count January's move of a preexisting position)
+    base_marks = reporting.marks_as_of(con, plan.name, spec.data_source, sorted(spec.positions),
+                                       first_day - timedelta(days=1))
     curve = performance.live_equity(start, orders, fills, closes, first_day=first_day, zone=zone,
-                                    start_marks=start_marks)
+                                    start_marks=base_marks)
     stats = performance.period_stats(curve.equity, start_equity=curve.start_equity,
                                      closes=closes[[t for t in spec.tickers if t in closes.columns]],
                                      exposure=curve.exposure)

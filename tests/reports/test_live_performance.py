@@ -88,9 +88,8 @@ def test_live_equity_follows_the_fills_and_each_days_close(tmp_path, hand_store)
 
     with (out / "plans" / "hand" / "live.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    # by hand: the book starts with 10000 cash + 10 IBM at the close on trade_start (101), as
-    # `minitrade positions` prices preexisting positions: 11010
-    start = 10000 + 10 * 101.0
+    # by hand: the book before the first live day is 10000 cash + 10 IBM at the close before it (100)
+    start = 10000 + 10 * 100.0
     cash_5th = 10000 - 60 * 10.0 - 1.0                  # 9399
     cash_6th = cash_5th - 40 * 10.5 - 0.5               # 8978.5
     cash_7th = cash_6th + 50 * 12.0 - 1.0               # 9577.5
@@ -102,7 +101,7 @@ def test_live_equity_follows_the_fills_and_each_days_close(tmp_path, hand_store)
     assert [r["date"] for r in rows] == [d.isoformat() for d in DAYS[1:]]
     assert [float(r["equity"]) for r in rows] == pytest.approx(expected)
     assert float(rows[-1]["drawdown_pct"]) == pytest.approx(100 * (expected[-1] / expected[2] - 1))
-    # the simulation rebased to the live start: its value before the 5th (11000) is the live 11010
+    # the simulation rebased to the live start: its value before the 5th (11000) is the live 11000
     assert [float(r["simulated"]) for r in rows] == pytest.approx([v * start / 11000 for v in SIMULATED[1:]])
 
     live = json.loads((out / "plans" / "hand" / "plan.json").read_text())["live"]
@@ -114,6 +113,7 @@ def test_live_equity_follows_the_fills_and_each_days_close(tmp_path, hand_store)
     book = live["book"]
     assert book["cash"] == pytest.approx(cash_7th) and book["equity"] == pytest.approx(expected[-1])
     assert book["realized"] == pytest.approx(50 * (12.0 - 10.2))           # average cost (600 + 420) / 100
+    # P&L as `minitrade positions` computes it: a preexisting position's cost is trade_start's close (101)
     assert book["unrealized"] == pytest.approx(50 * (9 - 10.2) + 10 * (98 - 101))
     assert book["fees"] == pytest.approx(2.5)
 
@@ -122,7 +122,7 @@ def test_live_equity_follows_the_fills_and_each_days_close(tmp_path, hand_store)
     assert index["totals"]["return_pct"] == pytest.approx(live["stats"]["return_pct"])
     assert index["plans"][0]["return_pct"] == pytest.approx(live["stats"]["return_pct"])
     page = (out / "plans" / "hand" / "index.html").read_text()
-    assert '<div class="v" id="live-return">-0.02%</div>' in page
+    assert '<div class="v" id="live-return">+0.07%</div>' in page
     assert (out / "plans" / "hand" / "backtest.html").is_file()
     assert "+200.00%" in (out / "plans" / "hand" / "backtest.html").read_text()   # the backtest's own page
     headline = page[page.index('<section class="headline" id="live">'):page.index('<section id="simulation">')]
