@@ -106,7 +106,12 @@ def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | Non
     if folder.exists():
         shutil.rmtree(folder)  # a rehearsal starts from nothing, every time
     store = Store(folder / "minitrade.duckdb")
-    apply(rehearsal, store, checks=[], source="replay")
+    # the applied state records the plans as their files say (the report's tags and "Plan as
+    # applied" must match them); only the runs below trade every plan, through `rehearsal`
+    as_written = {n: snapshot.plans[n] for n in chosen}
+    apply(Snapshot(root=snapshot.root, settings=snapshot.settings, plans=as_written, plan_files=snapshot.plan_files,
+                   strategies=snapshot.strategies, sources=snapshot.sources, commit=snapshot.commit,
+                   dirty=snapshot.dirty), store, checks=[], source="replay")
     memo: dict[str, MemoSource] = {}
 
     def prices(plan: Plan) -> DataSource:

@@ -48,3 +48,33 @@ def report(
                                secrets=settings_secrets(snapshot.settings))
     console.print(f"report written: {rich_escape(str(index))}")
     console.print(f"open file://{rich_escape(str(index.resolve()))}")
+
+
+@app.command("serve")
+def serve(
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."),
+    repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
+) -> None:
+    """Serve the report site (STATE/reports) on 127.0.0.1; open pages reload after each run.
+
+    Only this machine can connect. Pages poll the site's version.txt, which every report write
+    (the daemon after a run, `minitrade report`, `replay`) renews, and reload when it changes.
+    Ctrl-C stops. A replay writes its own site: serve it with --state-dir state/replay.
+
+    Example: minitrade serve --port 8000
+    """
+    from minitrade.cli.app import INTERRUPTED
+    from minitrade.reports.serve import site_server
+    from minitrade.statedir import locate
+
+    with handle_errors():
+        folder = locate(repo_path(repo, state_dir)).state_dir / "reports"
+        server = site_server(folder, port=port)
+    bound = server.server_address[1]
+    console.print(f"serving {rich_escape(str(folder))} at http://127.0.0.1:{bound}/ (Ctrl-C stops)", soft_wrap=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED) from None
+    finally:
+        server.server_close()

@@ -41,6 +41,12 @@ class PlanInput:
     fills: list[Row] = field(default_factory=list)
     next_run: datetime | None = None
     broker_state: str | None = None
+    live: LiveView | None = None
+    sim_stats: dict[str, Any] | None = None
+    """The simulation's statistics over the live period (from trade_start or replay's first day),
+    not over the warm-up years before it; None: the run's own statistics."""
+    backtest: BacktestView | None = None
+    suspended: str | None = None        # "suspended at T by W: reason" while an override stands
 
     @property
     def slug(self) -> str:
@@ -53,6 +59,13 @@ class PlanInput:
 
     @property
     def stats(self) -> dict[str, Any]:
+        """Statistics of the simulation shown: over the live period when known, else the run's own."""
+        if self.sim_stats is not None:
+            return self.sim_stats
+        return self.run_stats
+
+    @property
+    def run_stats(self) -> dict[str, Any]:
         """Statistics of the run whose equity is shown (else of the latest run that has any)."""
         chosen = [r for r in self.runs if r.get("run_id") == self.equity_run_id]
         ordered = chosen or sorted(self.runs, key=lambda r: _sortable(r.get("started_at")), reverse=True)
@@ -73,6 +86,47 @@ class PlanInput:
 
 
 @dataclass
+class LiveView:
+    """A plan's live record since it began trading, from its fills, beside the strict simulation.
+
+    `label` is "Live" (real fills) or "Replay" (a replay store's simulated fills). Series share
+    `dates`; `simulated` is the simulation rebased to the live start value; None is a gap.
+    """
+
+    label: str
+    start: str
+    end: str | None
+    dates: list[str] = field(default_factory=list)
+    equity: list[float | None] = field(default_factory=list)
+    simulated: list[float | None] = field(default_factory=list)
+    drawdown_pct: list[float | None] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    tracking: Row | None = None       # start, end, live_return_pct, simulated_return_pct, difference_pct
+    book: Row = field(default_factory=dict)   # start_equity, cash, market_value, equity, realized, unrealized, fees
+    positions: list[Row] = field(default_factory=list)
+    note: str | None = None           # why a figure is missing (no cached close yet, say)
+
+    @property
+    def return_pct(self) -> float | None:
+        value = self.stats.get("return_pct")
+        return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass
+class BacktestView:
+    """The plan's latest research backtest (`minitrade backtest`): shown on its own page only."""
+
+    run: Row
+    equity: list[Row] = field(default_factory=list)
+    closes: list[Row] = field(default_factory=list)
+    trades: list[Row] = field(default_factory=list)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return parse_stats(self.run.get("stats"))
+
+
+@dataclass
 class SiteInput:
     """The whole site: every plan, plus the applied commit and the last reconciliation."""
 
@@ -81,6 +135,9 @@ class SiteInput:
     applied_commit: str | None = None
     last_reconciliation: Row | None = None
     title: str = "minitrade"
+    timezone: str = "UTC"               # minitrade.yaml's: every time on the site is shown in it
+    present: datetime | None = None     # the "now" of last and next runs (a replay's: its clock)
+    totals: Row | None = None           # every plan's book summed (runner.positions.totals)
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """Values masked in every written file (a token that slipped into an error text, say)."""
 
@@ -120,16 +177,27 @@ class Curves:
     drawdown_pct: list[float]
 
 
-def curves(plan: PlanInput) -> Curves:
-    """Equity, an equal-weight buy-and-hold basket of the same start value, and drawdown."""
-    points = sorted(((iso_day(r["date"]), float(r["equity"])) for r in plan.equity), key=lambda p: p[0])
+def curves(plan: PlanInput, since: str | None = None) -> Curves:
+    """Equity, an equal-weight buy-and-hold basket of the same start value, and drawdown.
+
+    `since` (an ISO day) starts the curves at the last day before it (the period's starting value).
+    """
+    return equity_curves(plan.equity, plan.closes, since)
+
+
+def equity_curves(rows: Sequence[Row], closes: Sequence[Row], since: str | None = None) -> Curves:
+    """`curves` of any equity rows (date, equity) and the closes that price buy-and-hold."""
+    points = sorted(((iso_day(r["date"]), float(r["equity"])) for r in rows), key=lambda p: p[0])
+    if since:
+        before = [i for i, (d, _) in enumerate(points) if d < since]
+        points = points[before[-1] if before else 0:]
     dates = [d for d, _ in points]
     equity = [v for _, v in points]
     drawdown, peak = [], -math.inf
     for value in equity:
         peak = max(peak, value)
         drawdown.append(100 * (value / peak - 1) if peak > 0 else 0.0)
-    return Curves(dates, equity, buy_and_hold(dates, equity[0] if equity else 0.0, plan.closes), drawdown)
+    return Curves(dates, equity, buy_and_hold(dates, equity[0] if equity else 0.0, closes), drawdown)
 
 
 def buy_and_hold(dates: Sequence[str], start_value: float, closes: Sequence[Row]) -> list[float | None]:
@@ -170,8 +238,30 @@ STAT_LABELS: dict[str, str] = {
     "max_drawdown_days": "Max drawdown duration (days)", "exposure_pct": "Exposure",
     "trades": "Trades", "win_rate_pct": "Win rate", "best_trade_pct": "Best trade",
     "worst_trade_pct": "Worst trade", "avg_trade_pct": "Avg trade", "profit_factor": "Profit factor",
-    "expectancy": "Expectancy", "sqn": "SQN",
+    "expectancy": "Expectancy", "sqn": "SQN", "fills": "Fills",
 }
+
+
+def sparkline(values: Sequence[float | None], width: int = 120, height: int = 28) -> str:
+    """SVG polyline points of a small equity line (no script: the index draws it as plain SVG)."""
+    known = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if len(known) < 2:
+        return ""
+    low, high = min(v for _, v in known), max(v for _, v in known)
+    span, last = (high - low) or 1.0, max(len(values) - 1, 1)
+    return " ".join(f"{i * width / last:.1f},{height - 1 - (v - low) * (height - 2) / span:.1f}" for i, v in known)
+
+
+def status_tags(spec: Mapping[str, Any] | None, suspended: str | None) -> list[str]:
+    """What the plan's files say, as applied, and any override: 'trading enabled' only when they say so."""
+    if spec is None:
+        return ["not applied"]
+    tags = ["trading enabled" if spec.get("trading") == "enabled" else "trading disabled"]
+    if spec.get("backtest") == "disabled":
+        tags.append("schedule disabled")
+    if suspended:
+        tags.append("suspended")
+    return tags
 
 
 def stat_rows(stats: Mapping[str, Any]) -> list[tuple[str, str]]:

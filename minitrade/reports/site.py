@@ -2,16 +2,23 @@
 
 Layout under `state/reports/`:
 
-    index.html  index.csv  index.json
-    assets/chart.js  assets/style.css
-    plans/<plan>/index.html  equity.csv  runs.csv  orders.csv  fills.csv  trades.csv  plan.json
+    index.html  index.csv  index.json  version.txt
+    assets/chart.js  assets/live.js  assets/style.css
+    plans/<plan>/index.html  equity.csv  live.csv  runs.csv  orders.csv  fills.csv  trades.csv  plan.json
+    plans/<plan>/backtest.html  backtest.csv      (the latest research backtest, when there is one)
 
-Pages open from disk with no network: the chart data sits in the page as JSON, the chart script
-and stylesheet are local files, and a Content-Security-Policy forbids anything else.
+A plan's page leads with its live record (equity from fills since it began trading, beside the
+strict simulation over the same days); the simulation follows, over the same period; research
+backtests never take the page's headline. Every time is shown in minitrade.yaml's timezone.
+
+Pages open from disk with no network: the chart data sits in the page as JSON, the scripts and
+stylesheet are local files, and a Content-Security-Policy forbids anything else. Served by
+`minitrade serve`, `live.js` polls version.txt (same origin) and reloads the page when it changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
@@ -24,15 +31,27 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 import markupsafe
 import yaml
 
-from minitrade.reports.model import PlanInput, SiteInput, curves, format_stat, iso_day, parse_stats, stat_rows
+from minitrade.reports.model import (
+    PlanInput,
+    SiteInput,
+    curves,
+    equity_curves,
+    format_stat,
+    iso_day,
+    parse_stats,
+    sparkline,
+    stat_rows,
+    status_tags,
+)
 
 Progress = Callable[[int, int, str], None]
-ASSETS = ("chart.js", "style.css")
+ASSETS = ("chart.js", "live.js", "style.css")
 MAX_TABLE_ROWS = 500  # more rows are in the CSV export; a phone should not render 10k rows
 
 _PACKAGE = resources.files("minitrade.reports")
@@ -50,10 +69,26 @@ _ENV = jinja2.Environment(loader=jinja2.FunctionLoader(_template), autoescape=Tr
                           trim_blocks=True, lstrip_blocks=True)
 
 
-def _when(value: Any) -> str:
+@jinja2.pass_context
+def _when(context: Any, value: Any) -> str:
+    """A time in the site's one timezone (minitrade.yaml's), so last and next runs read alike."""
+    site = context.get("site")
+    return when(value, site.timezone if isinstance(site, SiteInput) else "UTC")
+
+
+def when(value: Any, zone: str = "UTC") -> str:
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M %Z").strip()
+        if value.tzinfo is not None:
+            with contextlib.suppress(ValueError, KeyError):  # an unknown zone name: as recorded
+                value = value.astimezone(ZoneInfo(zone))
+        return str(value.strftime("%Y-%m-%d %H:%M %Z")).strip()
     return "" if value is None else str(value)
+
+
+def _money(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:,.2f}"
+    return "–"
 
 
 def _short(commit: Any) -> str:
@@ -64,7 +99,7 @@ def _stat(value: Any, key: str) -> str:
     return "–" if isinstance(value, jinja2.Undefined) else format_stat(key, value)
 
 
-_ENV.filters.update(when=_when, short=_short, stat=_stat)
+_ENV.filters.update(when=_when, short=_short, stat=_stat, money=_money)
 
 
 def render_site(site: SiteInput, out_dir: Path, *, progress: Progress | None = None) -> Path:
@@ -87,10 +122,13 @@ def render_index(site: SiteInput, out_dir: Path) -> Path:
     rows = [_summary(p) for p in site.plans]
     page = _ENV.get_template("index.html.j2").render(site=site, rows=rows)
     _write(out_dir / "index.html", page, site.secrets)
-    _write(out_dir / "index.csv", _csv(rows, [k for k in rows[0] if k != "href"] if rows else ["plan"]),
+    hidden = ("href", "tags", "spark")
+    _write(out_dir / "index.csv", _csv(rows, [k for k in rows[0] if k not in hidden] if rows else ["plan"]),
            site.secrets)
-    _write(out_dir / "index.json", _json({"generated_at": site.generated_at,
-                                          "applied_commit": site.applied_commit, "plans": rows}), site.secrets)
+    _write(out_dir / "index.json", _json({
+        "generated_at": site.generated_at, "present": site.present, "timezone": site.timezone,
+        "applied_commit": site.applied_commit, "totals": site.totals,
+        "plans": [{k: v for k, v in r.items() if k not in ("href", "spark")} for r in rows]}), site.secrets)
     return out_dir / "index.html"
 
 
@@ -100,14 +138,27 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     if not all((out_dir / "assets" / name).is_file() for name in ASSETS):
         _copy_assets(out_dir / "assets")
-    c = curves(plan)
     trade_start = str((plan.spec or {}).get("trade_start") or "")
+    period = plan.live.start if plan.live else trade_start
+    c = curves(plan, period or None)
+    if len(c.dates) < 2:  # the simulation ends before the live period: show it from trade_start
+        c = curves(plan, trade_start or None)
+    if len(c.dates) < 2:
+        c = curves(plan)
     start_day = next((d for d in c.dates if trade_start and d >= trade_start), None)
     markers = [{"date": start_day, "label": "trading starts"}] if start_day and start_day != c.dates[0] else []
     chart_equity = {"dates": c.dates, "format": "money", "markers": markers, "series": [
         {"name": "Strategy", "values": _finite(c.equity, 2)},
         {"name": "Buy & hold", "values": _finite(c.buy_hold, 2)},
     ]}
+    live = plan.live
+    chart_live = None if live is None or not live.dates else {
+        "dates": live.dates, "format": "money", "series": [
+            {"name": live.label, "values": _finite(live.equity, 2)},
+            {"name": "Simulated", "values": _finite(live.simulated, 2)}]}
+    chart_live_dd = None if chart_live is None or live is None else {
+        "dates": live.dates, "format": "pct", "area": True,
+        "series": [{"name": "Drawdown", "values": _finite(live.drawdown_pct, 3)}]}
     chart_drawdown = {"dates": c.dates, "format": "pct", "area": True,
                       "series": [{"name": "Drawdown", "values": _finite(c.drawdown_pct, 3)}]}
     runs = sorted(({**r, "return_pct": parse_stats(r.get("stats")).get("return_pct")} for r in plan.runs),
@@ -117,6 +168,8 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
     spec_yaml = yaml.safe_dump(_plain(plan.spec), sort_keys=False, allow_unicode=True) if plan.spec else ""
     page = _ENV.get_template("plan.html.j2").render(
         site=site, plan=plan, summary=_summary(plan), stats=stat_rows(plan.stats),
+        live=live, live_stats=stat_rows(live.stats) if live else [], chart_live=chart_live,
+        chart_live_dd=chart_live_dd, sim_period=c.dates[0] if c.dates else None,
         chart_equity=chart_equity, chart_drawdown=chart_drawdown, runs=runs[:MAX_TABLE_ROWS],
         orders=orders[:MAX_TABLE_ROWS], fills=fills[:MAX_TABLE_ROWS], trades=plan.trades[:MAX_TABLE_ROWS],
         counts={"runs": len(runs), "orders": len(orders), "fills": len(fills), "trades": len(plan.trades)},
@@ -126,6 +179,12 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
                    for d, e, b, dd in zip(c.dates, c.equity, c.buy_hold, c.drawdown_pct, strict=True)]
     _write(folder / "equity.csv", _csv(equity_rows, ["date", "equity", "buy_hold", "drawdown_pct"]), site.secrets)
     _write(folder / "runs.csv", _csv(runs, _RUN_COLUMNS), site.secrets)
+    live_rows = [] if live is None else [
+        {"date": d, "equity": e, "simulated": s, "drawdown_pct": dd}
+        for d, e, s, dd in zip(live.dates, live.equity, live.simulated, live.drawdown_pct, strict=True)]
+    _write(folder / "live.csv", _csv(live_rows, ["date", "equity", "simulated", "drawdown_pct"]), site.secrets)
+    if plan.backtest is not None:
+        render_backtest(plan, out_dir, site=site)
     if plan.outputs:  # linked from the runs table: output/<run>.txt
         (folder / "output").mkdir(exist_ok=True)
     for run_id, text in plan.outputs.items():
@@ -136,9 +195,32 @@ def render_plan(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
     _write(folder / "plan.json", _json({
         "plan": plan.name, "spec": plan.spec, "applied_commit": plan.applied_commit,
         "summary": _summary(plan), "stats": plan.stats, "equity_run_id": plan.equity_run_id,
+        "live": None if live is None else {"label": live.label, "start": live.start, "end": live.end,
+                                           "stats": live.stats, "tracking": live.tracking, "book": live.book,
+                                           "positions": live.positions, "note": live.note},
         "equity": equity_rows, "runs": runs, "orders": orders, "fills": fills, "trades": plan.trades,
     }), site.secrets)
     return folder / "index.html"
+
+
+def render_backtest(plan: PlanInput, out_dir: Path, *, site: SiteInput) -> Path:
+    """plans/<name>/backtest.html: the latest research backtest, on its own page (never the headline)."""
+    assert plan.backtest is not None
+    folder = out_dir / "plans" / plan.slug
+    bt = plan.backtest
+    c = equity_curves(bt.equity, bt.closes)
+    chart = {"dates": c.dates, "format": "money", "series": [
+        {"name": "Backtest", "values": _finite(c.equity, 2)}, {"name": "Buy & hold", "values": _finite(c.buy_hold, 2)}]}
+    drawdown = {"dates": c.dates, "format": "pct", "area": True,
+                "series": [{"name": "Drawdown", "values": _finite(c.drawdown_pct, 3)}]}
+    page = _ENV.get_template("backtest.html.j2").render(
+        site=site, plan=plan, bt=bt, stats=stat_rows(bt.stats), chart_equity=chart, chart_drawdown=drawdown,
+        trades=bt.trades[:MAX_TABLE_ROWS], count=len(bt.trades), max_rows=MAX_TABLE_ROWS, has_chart=bool(c.dates))
+    _write(folder / "backtest.html", page, site.secrets)
+    rows = [{"date": d, "equity": e, "buy_hold": b, "drawdown_pct": dd}
+            for d, e, b, dd in zip(c.dates, c.equity, c.buy_hold, c.drawdown_pct, strict=True)]
+    _write(folder / "backtest.csv", _csv(rows, ["date", "equity", "buy_hold", "drawdown_pct"]), site.secrets)
+    return folder / "backtest.html"
 
 
 _RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "finished_at", "commit_sha", "plan_digest",
@@ -147,22 +229,25 @@ _RUN_COLUMNS = ["run_id", "kind", "status", "started_at", "finished_at", "commit
 
 def _summary(plan: PlanInput) -> dict[str, Any]:
     """One line of the index: what a person checks first each morning."""
-    latest, stats = plan.latest_run, plan.stats
-    spec = plan.spec or {}
-    if plan.spec is None:
-        status = "not applied"
-    elif spec.get("backtest") == "disabled":
-        status = "suspended"
-    else:
-        status = "trading" if spec.get("trading") == "enabled" else "signals only"
+    latest = max((r for r in plan.runs if r.get("kind") != "backtest"),
+                 key=lambda r: str(r.get("started_at") or ""), default=None)
+    live = plan.live
+    tags = status_tags(plan.spec, plan.suspended)
     return {
-        "plan": plan.name, "href": f"plans/{plan.slug}/index.html", "status": status,
+        "plan": plan.name, "href": f"plans/{plan.slug}/index.html", "status": " · ".join(tags), "tags": tags,
+        "suspended": plan.suspended or "",
         "last_run": latest.get("started_at") if latest else None,
         "last_outcome": latest.get("status") if latest else None,
         "last_error": (latest.get("error") or "")[:200] if latest else "",
-        "next_run": plan.next_run, "return_pct": stats.get("return_pct"),
-        "max_drawdown_pct": stats.get("max_drawdown_pct"), "pending_orders": len(plan.pending_orders),
+        "next_run": plan.next_run,
+        "live_since": live.start if live else None,
+        "return_pct": live.return_pct if live else None,
+        "max_drawdown_pct": live.stats.get("max_drawdown_pct") if live else None,
+        "equity": live.book.get("equity") if live else None,
+        "tracking_difference_pct": (live.tracking or {}).get("difference_pct") if live else None,
+        "pending_orders": len(plan.pending_orders),
         "broker": plan.broker, "broker_state": plan.broker_state, "commit": plan.applied_commit,
+        "spark": sparkline(live.equity) if live else "",
     }
 
 
@@ -241,4 +326,4 @@ def _json(value: Any) -> str:
     return text + "\n"
 
 
-__all__ = ["render_index", "render_plan", "render_site", "iso_day"]
+__all__ = ["render_backtest", "render_index", "render_plan", "render_site", "iso_day", "when"]

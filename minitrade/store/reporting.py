@@ -21,6 +21,10 @@ from minitrade.store.runs import chained
 
 Row = dict[str, Any]
 
+# Runs that are not the plan's live record: research backtests, apply's dry runs, and rehearsals
+# (a tick that was not the present). Replay runs are live in their own store (its clock is the present).
+NOT_LIVE = ("backtest", "dryrun", "rehearsal")
+
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, args: list[Any] | None = None) -> list[Row]:
     cursor = con.execute(sql, args or [])
@@ -62,12 +66,7 @@ def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
                       "plan_digest, start_date, end_date, stats, notes, coalesce(output_bytes, 0) AS output_bytes "
                       "FROM runs WHERE plan = ? ORDER BY started_at",
                  [plan])
-    chosen = con.execute(
-        "SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' AND r.kind <> 'rehearsal' "
-        "AND (EXISTS (SELECT 1 FROM run_results x WHERE x.run_id = r.run_id AND x.last_date IS NOT NULL) "
-        "OR EXISTS (SELECT 1 FROM equity e WHERE e.run_id = r.run_id)) "
-        "ORDER BY r.started_at DESC LIMIT 1", [plan]).fetchone()
-    run_id = str(chosen[0]) if chosen else None
+    run_id = _latest_with_equity(con, plan, live=True)
     equity = _rows(con, *chained("equity", "date, equity, cash, positions", run_id)) if run_id else []
     return {
         "spec": spec,
@@ -93,6 +92,83 @@ def plan_rows(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
                             "JOIN orders o ON o.client_id = f.client_id WHERE o.plan = ? "
                             "ORDER BY f.filled_at, f.fill_id", [plan]),
     }
+
+
+def _latest_with_equity(con: duckdb.DuckDBPyConnection, plan: str, *, live: bool) -> str | None:
+    """The newest finished run with an equity curve: a live one (`live`), else a research backtest."""
+    kinds = "r.kind NOT IN (SELECT unnest(?))" if live else "r.kind = 'backtest' AND len(?) > 0"
+    chosen = con.execute(
+        f"SELECT r.run_id FROM runs r WHERE r.plan = ? AND r.status = 'FINISHED' AND {kinds} "
+        "AND (EXISTS (SELECT 1 FROM run_results x WHERE x.run_id = r.run_id AND x.last_date IS NOT NULL) "
+        "OR EXISTS (SELECT 1 FROM equity e WHERE e.run_id = r.run_id)) "
+        "ORDER BY r.started_at DESC LIMIT 1", [plan, list(NOT_LIVE)]).fetchone()
+    return str(chosen[0]) if chosen else None
+
+
+def backtest_rows(con: duckdb.DuckDBPyConnection, plan: str, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The plan's latest research backtest (`minitrade backtest`): its run, equity, trades and closes."""
+    run_id = _latest_with_equity(con, plan, live=False)
+    if run_id is None:
+        return None
+    run = _rows(con, "SELECT run_id, kind, started_at, finished_at, commit_sha, start_date, end_date, stats "
+                     "FROM runs WHERE run_id = ?", [run_id])[0]
+    equity = _rows(con, *chained("equity", "date, equity, cash, positions", run_id))
+    return {"run": run, "equity": equity, "closes": _closes(con, plan, spec, equity),
+            "trades": _rows(con, *chained("backtest_trades", "seq, ticker, size, entry_date, exit_date, "
+                                          "entry_price, exit_price, pnl, return_pct", run_id))}
+
+
+def first_live_day(con: duckdb.DuckDBPyConnection, plan: str) -> Any:
+    """When the plan's live record begins: its first run that was neither research nor a rehearsal."""
+    row = con.execute("SELECT min(coalesce(tick_at, started_at)) FROM runs WHERE plan = ? "
+                      "AND kind NOT IN (SELECT unnest(?))", [plan, list(NOT_LIVE)]).fetchone()
+    return row[0] if row else None
+
+
+def settings_timezone(con: duckdb.DuckDBPyConnection) -> str | None:
+    """minitrade.yaml's `timezone` as applied."""
+    row = con.execute("SELECT spec FROM applied_resources WHERE kind = 'settings' LIMIT 1").fetchone()
+    zone = json.loads(row[0]).get("timezone") if row and row[0] else None
+    return str(zone) if zone else None
+
+
+def is_replay(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether this store is a replay's (its state was applied by `minitrade replay`)."""
+    row = con.execute("SELECT count(*) FROM reconciliations WHERE source = 'replay'").fetchone()
+    return bool(row and row[0])
+
+
+def marks(con: duckdb.DuckDBPyConnection, plan: str, source: str | None, tickers: list[str],
+          since: Any) -> list[Row]:
+    """(ticker, date, close) from `since` on: the price cache's closes, else the bars the plan's runs
+    recorded (a replay store has no cache); nothing is fetched."""
+    if not tickers:
+        return []
+    cached = _rows(con, "SELECT ticker, date, close FROM prices WHERE source = ? AND list_contains(?, ticker) "
+                        "AND date >= ? ORDER BY date, ticker", [source or "", tickers, since])
+    have = {r["ticker"] for r in cached}
+    missing = [t for t in tickers if t not in have]
+    recorded = _rows(con, "SELECT ticker, date, close FROM price_history WHERE plan = ? "
+                          "AND list_contains(?, ticker) AND date >= ? ORDER BY date, ticker",
+                     [plan, missing, since]) if missing else []
+    return cached + recorded
+
+
+def marks_as_of(con: duckdb.DuckDBPyConnection, plan: str, source: str | None, tickers: list[str],
+                day: Any) -> dict[str, float]:
+    """Each ticker's last close on or before `day` (cache first, then the plan's recorded bars)."""
+    if not tickers:
+        return {}
+    out: dict[str, float] = {}
+    for table, key in (("prices", "source"), ("price_history", "plan")):
+        wanted = [t for t in tickers if t not in out]
+        if not wanted:
+            break
+        rows = con.execute(f"SELECT ticker, arg_max(close, date) FROM {table} WHERE {key} = ? "
+                           "AND list_contains(?, ticker) AND date <= ? GROUP BY ticker",
+                           [(source or "") if table == "prices" else plan, wanted, day]).fetchall()
+        out.update({str(r[0]): float(r[1]) for r in rows})
+    return out
 
 
 def _closes(con: duckdb.DuckDBPyConnection, plan: str, spec: dict[str, Any] | None,

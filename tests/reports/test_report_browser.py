@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 
 from minitrade.runner.publish import write_site
@@ -47,16 +48,19 @@ def test_plan_page_loads_offline_and_draws_equity_and_drawdown(tmp_path, store, 
     assert console_errors(browser) == []
     urls = requested_urls(browser, page.as_uri())
     assert {u.rsplit("/reports/", 1)[-1] for u in urls} == {
-        "plans/spy-qqq/index.html", "assets/style.css", "assets/chart.js"}
+        "plans/spy-qqq/index.html", "assets/style.css", "assets/chart.js", "assets/live.js"}
     assert all(u.startswith(reports.as_uri() + "/") for u in urls), urls
     charts = browser.execute_script(
         "return [...document.querySelectorAll('svg.plot')].map(s => ({points: +s.dataset.points,"
         " series: [...s.querySelectorAll('path.series')].map(p => [p.dataset.name, +p.dataset.count,"
         " (p.getAttribute('d').match(/L/g) || []).length])}));")
     equity, drawdown = charts
-    assert equity["series"][0] == ["Strategy", 2520, 2519]
-    assert equity["series"][1][0] == "Buy & hold" and equity["series"][1][1] == 2520
-    assert drawdown["series"][0][:2] == ["Drawdown", 2520]
+    # the simulation is shown from the day before trade_start (2023-01-03), not over the warm-up years
+    days = pd.bdate_range("2016-01-04", periods=2520)
+    shown = int((days >= "2023-01-02").sum())
+    assert equity["series"][0] == ["Strategy", shown, shown - 1]
+    assert equity["series"][1][0] == "Buy & hold" and equity["series"][1][1] == shown
+    assert drawdown["series"][0][:2] == ["Drawdown", shown]
     marker = browser.find_element("css selector", "svg.plot .marker-label")
     assert marker.text == "trading starts"
     assert browser.find_element("css selector", "table.stats").text.count("%") >= 4

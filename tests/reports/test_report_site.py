@@ -36,8 +36,9 @@ def test_site_has_index_pages_and_exports_for_every_plan(tmp_path, store):
     for name in ("alpha", "beta"):
         folder = out / "plans" / name
         assert sorted(p.name for p in folder.iterdir()) == [
-            "equity.csv", "fills.csv", "index.html", "orders.csv", "plan.json", "runs.csv", "trades.csv"]
-    assert sorted(p.name for p in (out / "assets").iterdir()) == ["chart.js", "style.css"]
+            "equity.csv", "fills.csv", "index.html", "live.csv", "orders.csv", "plan.json", "runs.csv", "trades.csv"]
+    assert sorted(p.name for p in (out / "assets").iterdir()) == ["chart.js", "live.js", "style.css"]
+    assert (out / "version.txt").read_text().strip()
     summary = {r["plan"]: r for r in read_csv(out / "index.csv")}
     assert summary["alpha"]["pending_orders"] == "4" and summary["beta"]["pending_orders"] == "2"
     assert summary["alpha"]["last_outcome"] == "FINISHED" and summary["alpha"]["commit"] == COMMIT
