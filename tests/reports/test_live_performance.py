@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings(  # exchange_calendars 4.13 on pandas 3.
 
 NOW = datetime(2026, 1, 12, 12, tzinfo=UTC)
 DAYS = [date(2026, 1, 2), date(2026, 1, 5), date(2026, 1, 6), date(2026, 1, 7), date(2026, 1, 8), date(2026, 1, 9)]
-CLOSES = {"AAA": [9.0, 10.0, 11.0, 12.0, None, 9.0],        # no bar on the 8th: the 7th's close carries
+CLOSES: dict[str, list[float | None]] = {"AAA": [9.0, 10.0, 11.0, 12.0, None, 9.0],        # no bar on the 8th: the 7th's close carries
           "IBM": [100.0, 101.0, 102.0, 100.0, 99.0, 98.0]}
 SIMULATED = [11000.0, 11100.0, 11150.0, 11120.0, 11180.0, 11220.0]
 
