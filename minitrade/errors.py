@@ -14,8 +14,11 @@ MinitradeError
 │  ├─ BrokerNotReady           ← not logged in: hold orders and notify, never log in silently
 │  │  └─ BrokerDisconnected    ← gateway up, its link to the broker down ("no bridge"): hold, send later
 │  ├─ OrderRejected            ← broker said no; record it, notify, do not retry
-│  │  └─ OrderQuestionRefused  ← broker asked a question not on the confirm list; answered no
+│  │  ├─ OrderQuestionRefused  ← broker asked a question not on the confirm list; answered no
+│  │  └─ AlreadyPlaced         ← the broker has this client id already: look it up, never resend
 │  ├─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
+│  │  └─ RateLimited           ← 429: do not retry now (IB may block the address for 10 minutes)
+│  ├─ OrderNotFound            ← the broker does not know the order (e.g. cancelling one already gone)
 │  └─ FillRefused              ← a fill that would corrupt the order book; nothing recorded
 ├─ RunAborted                  ← a run's worker was stopped; that run fails, the others go on
 │  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
@@ -162,11 +165,26 @@ class OrderQuestionRefused(OrderRejected):
         super().__init__(message, account=account)
 
 
+
+class AlreadyPlaced(OrderRejected):
+    """The broker refused the client order id as already registered: the order exists; look it up,
+    do not resend."""
+
 class BrokerUnavailable(BrokerError):
     """Timeout or 5xx: retry reads; before re-submitting, look the client order id up first."""
 
     retryable = True
 
+
+
+class RateLimited(BrokerUnavailable):
+    """The broker answered 429: retrying at once makes it worse (IB may block the address)."""
+
+    retryable = False
+
+
+class OrderNotFound(BrokerError):
+    """The broker does not know the order (cancelling one that is already gone)."""
 
 class FillRefused(BrokerError):
     """A fill that would corrupt the order book; nothing was recorded."""

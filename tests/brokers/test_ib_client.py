@@ -10,14 +10,17 @@ import pytest
 from pydantic import ValidationError
 
 from minitrade.brokers.base import SessionState
-from minitrade.brokers.ib.client import AlreadyPlaced, IBClient, Pacing
+from minitrade.brokers.ib.client import IBClient, Pacing
 from minitrade.errors import (
+    AlreadyPlaced,
     BrokerDisconnected,
     BrokerError,
     BrokerNotReady,
     BrokerUnavailable,
+    OrderNotFound,
     OrderQuestionRefused,
     OrderRejected,
+    RateLimited,
 )
 from minitrade.models import IB_CONFIRM_DEFAULT
 from minitrade.testing.ib_gateway import FakeGateway
@@ -69,7 +72,7 @@ def test_certificate_is_checked_against_the_pinned_ca(gateway: FakeGateway) -> N
 @pytest.mark.parametrize(("fault", "error", "text"), [
     pytest.param("500", BrokerUnavailable, "500", id="500"),
     pytest.param("503", BrokerUnavailable, "503", id="503"),
-    pytest.param("429", BrokerUnavailable, "rate limited", id="429"),
+    pytest.param("429", RateLimited, "rate limited", id="429"),
     pytest.param("401", BrokerNotReady, "minitrade ib login ib-test", id="401"),
     pytest.param("html", BrokerUnavailable, "not JSON", id="html-page"),
     pytest.param("malformed", BrokerUnavailable, "not JSON", id="malformed-json"),
@@ -250,3 +253,9 @@ def test_paced_client_never_trips_the_gateways_limits(gateway: FakeGateway) -> N
         c.tickle()
         c.tickle()              # 1 per second
     assert gateway.book.orders == []
+
+
+def test_cancelling_an_order_ib_does_not_know_is_order_not_found(client: IBClient) -> None:
+    account = client.accounts()[0]
+    with pytest.raises(OrderNotFound, match="doesn't exist"):
+        client.cancel_order(account, "987654321")

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from minitrade.brokers.base import BrokerOrder, SessionState
-from minitrade.brokers.ib.client import AlreadyPlaced, AuthStatus, IBClient, Placement
+from minitrade.brokers.ib.client import AuthStatus, IBClient, Placement
 from minitrade.brokers.ib.contracts import resolve_conid
-from minitrade.errors import BrokerError, BrokerNotReady, BrokerUnavailable
+from minitrade.errors import AlreadyPlaced, BrokerNotReady, BrokerUnavailable, OrderNotFound
 from minitrade.models import IBBroker as IBBrokerSpec
 from minitrade.models import OrderType
 from minitrade.records import Fill, Order, OrderStatus
@@ -179,9 +179,8 @@ class IBBroker:
             return
         try:
             self.client.cancel_order(self._account or self._ready(), found.broker_order_id)
-        except BrokerError as e:
-            if "doesn't exist" not in str(e):
-                raise
+        except OrderNotFound:
+            return  # gone meanwhile: filled, cancelled or expired at IB
 
     def fills(self, since: datetime | None = None) -> list[Fill]:
         """Executions of our orders (those carrying a cOID) since `since`, over at most 7 days."""

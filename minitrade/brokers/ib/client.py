@@ -28,12 +28,15 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from minitrade.brokers.base import SessionState
 from minitrade.errors import (
+    AlreadyPlaced,
     BrokerDisconnected,
     BrokerError,
     BrokerNotReady,
     BrokerUnavailable,
+    OrderNotFound,
     OrderQuestionRefused,
     OrderRejected,
+    RateLimited,
 )
 from minitrade.models import IBBroker
 
@@ -47,12 +50,9 @@ DOCUMENTED_PACING: dict[str, float] = {
 }
 MAX_QUESTIONS = 10
 ALREADY_REGISTERED = "is already registered"
+ORDER_GONE = "doesn't exist"
 NOT_LOGGED_IN = ("no session", "not authenticated")
 NO_BRIDGE = "no bridge"
-
-
-class AlreadyPlaced(OrderRejected):
-    """IB refused the cOID as already registered: the order exists; look it up, do not resend."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class IBClient:
             try:
                 return self._once(method, path, params=params, json=json, order=order)
             except BrokerUnavailable as e:
-                if attempt + 1 >= attempts or "429" in str(e):
+                if attempt + 1 >= attempts or isinstance(e, RateLimited):
                     raise
                 log.info("IB %s %s failed (%s); retrying", method, path, e)
                 self._sleep(0.5 * (attempt + 1))
@@ -211,7 +211,7 @@ class IBClient:
             raise BrokerNotReady(f"no brokerage session ({where}: {text}); run `minitrade ib login "
                                  f"{self.label or 'ACCOUNT'}`", account=self.label)
         if status == 429:
-            raise BrokerUnavailable(f"{where}: rate limited (429); IB may block this address for 10 minutes",
+            raise RateLimited(f"{where}: rate limited (429); IB may block this address for 10 minutes",
                                     account=self.label)
         if status >= 500:
             raise BrokerUnavailable(f"{where}: gateway error {status}: {text}", account=self.label)
@@ -344,8 +344,14 @@ class IBClient:
         return body
 
     def cancel_order(self, account: str, order_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = self._request("DELETE", f"/iserver/account/{account}/order/{order_id}",
-                                             order=True)
+        """Cancel an open order; OrderNotFound when IB no longer knows it (filled, cancelled, expired)."""
+        try:
+            body: dict[str, Any] = self._request("DELETE", f"/iserver/account/{account}/order/{order_id}",
+                                                 order=True)
+        except OrderRejected as e:  # IB's words, read here at the wire once: the rest goes by type
+            if ORDER_GONE in str(e):
+                raise OrderNotFound(str(e), account=self.label) from e
+            raise
         return body
 
     def trades(self, days: int = 1) -> list[dict[str, Any]]:
