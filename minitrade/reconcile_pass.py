@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -27,14 +27,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from minitrade import failpoints, gitrepo
-from minitrade.brokers.base import Broker
+from minitrade.brokers.registry import BrokerPool, reports_fills
 from minitrade.clock import now as real_now
 from minitrade.data.base import DataSource
 from minitrade.data.cache import PriceCache
 from minitrade.data.registry import source_for
 from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
-from minitrade.models import IBBroker, OrderType, Plan
+from minitrade.models import OrderType, Plan
 from minitrade.notify import Notifier, messages, settings_secrets
 from minitrade.reconciler import apply, begin_load, end_load
 from minitrade.records import Order, OrderStatus, TickStatus
@@ -75,24 +75,9 @@ class PassResult:
     next_tick: datetime | None = None
 
 
-def brokers_for(snapshot: Snapshot) -> Callable[[str], Broker]:
-    """Broker adapters by account name, built once per pass."""
-    cache: dict[str, Broker] = {}
-
-    def get(name: str) -> Broker:
-        if name not in cache:
-            spec = snapshot.settings.brokers[name]
-            if isinstance(spec, IBBroker):
-                from minitrade.brokers.ib.broker import IBBroker as IBAdapter
-
-                cache[name] = IBAdapter(name, spec)
-            else:
-                from minitrade.brokers.manual import ManualBroker
-
-                cache[name] = ManualBroker(name)
-        return cache[name]
-
-    return get
+def brokers_for(snapshot: Snapshot) -> BrokerPool:
+    """Broker adapters by account name, built once per pass (closed with the pool)."""
+    return BrokerPool(snapshot.settings.brokers)
 
 
 def cached_prices(snapshot: Snapshot, store: Store) -> Callable[[Plan], DataSource]:
@@ -214,6 +199,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
     # CLI is never locked out for longer than before.
     hold = ExitStack()
     hold.enter_context(store.held_open())
+    brokers: BrokerPool | None = None
     try:
         current = applied_snapshot(root, store)
         notify_settings = current.settings if current is not None else None
@@ -230,7 +216,8 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
                      result.outcome or "not attempted")
             return result
         result.applied_commit = snapshot.commit
-        env = RunEnv(snapshot=snapshot, store=store, brokers=brokers_for(snapshot),
+        brokers = brokers_for(snapshot)  # closed with the pass (hold lets go of the file earlier)
+        env = RunEnv(snapshot=snapshot, store=store, brokers=brokers,
                      prices=cached_prices(snapshot, store),
                      notifier=Notifier.from_settings(snapshot.settings, store=store), kind="scheduled",
                      clock=clock, executor=executor or executor_for(snapshot.settings.executor))
@@ -243,6 +230,8 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         _beat(store, clock())
     finally:
         hold.close()
+        if brokers is not None:
+            brokers.close()
     if result.runs or result.outcome == "applied":
         publish(snapshot, store, [r.plan for r in result.runs])
     at = clock()
@@ -267,7 +256,7 @@ def _beat(store: Store, at: datetime) -> None:
 def brokers_ahead(env: RunEnv) -> bool:
     """Whether this pass may talk to a broker: IB executions to collect, or orders waiting to go out."""
     settings = env.snapshot.settings
-    if any(isinstance(settings.brokers.get(p.broker), IBBroker) for p in env.snapshot.plans.values()):
+    if any(reports_fills(settings.brokers.get(p.broker)) for p in env.snapshot.plans.values()):
         return True
     with env.store.transaction() as con:
         return bool(order_sql.orders_of(con, None, statuses=[OrderStatus.PENDING_SUBMIT, OrderStatus.HELD]))
@@ -291,8 +280,8 @@ def send_held(root: Path, store: Store, *, now: datetime | None = None) -> list[
     if snapshot is None:
         return []
     notifier = Notifier.from_settings(snapshot.settings, store=store)
-    return resolve_pending(store, snapshot.plans, brokers_for(snapshot), now=now or real_now(),
-                           notify=notifier)
+    with closing(brokers_for(snapshot)) as brokers:
+        return resolve_pending(store, snapshot.plans, brokers, now=now or real_now(), notify=notifier)
 
 
 def collect_fills(env: RunEnv) -> None:
@@ -300,7 +289,7 @@ def collect_fills(env: RunEnv) -> None:
     `minitrade fill`); a broker that cannot be asked now is asked again next pass."""
     for plan in env.snapshot.plans.values():
         spec = env.snapshot.settings.brokers.get(plan.broker)
-        if not isinstance(spec, IBBroker):
+        if not reports_fills(spec):
             continue
         try:
             new = sync_from_broker(env.store, plan, env.brokers)

@@ -49,6 +49,9 @@ class SimulatedBroker:
     def session(self) -> SessionState:
         return SessionState.READY
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def submit(self, order: Order) -> BrokerOrder:
         return BrokerOrder(order.client_id, order.client_id, OrderStatus.SUBMITTED, 0.0, order.quantity)
 

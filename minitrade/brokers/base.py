@@ -57,3 +57,7 @@ class Broker(Protocol):
 
     def fills(self, since: datetime | None = None) -> list[Fill]:
         ...
+
+    def close(self) -> None:
+        """Release what the adapter holds (an HTTP session); it is not used afterwards."""
+        ...

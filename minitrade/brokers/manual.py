@@ -37,6 +37,9 @@ class ManualBroker:
         """None: only the store knows manual orders and their fills."""
         return None
 
+    def close(self) -> None:
+        """Nothing to release."""
+
     def cancel(self, order: Order) -> None:
         """Nothing to call: the order's CANCELLED status in the store is what the person sees."""
 
