@@ -33,6 +33,7 @@ from minitrade.loader import Snapshot
 from minitrade.models import ExecutorSpec
 from minitrade.notify import Notifier, messages
 from minitrade.reconcile_pass import PassResult, applied_snapshot, reconcile_once
+from minitrade.records import ApplyOutcome
 from minitrade.runner.executor import ProcessExecutor, executor_for
 from minitrade.scheduler import CALENDAR_WARNING_DAYS, EarlyCloseTick, upcoming_early_closes
 from minitrade.source import Backoff, RemoteSource
@@ -210,7 +211,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                 if report is not None:
                     report(result)
                 if not once and result.applied_commit is not None and (
-                        result.applied_commit != watched or result.outcome == "applied"):
+                        result.applied_commit != watched or result.outcome is ApplyOutcome.APPLIED):
                     watched = result.applied_commit  # the keepalive follows the brokers of the applied state
                     snapshot = _applied(root, store)
                     tickler.watch(snapshot.settings if snapshot is not None else None)

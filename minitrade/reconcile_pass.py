@@ -37,7 +37,7 @@ from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import OrderType, Plan
 from minitrade.notify import Notifier, messages, settings_secrets
 from minitrade.reconciler import apply, begin_load, end_load
-from minitrade.records import Order, OrderStatus, TickStatus
+from minitrade.records import ApplyOutcome, Order, OrderStatus, RunStatus, TickStatus
 from minitrade.runner.executor import Executor, executor_for
 from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plans
 from minitrade.runner.submit import resolve_pending, sync_from_broker
@@ -67,7 +67,7 @@ MISSED_CAP = timedelta(days=31)  # missed ticks older than this get one SKIPPED 
 @dataclass
 class PassResult:
     attempted: str | None = None        # commit attempted in this pass, if any
-    outcome: str | None = None          # applied | unchanged | rejected
+    outcome: ApplyOutcome | None = None
     applied_commit: str | None = None
     runs: list[RunOutcome] = field(default_factory=list)
     skipped: list[tuple[str, datetime]] = field(default_factory=list)
@@ -146,7 +146,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
         log.warning("commit %s rejected: %s", (attempt.commit_sha or "")[:8], UNFINISHED_LOAD, extra={"commit": attempt.commit_sha})
         notifier(messages.config_rejected(attempt.commit_sha, UNFINISHED_LOAD))
         if attempt.commit_sha == head:
-            result.attempted, result.outcome = head, "rejected"
+            result.attempted, result.outcome = head, ApplyOutcome.REJECTED
             return
     if head is None or (attempt is not None and attempt.commit_sha == head):
         return
@@ -165,7 +165,7 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
             f"loading the commit failed: {type(e).__name__} (a bug in minitrade: please report it); "
             "fix or revert the commit")
         end_load(store, loading, error)
-        result.outcome = "rejected"
+        result.outcome = ApplyOutcome.REJECTED
         log.warning("commit %s rejected, the last applied state keeps running: %s", head[:8], error,
                     extra={"commit": head})
         notifier(messages.config_rejected(head, error))
@@ -174,11 +174,11 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
     settings_secrets(snapshot.settings)  # resolved now, so every log handler masks them before a check can echo one
     outcome = apply(snapshot, store, source="daemon")
     result.outcome = outcome.outcome
-    log.log(logging.WARNING if outcome.outcome == "rejected" else logging.INFO, "commit %s %s: %s", head[:8],
+    log.log(logging.WARNING if outcome.outcome is ApplyOutcome.REJECTED else logging.INFO, "commit %s %s: %s", head[:8],
             outcome.outcome, "; ".join(outcome.errors) or f"{len(outcome.changes.changes)} change(s)", extra={"commit": head})
-    if outcome.outcome == "rejected":
+    if outcome.outcome is ApplyOutcome.REJECTED:
         notifier(messages.config_rejected(head, outcome.errors))
-    elif outcome.outcome == "applied":
+    elif outcome.outcome is ApplyOutcome.APPLIED:
         notifier(messages.config_applied(head, [f"{c.action.symbol} {c.kind} {c.name}"
                                                for c in outcome.changes.changes]))
     for gone, why in outcome.cleared:
@@ -232,7 +232,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         hold.close()
         if brokers is not None:
             brokers.close()
-    if result.runs or result.outcome == "applied":
+    if result.runs or result.outcome is ApplyOutcome.APPLIED:
         publish(snapshot, store, [r.plan for r in result.runs])
     at = clock()
     upcoming: dict[tuple[object, ...], list[datetime]] = {}  # per distinct schedule (500 plans share a few)
@@ -470,7 +470,7 @@ def _run_admitted(env: RunEnv, result: PassResult, admitted: list[tuple[str, dat
 
     def close(outcome: RunOutcome) -> None:
         name, tick = ticks[outcome.run_id]
-        status = TickStatus.FINISHED if outcome.status == "FINISHED" else TickStatus.FAILED
+        status = TickStatus.FINISHED if outcome.status is RunStatus.FINISHED else TickStatus.FAILED
         with env.store.transaction() as con:
             order_sql.finish_tick(con, name, tick, status, error=outcome.error)
         log.log(logging.INFO if status is TickStatus.FINISHED else logging.WARNING, "plan %s: tick %s %s%s", name,

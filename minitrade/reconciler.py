@@ -15,6 +15,7 @@ from minitrade import clock, gitrepo
 from minitrade.diff import ChangeSet, Key, compute
 from minitrade.errors import ConfigError, GitError
 from minitrade.loader import Snapshot
+from minitrade.records import ApplyOutcome
 from minitrade.runner.suspension import Override, clear_disabled
 from minitrade.store import Store
 from minitrade.store.applied import (
@@ -33,7 +34,7 @@ Progress = Callable[[str], None]
 @dataclass
 class ApplyResult:
     changes: ChangeSet
-    outcome: str  # applied | unchanged | rejected
+    outcome: ApplyOutcome
     errors: list[str] = field(default_factory=list)
     # suspensions the applied files made moot (the plan is now disabled or deleted), with why
     cleared: list[tuple[Override, str]] = field(default_factory=list)
@@ -108,13 +109,13 @@ def apply(snapshot: Snapshot, store: Store, *, checks: Sequence[tuple[str, Check
     with store.transaction() as con:
         previous = last_applied(con)
         if errors:
-            outcome = "rejected"
+            outcome = ApplyOutcome.REJECTED
         elif changes.empty:
-            outcome = "unchanged"
+            outcome = ApplyOutcome.UNCHANGED
             if previous is not None and previous.commit_sha == snapshot.commit and previous.dirty == snapshot.dirty:
                 return ApplyResult(changes, outcome)
         else:
-            outcome = "applied"
+            outcome = ApplyOutcome.APPLIED
             replace_applied(con, desired_state(snapshot), snapshot.commit)
             cleared = clear_disabled(con, snapshot.plans, at=clock.now(), by=f"apply of commit "
                                      f"{(snapshot.commit or 'uncommitted')[:8]}{' (dirty)' if snapshot.dirty else ''}")
@@ -130,7 +131,7 @@ def record_rejected_load(root: Path, store: Store, commit: str | None, error: Co
     author_time, message = _commit_meta(root, commit)
     with store.transaction() as con:
         record_reconciliation(con, commit_sha=commit, dirty=False, author_time=author_time, message=message,
-                              outcome="rejected", error=str(error), source=source)
+                              outcome=ApplyOutcome.REJECTED, error=str(error), source=source)
 
 
 def begin_load(root: Path, store: Store, commit: str, source: str) -> int:

@@ -33,6 +33,21 @@ class OrderStatus(StrEnum):
                         OrderStatus.PARTIAL)
 
 
+class RunStatus(StrEnum):
+    """How a run ended."""
+
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+
+
+class ApplyOutcome(StrEnum):
+    """What an attempt to apply a commit (or working tree) came to."""
+
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+
 class TickStatus(StrEnum):
     STARTED = "STARTED"
     FINISHED = "FINISHED"

@@ -28,7 +28,7 @@ from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.loader import Snapshot
 from minitrade.models import OrderType, Plan, Switch
 from minitrade.reconciler import apply
-from minitrade.records import Fill, Order, OrderStatus
+from minitrade.records import Fill, Order, OrderStatus, RunStatus
 from minitrade.runner.entry import in_session
 from minitrade.runner.fills import record_fill
 from minitrade.runner.run import RunEnv, RunOutcome, run_plan
@@ -90,7 +90,7 @@ class ReplaySummary:
 
     @property
     def failed(self) -> list[RunOutcome]:
-        return [r for r in self.runs if r.status != "FINISHED"]
+        return [r for r in self.runs if r.status is not RunStatus.FINISHED]
 
 
 def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | None = None,

@@ -240,6 +240,7 @@ def apply_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DI
     from minitrade.loader import PLANS_DIR, SETTINGS_FILE, STRATEGIES_DIR, load_commit, load_worktree
     from minitrade.reconciler import apply as apply_snapshot
     from minitrade.reconciler import changeset, default_checks, record_rejected_load
+    from minitrade.records import ApplyOutcome
 
     root = repo_path(repo, state_dir)
     with handle_errors():
@@ -269,13 +270,13 @@ def apply_cmd(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DI
                 raise typer.Exit(1)
         result = apply_snapshot(snapshot, store, checks=default_checks(),
                                 progress=lambda m: err_console.print(f"[dim]{escape(m)}...[/]"))
-        if result.outcome == "rejected":
+        if result.outcome is ApplyOutcome.REJECTED:
             for error in result.errors:
                 err_console.print(f"[red]check failed:[/] {escape(error)}")
             err_console.print("Nothing applied; the previously applied state is unchanged.")
             raise typer.Exit(1)
         commit = (snapshot.commit or "")[:8] + (" (dirty)" if snapshot.dirty else "")
-        if result.outcome == "unchanged":
+        if result.outcome is ApplyOutcome.UNCHANGED:
             console.print(f"Already applied: nothing to do (commit {commit}).")
         else:
             console.print(f"[green]Applied[/] commit {commit}.")

@@ -32,10 +32,10 @@ if TYPE_CHECKING:      # the run path (pandas, backtrader, DuckDB) loads when a 
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
-    from minitrade.records import OrderStatus
+    from minitrade.records import OrderStatus, RunStatus
 
     explained = (OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.CANCELLED, OrderStatus.HELD)
-    if outcome.status != "FINISHED":
+    if outcome.status is not RunStatus.FINISHED:
         err_console.print(f"[red]{escape(outcome.plan)}: run failed:[/] {escape(outcome.error or '')}")
         return
     stats = outcome.result.stats if outcome.result else {}
@@ -69,6 +69,7 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
     """
     from minitrade.loader import load_worktree
     from minitrade.reconcile_pass import applied_snapshot, live_env, publish
+    from minitrade.records import RunStatus
     from minitrade.runner.run import run_plan
 
     root = repo_path(repo, state_dir)
@@ -84,7 +85,7 @@ def run_cmd(plan: str = typer.Argument(..., help="Plan name."),
         outcome = run_plan(live_env(snapshot, kind="manual", clock=lambda: moment), plan, moment)
         _print_outcome(outcome)
         publish(snapshot, store, [plan])
-        if outcome.status != "FINISHED":
+        if outcome.status is not RunStatus.FINISHED:
             raise typer.Exit(1)
 
 

@@ -35,7 +35,7 @@ from minitrade.errors import DataChanged, FetchStopped, MinitradeError, Strategy
 from minitrade.loader import Snapshot
 from minitrade.models import Mode, Plan
 from minitrade.notify import Notifier, messages
-from minitrade.records import Fill, Order, OrderStatus
+from minitrade.records import Fill, Order, OrderStatus, RunStatus
 from minitrade.runner import orders as order_book
 from minitrade.runner.backtest import BacktestResult
 from minitrade.runner.compute import RunInput, RunResult, raise_for_error
@@ -72,7 +72,7 @@ class RunEnv:
 class RunOutcome:
     run_id: str
     plan: str
-    status: str                      # FINISHED | FAILED
+    status: RunStatus
     signal_day: date | None = None
     error: str | None = None
     orders: list[Order] = field(default_factory=list)
@@ -190,7 +190,7 @@ def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) 
         run_sql.start_run(con, run_id=run_id, plan=name, kind="rehearsal" if rehearsal else env.kind,
                           commit_sha=snapshot.commit, plan_digest=digest,
                           tick_at=tick_at, started_at=env.clock())
-    outcome = RunOutcome(run_id, name, "FAILED", rehearsal=rehearsal, tick_at=tick_at)
+    outcome = RunOutcome(run_id, name, RunStatus.FAILED, rehearsal=rehearsal, tick_at=tick_at)
     log.debug("plan %s: run started for the tick %s%s", name, tick_at.isoformat(), " (rehearsal)" if rehearsal else "",
               extra=_about(outcome))
     if rehearsal:
@@ -201,7 +201,7 @@ def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) 
 
 
 def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
-    outcome.status, outcome.error = "FAILED", str(error)
+    outcome.status, outcome.error = RunStatus.FAILED, str(error)
     with env.store.transaction() as con:
         run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
     log.warning("plan %s: run failed: %s", outcome.plan, outcome.error, extra=_about(outcome))
@@ -287,7 +287,7 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> messages.Messag
         first = pd.DatetimeIndex(result.equity.index)[0].date() if len(result.equity) else None
         run_sql.finish_run(con, outcome.run_id, stats=result.stats, start_date=first, end_date=result.last_date,
                            data_digest=data_digest, finished_at=env.clock(), notes=outcome.notes)
-    outcome.status = "FINISHED"
+    outcome.status = RunStatus.FINISHED
     log.info("plan %s: run finished for %s: %d order(s)", plan.name, outcome.signal_day, len(outcome.orders),
              extra=_about(outcome))
     if rehearsal:
