@@ -8,6 +8,7 @@ token: a second poller is refused by Telegram).
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 from pathlib import Path
 
@@ -52,18 +53,18 @@ def run(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTI
                                           "`telegram:` section" if snapshot else "nothing is applied yet",
                                           "add `telegram: {bot_token: '${TELEGRAM_BOT_TOKEN}', allowed_chats: "
                                           "[CHAT_ID]}`, commit and `minitrade apply` (docs/telegram.md)"))
-        try:
-            from minitrade.telegram.actions import Desk
-            from minitrade.telegram.bot import ControlBot
-        except ModuleNotFoundError as e:
-            raise ConfigError(ConfigIssue("environment", None, "telegram", f"{e.name} is not installed",
-                                          "pip install 'minitrade[telegram]'")) from None
-        bot = ControlBot(Desk(root, store, snapshot.state_dir), snapshot.settings.telegram,
-                         twofa_timeout=twofa_timeout)
+        if importlib.util.find_spec("telegram") is None:
+            raise ConfigError(ConfigIssue("environment", None, "telegram", "python-telegram-bot is not installed",
+                                          "pip install 'minitrade[telegram]'"))
+        from minitrade.telegram.actions import Desk
+        from minitrade.telegram.bot import ControlBot
+
+        spec = snapshot.settings.telegram
+        bot = ControlBot(Desk(root, store, snapshot.state_dir), spec, twofa_timeout=twofa_timeout)
         previous = signal.signal(signal.SIGTERM, lambda _s, _f: bot.stop())
         try:
             bot.run(ready=lambda: err_console.print(
-                f"telegram bot running for chats {', '.join(map(str, snapshot.settings.telegram.allowed_chats))}"
+                f"telegram bot running for chats {', '.join(map(str, spec.allowed_chats))}"
                 " (Ctrl-C stops it)"))
         finally:
             signal.signal(signal.SIGTERM, previous)

@@ -432,7 +432,9 @@ class BotThread:
     """
 
     def __init__(self, root: Path, store: Store, state_dir: Path, *, env: Mapping[str, str] | None = None) -> None:
-        self.root, self.store, self.state_dir, self.env = root, store, state_dir, env
+        # A Store of its own: the daemon's shares one open connection among a pass's transactions
+        # (held_open), which another thread must not use at the same time.
+        self.root, self.store, self.state_dir, self.env = root, Store(store.path), state_dir, env
         self._spec: TelegramSpec | None = None
         self._bot: ControlBot | None = None
         self._thread: threading.Thread | None = None
