@@ -37,7 +37,7 @@ def run(repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTI
     Needs `pip install 'minitrade[telegram]'`. Chats not in allowed_chats are ignored and logged;
     acting commands ask Yes/No first; everything is audited in DuckDB (telegram_audit).
 
-    Example: TELEGRAM_BOT_TOKEN=... minitrade --log-level info telegram run
+    Example: minitrade telegram run --state-dir /srv/minitrade/state
     """
     from minitrade.errors import ConfigError, ConfigIssue
     from minitrade.reconcile_pass import applied_snapshot
