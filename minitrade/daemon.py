@@ -4,7 +4,8 @@ The loop is level-triggered: every pass re-reads everything (reconcile_pass), so
 (watchdog) only wake it early. A `git checkout` produces hundreds of events; they are debounced
 into one pass. SIGTERM/SIGINT stop the loop between runs: a run in progress finishes, and
 anything it left half-done is resolved by the next start (STARTED ticks, PENDING_SUBMIT orders).
-Beside the loop, a thread tickles the IB gateways (minitrade.keepalive). The daemon's start,
+Beside the loop, a thread tickles the IB gateways (minitrade.keepalive), and one serves the Telegram
+bot when the applied settings have a `telegram:` section (minitrade.telegram). The daemon's start,
 its polling interval and every pass are recorded for `minitrade status --check`.
 """
 
@@ -39,6 +40,7 @@ from minitrade.scheduler import CALENDAR_WARNING_DAYS, EarlyCloseTick, upcoming_
 from minitrade.source import Backoff, RemoteSource
 from minitrade.store import Store
 from minitrade.store.heartbeat import LOCK_FILE, record_start
+from minitrade.telegram.bot import BotThread
 from minitrade.trading_calendar import get_calendar
 
 log = logging.getLogger("minitrade.daemon")
@@ -174,6 +176,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
     run = DaemonRun()
     executor = _executor(root, store)
     tickler = Keepalive(store, interval=keepalive if keepalive is not None else keepalive_seconds())
+    bot = BotThread(root, store, state_dir)   # the applied `telegram:` section's bot (minitrade.telegram)
     with single_instance(state_dir), closing(executor), ExitStack() as services:
         wake = Wakeup(root, [state_dir])
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -193,6 +196,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
             watched = snapshot.commit if snapshot is not None else None
             tickler.watch(snapshot.settings if snapshot is not None else None)
             tickler.start()
+            bot.watch(snapshot.settings.telegram if snapshot is not None else None)
             _announce(root, store, lambda snap: messages.daemon_started(snap.commit, plans=len(snap.plans)))
             _warn_calendars(root, store)
         try:
@@ -215,6 +219,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                     watched = result.applied_commit  # the keepalive follows the brokers of the applied state
                     snapshot = _applied(root, store)
                     tickler.watch(snapshot.settings if snapshot is not None else None)
+                    bot.watch(snapshot.settings.telegram if snapshot is not None else None)
                 today = (now or clock.now)().date()
                 if not once and (today, result.applied_commit, result.outcome) != looked:  # once a day or commit
                     looked = (today, result.applied_commit, result.outcome)
@@ -238,6 +243,7 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                 signal.signal(s, handler)
             wake.stop()
             tickler.stop()
+            bot.stop()
             reason = stopped_by[0] if stopped_by else ""
             log.info("daemon stopped after %d pass(es)%s", run.passes, f" on {reason}" if reason else
                      " after an error" if crash is not None else "")

@@ -27,7 +27,8 @@ MinitradeError
 ├─ StoreError                  ← DuckDB failed
 │  └─ StoreLocked              ← another process holds the database file; retry later
 ├─ BrowserMissing              ← no Chromium/chromedriver on this machine; install them or point to them
-└─ AlreadyRunning              ← another daemon holds this state dir; stop it first
+├─ AlreadyRunning              ← another daemon holds this state dir; stop it first
+└─ BotError                    ← the Telegram Bot API refused the token or cannot be reached; the rest runs on
 ```
 
 `retryable` tells the daemon whether the same work may succeed later unchanged.
@@ -224,3 +225,10 @@ class BrowserMissing(MinitradeError):
 
 class AlreadyRunning(MinitradeError):
     """Another daemon holds this state dir; stop it first."""
+
+
+class BotError(MinitradeError):
+    """The Telegram Bot API refused the bot's token or cannot be reached: check telegram.bot_token and
+    api_url; trading goes on without the bot (the daemon retries it)."""
+
+    retryable = True

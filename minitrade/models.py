@@ -240,6 +240,32 @@ class ExecutorSpec(Resource):
                                                                           "worker, MiB.")
 
 
+class TelegramSpec(Resource):
+    """The Telegram bot that controls minitrade from a phone (docs/telegram.md)."""
+
+    bot_token: str = Field(description="Secret reference to the token BotFather gave, e.g. ${TELEGRAM_BOT_TOKEN}.")
+    allowed_chats: list[int] = Field(min_length=1, description="Chat ids the bot obeys; every other chat is "
+                                                                "ignored and logged.")
+    api_url: str | None = Field(None, description="Bot API root (default https://api.telegram.org); a local "
+                                                  "Bot API server or `minitrade telegram fake-api`.")
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_is_reference(cls, value: str) -> str:
+        if not SECRET_REF.fullmatch(value):
+            raise ValueError("must be a secret reference like ${TELEGRAM_BOT_TOKEN} or ${file:~/.telegram-token}, "
+                             "never the token itself (it would end up in git); revoke a token that was committed "
+                             "with BotFather's /revoke")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/") if value is not None else None
+
+
 class Settings(Resource):
     """minitrade.yaml: settings shared by every plan."""
 
@@ -252,6 +278,8 @@ class Settings(Resource):
         default_factory=lambda: {"manual": ManualBroker(type="manual")})  # type: ignore[arg-type]
     notifiers: dict[str, NotifierSpec] = Field(default_factory=dict)
     executor: ExecutorSpec = Field(default_factory=lambda: ExecutorSpec.model_validate({}))
+    telegram: TelegramSpec | None = Field(None, description="Control from Telegram (`minitrade telegram`; the "
+                                                           "daemon runs it too).")
 
     @field_validator("data_sources", "brokers", "notifiers")
     @classmethod

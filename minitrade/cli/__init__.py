@@ -19,6 +19,7 @@ from minitrade.cli import (  # noqa: F401
     notify_cmds,
     orders_cmds,
     report_cmd,
+    telegram_cmds,
     trader_cmds,
 )
 from minitrade.cli.app import ERROR, INTERRUPTED, app, err_console, rich_escape

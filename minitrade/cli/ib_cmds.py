@@ -260,7 +260,7 @@ def contracts(symbol: str = typer.Argument(..., help="Ticker, e.g. AAPL."), acco
 def fake_gateway(port: int = typer.Option(5000, help="Port on 127.0.0.1."),
                  username: str = typer.Option("fakeuser", help="Username the fake accepts."),
                  password: str = typer.Option("fakepass", help="Password the fake accepts."),
-                 two_factor: str = typer.Option("push", help="push or none."),
+                 two_factor: str = typer.Option("push", help="push, code (a typed code: 123456) or none."),
                  auto_approve: float | None = typer.Option(None, help="Approve 2FA pushes after N seconds.")) -> None:
     """Run a fake IB gateway (HTTPS, same API) to rehearse the IB flow without an account.
 

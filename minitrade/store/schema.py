@@ -21,6 +21,8 @@ The tables, for people who query the file directly:
 - plan_overrides: imperative overrides of the applied state, newest last (`minitrade suspend` /
   `resume`, and suspensions cleared when a plan's file says disabled): who, when and why; a plan is
   suspended while its latest row says `suspend`
+- telegram_audit: every command the Telegram bot received (v9), from an allowed chat or not: chat id,
+  command and arguments, outcome (answered, asked, done, declined, failed, expired, refused) and time
 """
 
 from __future__ import annotations
@@ -271,6 +273,22 @@ ALTER TABLE daemon_heartbeat ADD COLUMN poll_seconds DOUBLE;      -- its longest
 ALTER TABLE daemon_heartbeat ALTER COLUMN last_pass DROP NOT NULL;
 """
 
+# Version 9: what the Telegram bot was told and did (minitrade/telegram). Append-only, like the
+# overrides: a person who acted from the phone, and every stranger who tried, stays on record.
+V9_TELEGRAM_AUDIT = """
+CREATE SEQUENCE telegram_audit_ids START 1;
+CREATE TABLE telegram_audit (
+    id        BIGINT PRIMARY KEY DEFAULT nextval('telegram_audit_ids'),
+    acted_at  TIMESTAMPTZ NOT NULL,
+    chat_id   BIGINT NOT NULL,
+    user_name VARCHAR,                      -- the Telegram @username or first name, as sent
+    command   VARCHAR NOT NULL,             -- status | fill | suspend | ... | (text) for a non-command
+    args      VARCHAR,                      -- as typed, cut at 200 characters
+    outcome   VARCHAR NOT NULL,             -- answered | asked | done | declined | failed | expired | refused
+    detail    VARCHAR                       -- what was done, or why not
+);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
@@ -280,4 +298,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (6, V6_RESULT_CHAINS),
     (7, V7_PLAN_OVERRIDES),
     (8, V8_DAEMON_HEALTH),
+    (9, V9_TELEGRAM_AUDIT),
 ]

@@ -86,6 +86,8 @@ class FakeGateway:
         self.lock = threading.RLock()
         self.book = Book(accounts=list(accounts))
         self.username, self.password, self.two_factor = username, password, two_factor
+        self.twofa_code = "123456"                # two_factor="code": the code IB "sends by SMS"
+        self.codes: list[str] = []                # every second factor typed into the page
         self.lock_after, self.failed_logins, self.locked = lock_after, 0, False
         self.twofa_window, self.auto_approve = twofa_window, auto_approve
         self.questions: list[str] = []            # message ids asked for every order, in order
@@ -275,6 +277,8 @@ class FakeGateway:
         if path == page.LOGIN_PATH and method == "GET":
             return 200, page.render(), html
         if path == page.LOGIN_PATH and method == "POST":
+            if "gold-response" in body:
+                return 200, self._second_factor(str(body.get("gold-response", ""))), html
             return 200, self._login(str(body.get("username", "")), str(body.get("password", ""))), html
         if path == "/__fake/login-status":
             timed_out = self.state == "no_session" and self._twofa_timed_out
@@ -316,6 +320,19 @@ class FakeGateway:
         if self.two_factor == "push":
             self.set_state("2fa_pending")
             return page.render(push_pending=True)
+        if self.two_factor == "code":
+            self.set_state("2fa_pending")
+            return page.render(code_prompt=True)
+        self.set_state("authenticated")
+        return page.render(success=True)
+
+    def _second_factor(self, code: str) -> bytes:
+        """A typed second factor (SMS or card code) answering the code prompt."""
+        self.codes.append(code)
+        if self.two_factor != "code" or self.state != "2fa_pending":
+            return page.render(error="Your session has expired. Please log in again.")
+        if code.strip() != self.twofa_code:
+            return page.render(error="Invalid security code. Please try again.", code_prompt=True)
         self.set_state("authenticated")
         return page.render(success=True)
 
@@ -503,7 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--username", default="fakeuser")
     parser.add_argument("--password", default="fakepass")
-    parser.add_argument("--two-factor", choices=["push", "none"], default="push")
+    parser.add_argument("--two-factor", choices=["push", "code", "none"], default="push",
+                        help="code: the page asks for a typed code (123456)")
     parser.add_argument("--auto-approve", type=float, default=None,
                         help="approve the 2FA push after this many seconds (default: wait for /__fake/2fa/approve)")
     parser.add_argument("--question", action="append", default=[], metavar="ID",

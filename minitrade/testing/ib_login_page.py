@@ -25,7 +25,8 @@ _PAGE = """<!DOCTYPE html>
   <button type="submit" class="btn btn-lg btn-primary xyz-button-login">Login</button>
  </form>
  <div class="xyz-errormessage{error_hidden}">{error}</div>
- <div id="twofactbase" class="hidden"><input id="xyz-field-bronze-response" name="gold-response"></div>
+ <div id="twofactbase" class="{code_hidden}"><form id="xyzform-2fa" method="post" action="/sso/Login?forwardTo=22&amp;RL=1&amp;ip2loc=on">
+  <label for="xyz-field-bronze-response">{code_text}</label><input id="xyz-field-bronze-response" name="gold-response" autocomplete="off"></form></div>
  <div class="login-step-notification{push_hidden}">{push_text}</div>
  <pre id="result">{result}</pre>
 </div>
@@ -47,9 +48,12 @@ _POLL = """<script>
 </script>""".replace("SUCCESS_TEXT", SUCCESS_TEXT)
 
 
-def render(*, error: str = "", push_pending: bool = False, success: bool = False, paper: bool = True) -> bytes:
-    """The login page in one of its states."""
+def render(*, error: str = "", push_pending: bool = False, success: bool = False, paper: bool = True,
+           code_prompt: bool = False) -> bytes:
+    """The login page in one of its states (`code_prompt`: a typed second factor, submitted with RETURN)."""
     return _PAGE.format(
+        code_hidden="" if code_prompt else "hidden",
+        code_text="Enter the security code sent to your phone" if code_prompt else "",
         paper_checked=" checked" if paper else "",
         error=escape(error), error_hidden="" if error else " hidden",
         push_hidden="" if push_pending else " hidden",

@@ -149,3 +149,27 @@ def test_a_valid_sso_session_is_reopened_without_the_browser(login_gateway: Fake
     assert run_login(login_gateway, tmp_path, {}) is SessionState.AUTHENTICATED
     assert login_posts(login_gateway) == 0
     assert ("POST", "/iserver/auth/ssodh/init", {"publish": True, "compete": True}) in login_gateway.requests
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize(("typed", "expect"), [
+    pytest.param("123456", None, id="right code"),
+    pytest.param("000000", "IB refused the 2FA code: Invalid security code", id="wrong code"),
+    pytest.param(None, "asks for a typed 2FA code (SMS or card) and none was given", id="no code given"),
+])
+def test_a_typed_second_factor_is_asked_for_and_typed_into_the_page(tmp_path: Path, typed: str | None,
+                                                                    expect: str | None) -> None:
+    with FakeGateway(two_factor="code") as gw:
+        asked: list[bool] = []
+
+        def code() -> str | None:
+            asked.append(gw.state == "2fa_pending")   # asked only once IB waits for it
+            return typed
+
+        if expect is None:
+            assert run_login(gw, tmp_path, ENV, code=code) is SessionState.AUTHENTICATED
+        else:
+            with pytest.raises(BrokerNotReady, match=expect.replace("(", r"\(").replace(")", r"\)")):
+                run_login(gw, tmp_path, ENV, code=code)
+        assert asked == [True]
+        assert gw.codes == ([typed] if typed else [])

@@ -8,7 +8,9 @@ password come from the secret references in minitrade.yaml and never reach a log
 A failed password is counted in a small file in the state dir; after `max_login_attempts` failures
 login refuses to try again, so IB never locks the account (IB blocks logins for 24 h after
 repeated failures). A 2FA push that is not approved in time ends the attempt with a clear message
-and no retry.
+and no retry. When IB asks for a typed second factor (an SMS or card code) instead of a push, a
+caller that can ask the person (the Telegram bot) passes `code`: it is asked once, its answer is
+typed into the page's code box and submitted; the code never reaches a log or an error.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ SUCCESS_TEXT = "Client login succeeds"
 USERNAME, PASSWORD = "input[name=username]", "input[name=password]"
 SUBMIT, ERROR = "button.xyz-button-login", ".xyz-errormessage"
 PUSH_WAITING, CODE_BOX = ".login-step-notification", "#twofactbase"
+CODE_INPUT = "#xyz-field-bronze-response"    # typed 2FA code, submitted with RETURN (as ibeam does)
 
 
 class LoginGuard:
@@ -116,8 +119,11 @@ def _outcome(driver: Any) -> tuple[str, str] | None:
 def login(name: str, spec: IBBrokerSpec, *, state_dir: Path, env: Mapping[str, str] | None = None,
           twofa_timeout: float = 120.0, page_timeout: float = 30.0, poll: float = 1.0,
           client: IBClient | None = None, driver_factory: Callable[..., Any] = chromium,
-          say: Callable[[str], None] = log.info) -> SessionState:
+          say: Callable[[str], None] = log.info, code: Callable[[], str | None] | None = None) -> SessionState:
     """Log account `name` in through the gateway's login page; returns the session state after.
+
+    `code` asks the person for a typed second factor when IB wants one (None: they gave none);
+    without it such a login ends with a message saying so.
 
     Raises:
         BrokerNotReady: wrong credentials (counted), 2FA not approved in time, or the guard refused.
@@ -146,15 +152,19 @@ def login(name: str, spec: IBBrokerSpec, *, state_dir: Path, env: Mapping[str, s
         username = resolve_secret(spec.username, env=env, field="username")
         password = resolve_secret(spec.password, env=env, field="password")
         outcome = _submit(driver_factory, spec, username.get_secret_value(), password.get_secret_value(),
-                          page_timeout=page_timeout, name=name)
+                          page_timeout=page_timeout, name=name, code=code)
         if outcome[0] == "error":
             reason = redact(outcome[1], [username, password])
             count = guard.failed(reason)
             raise BrokerNotReady(f"IB refused the login: {reason} (failed attempt {count} of at most "
                                  f"{spec.max_login_attempts}; minitrade does not retry on its own)", account=name)
         if outcome[0] == "code":
-            raise BrokerNotReady("IB asks for a typed 2FA code; minitrade supports the IB Key push "
-                                 "notification only", account=name)
+            raise BrokerNotReady("IB asks for a typed 2FA code (SMS or card) and none was given; log in from "
+                                 "Telegram (/ib_login), which asks for it, or switch the account to IB Key push "
+                                 "notifications", account=name)
+        if outcome[0] == "code_error":
+            raise BrokerNotReady(f"IB refused the 2FA code: {redact(outcome[1], [username, password])} (nothing "
+                                 f"was retried; run the login again for a new code)", account=name)
         if outcome[0] == "push":
             say(f"{name}: approve the IB Key notification on your phone (waiting up to {twofa_timeout:g}s)")
         state = _await_session(client, name, twofa_timeout if outcome[0] == "push" else page_timeout, poll)
@@ -167,8 +177,9 @@ def login(name: str, spec: IBBrokerSpec, *, state_dir: Path, env: Mapping[str, s
 
 
 def _submit(driver_factory: Callable[..., Any], spec: IBBrokerSpec, username: str, password: str, *,
-            page_timeout: float, name: str) -> tuple[str, str]:
-    """Fill the form once and report what the page answered. The browser is always closed."""
+            page_timeout: float, name: str, code: Callable[[], str | None] | None = None) -> tuple[str, str]:
+    """Fill the form once and report what the page answered; a code prompt is answered through `code`
+    ("code" when none was given, "code_error" when IB refused it). The browser is always closed."""
     from selenium.common.exceptions import (
         StaleElementReferenceException,
         TimeoutException,
@@ -190,6 +201,8 @@ def _submit(driver_factory: Callable[..., Any], spec: IBBrokerSpec, username: st
             driver.find_element(By.CSS_SELECTOR, SUBMIT).click()
             outcome: tuple[str, str] | None = wait.until(_outcome)
             assert outcome is not None      # until() returns only a truthy value
+            if outcome[0] == "code" and code is not None:
+                return _type_code(driver, wait, code)
             return outcome
         except TimeoutException as e:
             raise BrokerUnavailable(f"the gateway's login page at {spec.gateway.url} did not answer within "
@@ -201,6 +214,26 @@ def _submit(driver_factory: Callable[..., Any], spec: IBBrokerSpec, username: st
     finally:
         with contextlib.suppress(Exception):
             driver.quit()
+
+
+def _type_code(driver: Any, wait: Any, code: Callable[[], str | None]) -> tuple[str, str]:
+    """Ask for the typed second factor and submit it in the page's code box (RETURN)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    given = code()
+    if not given or not given.strip():
+        return "code", ""
+    box = driver.find_element(By.CSS_SELECTOR, CODE_INPUT)
+    box.send_keys(given.strip())
+    box.send_keys(Keys.RETURN)
+
+    def answered(d: Any) -> tuple[str, str] | None:
+        found = _outcome(d)
+        return found if found is not None and found[0] in ("success", "error") else None
+
+    outcome: tuple[str, str] = wait.until(answered)
+    return ("success", "") if outcome[0] == "success" else ("code_error", outcome[1])
 
 
 def _await_session(client: IBClient, name: str, timeout: float, poll: float) -> SessionState:
