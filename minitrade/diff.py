@@ -14,7 +14,7 @@ from minitrade.models import REPLACE_FIELDS
 Key = tuple[str, str]
 Versioned = tuple[str, dict[str, Any]]  # (digest, spec)
 
-KIND_ORDER = ("settings", "data_source", "broker", "notifier", "strategy", "plan")
+KIND_ORDER = ("settings", "data_source", "broker", "notifier", "telegram", "strategy", "plan")
 
 
 class Action(StrEnum):

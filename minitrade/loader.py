@@ -70,6 +70,8 @@ class Snapshot:
                 out[(kind, name)] = spec.model_dump(mode="json", exclude_none=True)
         for name, notifier in s.notifiers.items():
             out[("notifier", name)] = notifier.spec()
+        if s.telegram is not None:  # its token as the reference written, never the value
+            out[("telegram", "bot")] = s.telegram.model_dump(mode="json", exclude_none=True)
         for path, source in self.strategies.items():
             out[("strategy", path)] = {"sha256": hashlib.sha256(source.encode()).hexdigest()}
         for name, plan in self.plans.items():

@@ -158,3 +158,19 @@ def test_real_subprocess_exit_codes(trading_repo) -> None:
     helped = subprocess.run([sys.executable, "-m", "minitrade", "plan", "--help"], capture_output=True, text=True,
                             env=env, timeout=120)
     assert "2 = changes" in helped.stdout
+
+
+def test_the_telegram_section_is_planned_and_applied_like_any_resource(trading_repo, monkeypatch) -> None:
+    repo = str(trading_repo.path)
+    assert cli("apply", "--yes", "--repo", repo).exit_code == 0
+    monkeypatch.setenv("TG_TOKEN", "123456:AAE-secret-bot-token-value")
+    trading_repo.write("minitrade.yaml", trading_repo.read("minitrade.yaml")
+                       + "telegram:\n  bot_token: ${TG_TOKEN}\n  allowed_chats: [12345]\n")
+    trading_repo.commit("control from the phone")
+    planned = cli("plan", "--json", "--repo", repo)
+    assert planned.exit_code == 2, planned.output
+    doc = json.loads(planned.output)
+    assert [(c["action"], c["kind"], c["name"]) for c in doc["changes"]] == [("create", "telegram", "bot")]
+    assert "${TG_TOKEN}" in planned.output and "AAE-secret" not in planned.output
+    assert cli("apply", "--yes", "--repo", repo).exit_code == 0
+    assert cli("plan", "--repo", repo).exit_code == 0, "applied: nothing left to change"
