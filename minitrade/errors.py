@@ -19,6 +19,7 @@ MinitradeError
 │  ├─ BrokerUnavailable        ← timeout/5xx; retry reads, reconcile before re-submitting
 │  │  └─ RateLimited           ← 429: do not retry now (IB may block the address for 10 minutes)
 │  ├─ OrderNotFound            ← the broker does not know the order (e.g. cancelling one already gone)
+│  ├─ MalformedResponse        ← the broker answered a shape we cannot read; nothing is guessed, ask again later
 │  └─ FillRefused              ← a fill that would corrupt the order book; nothing recorded
 ├─ RunAborted                  ← a run's worker was stopped; that run fails, the others go on
 │  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
@@ -186,6 +187,10 @@ class RateLimited(BrokerUnavailable):
 
 class OrderNotFound(BrokerError):
     """The broker does not know the order (cancelling one that is already gone)."""
+
+
+class MalformedResponse(BrokerError):
+    """The broker's answer lacks a field or holds an unreadable value: nothing is recorded from it."""
 
 class FillRefused(BrokerError):
     """A fill that would corrupt the order book; nothing was recorded."""

@@ -32,7 +32,7 @@ from minitrade.clock import now as real_now
 from minitrade.data.base import DataSource
 from minitrade.data.cache import PriceCache
 from minitrade.data.registry import source_for
-from minitrade.errors import BrokerError, ConfigError, GitError, MinitradeError
+from minitrade.errors import BrokerError, ConfigError, GitError, MalformedResponse, MinitradeError
 from minitrade.loader import Snapshot, load_commit, load_worktree
 from minitrade.models import OrderType, Plan
 from minitrade.notify import Notifier, messages, settings_secrets
@@ -293,8 +293,9 @@ def collect_fills(env: RunEnv) -> None:
             continue
         try:
             new = sync_from_broker(env.store, plan, env.brokers)
-        except BrokerError as e:
-            log.info("fills of %s not collected now: %s", plan.name, e)
+        except BrokerError as e:  # asked again next pass; an unreadable answer is worth a warning
+            log.log(logging.WARNING if isinstance(e, MalformedResponse) else logging.INFO,
+                    "fills of %s not collected now: %s", plan.name, e, extra={"plan": plan.name})
             continue
         if new and env.notifier is not None:
             env.notifier.notify(messages.fills_recorded(plan.name, new))

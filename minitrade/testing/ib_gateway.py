@@ -11,7 +11,7 @@ IB flow without an account (`minitrade ib fake-gateway`, or `python -m minitrade
 Faults (consumed in order per rule): "500", "503", "429", "401", "no_bridge" (400 "Bad Request: no
 bridge", as while the gateway's link to IB is down), "drop_before", "drop_after" (the request is applied,
 then the socket closes without a response), "latency:SECONDS" (applied, answered late), "html",
-"malformed". `set_bridge(False)` keeps the link down (every `/iserver/*` call answers no bridge) until
+"malformed", "strip:FIELD" (a list answered with FIELD left out of every row). `set_bridge(False)` keeps the link down (every `/iserver/*` call answers no bridge) until
 `set_bridge(True)`. `tickles()` counts keepalive calls; `drop_session()` expires the session as
 IB's nightly reset does (a keepalive then reads `authenticated: false`).
 

@@ -122,6 +122,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         if fault and fault.startswith("latency:"):
             time.sleep(float(fault.split(":", 1)[1]))
+        if fault and fault.startswith("strip:") and isinstance(payload, list):  # rows missing a field
+            field = fault.split(":", 1)[1]
+            payload = [{k: v for k, v in row.items() if k != field} if isinstance(row, dict) else row
+                       for row in payload]
         if content_type == "redirect":
             self.send_response(status)
             self.send_header("Location", str(payload))

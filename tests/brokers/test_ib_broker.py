@@ -12,6 +12,7 @@ from minitrade.errors import (
     BrokerDisconnected,
     BrokerNotReady,
     BrokerUnavailable,
+    MalformedResponse,
     OrderQuestionRefused,
     OrderRejected,
 )
@@ -281,3 +282,27 @@ def test_market_orders_fill_after_the_post_unless_asked_to_fill_inside_it(
     assert placed.status is status
     found = broker.find("c-trg")                            # the next request sees the execution
     assert found is not None and found.status is OrderStatus.FILLED and found.avg_price == 190.0
+
+
+@pytest.mark.parametrize("field", ["execution_id", "size", "price", "trade_time_r"])
+def test_an_execution_row_missing_a_field_is_malformed_never_a_guess(gateway: FakeGateway, broker: IBBroker,
+                                                                     field: str) -> None:
+    gateway.set_time(datetime(2026, 11, 25, 15, 0, tzinfo=UTC))
+    broker.submit(make_order("c-trg", order_type=OrderType.TRG))
+    assert [f.price for f in broker.fills()] == [190.0]
+    gateway.inject("GET", r"/iserver/account/trades", f"strip:{field}")
+    if field == "trade_time_r":  # the readable trade_time stands in for it, as in IB's older rows
+        assert [f.price for f in broker.fills()] == [190.0]
+        return
+    with pytest.raises(MalformedResponse, match=f"without a readable '{field}'"):
+        broker.fills()
+    assert [f.price for f in broker.fills()] == [190.0], "asked again, the answer is read"
+
+
+def test_a_position_row_missing_its_quantity_is_malformed(gateway: FakeGateway, broker: IBBroker) -> None:
+    broker.submit(make_order(quantity=10))
+    gateway.set_time(datetime(2026, 11, 25, 21, 1, tzinfo=UTC))
+    broker.find("plan1-20261125-1500-AAPL-0")
+    gateway.inject("GET", r"/portfolio/.*/positions/0", "strip:position")
+    with pytest.raises(MalformedResponse, match="without a readable 'position'"):
+        broker.positions()

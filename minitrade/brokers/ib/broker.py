@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from minitrade.brokers.base import BrokerOrder, SessionState
+from minitrade.brokers.ib import payloads
 from minitrade.brokers.ib.client import AuthStatus, IBClient, Placement
 from minitrade.brokers.ib.contracts import resolve_conid
+from minitrade.brokers.ib.payloads import number
 from minitrade.errors import AlreadyPlaced, BrokerNotReady, BrokerUnavailable, OrderNotFound
 from minitrade.models import IBBroker as IBBrokerSpec
 from minitrade.models import OrderType
@@ -46,13 +48,6 @@ class Position:
     avg_cost: float
     market_price: float | None
     currency: str
-
-
-def _num(value: Any, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _status(ib_status: str, filled: float) -> OrderStatus:
@@ -159,16 +154,16 @@ class IBBroker:
         account = self._account or self._ready()
         for row in self.client.live_orders(account):
             if row.get("order_ref") == client_id:
-                filled = _num(row.get("filledQuantity"))
-                avg = _num(row.get("avgPrice"), math.nan)
+                filled = number(row.get("filledQuantity"))
+                avg = number(row.get("avgPrice"), math.nan)
                 return BrokerOrder(client_id, str(row.get("orderId")), _status(str(row.get("status")), filled),
-                                   filled, _num(row.get("remainingQuantity")),
+                                   filled, number(row.get("remainingQuantity")),
                                    None if math.isnan(avg) else avg)
         executions = [t for t in self.client.trades(days=7) if t.get("order_ref") == client_id]
         if not executions:
             return None
-        size = sum(abs(_num(t.get("size"))) for t in executions)
-        paid = sum(abs(_num(t.get("size"))) * _num(t.get("price")) for t in executions)
+        size = sum(abs(number(t.get("size"))) for t in executions)
+        paid = sum(abs(number(t.get("size"))) * number(t.get("price")) for t in executions)
         return BrokerOrder(client_id, str(executions[0].get("order_id") or ""), OrderStatus.FILLED, size, 0.0,
                            paid / size if size else None)
 
@@ -188,31 +183,20 @@ class IBBroker:
             self._ready()
         days = 7 if since is None else max(1, min(7, math.ceil((datetime.now(UTC) - since).total_seconds()
                                                                / 86400) + 1))
-        out = []
-        for row in self.client.trades(days=days):
-            client_id = str(row.get("order_ref") or "")
-            if not client_id:
-                continue
-            at = (datetime.fromtimestamp(int(row["trade_time_r"]) / 1000, UTC) if row.get("trade_time_r")
-                  else datetime.strptime(str(row["trade_time"]), "%Y%m%d-%H:%M:%S").replace(tzinfo=UTC))
-            if since is not None and at < since:
-                continue
-            out.append(Fill(fill_id=str(row["execution_id"]), client_id=client_id, quantity=abs(_num(row.get("size"))),
-                            price=_num(row.get("price")), commission=_num(row.get("commission")), filled_at=at,
-                            source=f"ib:{self.name}"))
+        out = [Fill(fill_id=e.execution_id, client_id=e.client_id, quantity=e.size, price=e.price,
+                    commission=e.commission, filled_at=e.at, source=f"ib:{self.name}")
+               for e in payloads.executions(self.client.trades(days=days), account=self.name)
+               if since is None or e.at >= since]
         return sorted(out, key=lambda f: (f.filled_at, f.fill_id))
 
     # -- portfolio -----------------------------------------------------------------------------
     def positions(self) -> list[Position]:
         account = self._account or self._ready()
-        return [Position(int(r["conid"]), str(r.get("ticker") or r.get("contractDesc") or r["conid"]),
-                         _num(r.get("position")), _num(r.get("avgCost")),
-                         _num(r.get("mktPrice"), math.nan) if r.get("mktPrice") is not None else None,
-                         str(r.get("currency") or ""))
-                for r in self.client.positions(account) if _num(r.get("position")) != 0]
+        return [Position(r.conid, r.ticker, r.quantity, r.avg_cost, r.market_price, r.currency)
+                for r in payloads.positions(self.client.positions(account), account=self.name)]
 
     def cash(self) -> dict[str, float]:
         """Cash balance per currency, plus `BASE` (the account's base currency)."""
         account = self._account or self._ready()
-        return {str(k): _num(v.get("cashbalance")) for k, v in self.client.ledger(account).items()
+        return {str(k): number(v.get("cashbalance")) for k, v in self.client.ledger(account).items()
                 if isinstance(v, dict)}
