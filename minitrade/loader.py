@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from minitrade import gitrepo
 from minitrade.credentials import literal_secret, references
 from minitrade.errors import ConfigError, ConfigIssue
-from minitrade.models import IBBroker, Plan, Settings
+from minitrade.models import TYPE_TAGS, IBBroker, Plan, Settings
 from minitrade.statedir import resolve_state_dir
 from minitrade.yamlsource import YamlDoc, parse_yaml
 
@@ -322,8 +322,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
             path.append(part)
             node = node[part]
         elif isinstance(node, (dict, list)) and isinstance(part, str) and (
-                part.startswith(("function-", "tagged-union")) or part in ("csv", "yahoo", "eastmoney",
-                                                                             "manual", "ib")):
+                part.startswith(("function-", "tagged-union")) or part in TYPE_TAGS):
             continue
         else:
             path.append(part)

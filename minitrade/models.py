@@ -199,6 +199,9 @@ class IBBroker(Resource):
 
 
 BrokerSpec = Annotated[ManualBroker | IBBroker, Field(discriminator="type")]
+# The `type:` tags of the tagged unions above (pydantic puts them in error locations).
+TYPE_TAGS = frozenset(tag for spec in (CsvSource, YahooSource, EastMoneySource, ManualBroker, IBBroker)
+                      for tag in get_args(spec.model_fields["type"].annotation))
 
 EventName = Literal[
     "run.finished", "run.failed", "orders.generated", "orders.pending", "orders.submitted",
