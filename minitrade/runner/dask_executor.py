@@ -79,7 +79,7 @@ class DaskExecutor:
         tasks = self._submit(inputs)
         seen: set[str] = set()
         try:
-            for future in dask_api(distributed).as_completed(list(tasks)):
+            for future in dask_api(distributed).as_completed(list(tasks), loop=self._client.loop):
                 inp = tasks[future]
                 if inp.run_id in seen:  # never count a unit twice, whatever the cluster replays
                     continue
