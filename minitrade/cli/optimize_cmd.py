@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 from rich.markup import escape
@@ -72,7 +72,8 @@ def optimize(
                                                  "window, score the best on the test window after it."),
     executor: str | None = EXECUTOR_OPTION,
     top: int = typer.Option(10, "--top", help="Trials shown in the ranked table."),
-    csv_path: Path | None = typer.Option(None, "--csv", show_default=False, help="Write every trial to this CSV."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print every trial as CSV with a header row (the summary "
+                                                     "goes to stderr)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
     repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
@@ -88,6 +89,8 @@ def optimize(
     from minitrade.runner.sweep import new_id
     from minitrade.runner.sweep import optimize as run_optimize
 
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv")
     if method not in ("grid", "random"):
         raise typer.BadParameter(f"{method!r}: grid or random", param_hint="--method")
     with handle_errors():
@@ -98,7 +101,7 @@ def optimize(
         runner = chosen_executor(snapshot.settings.executor, executor)
         label = executor_label(snapshot.settings.executor, executor)
         oid = new_id(plan)
-        progress = SweepProgress(request.metric, quiet=as_json and not err_console.is_terminal)
+        progress = SweepProgress(request.metric, quiet=(as_json or as_csv) and not err_console.is_terminal)
         try:
             with progress:
                 report = run_optimize(snapshot, request, runner, executor_name=label, optimization_id=oid,
@@ -109,10 +112,12 @@ def optimize(
         from minitrade.reports.optimization import write_page
 
         page_path = write_page(snapshot.state_dir / "reports" / "optimize", page)
-    if csv_path is not None:
-        _write_csv(csv_path, report)
     if as_json:
         emit_json("optimize", _json_doc(report, page, page_path))
+    elif as_csv:
+        _write_csv(sys.stdout, report)
+        err_console.print(f"best parameters:\n{escape(page.yaml)}\noptimization {report.optimization_id}; "
+                          f"report {escape(str(page_path))}")
     else:
         _print(report, page, page_path, top)
     if report.status == "FAILED":
@@ -253,21 +258,18 @@ def _trial_rows(report: Report) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_csv(path: Path, report: Report) -> None:
+def _write_csv(out: TextIO, report: Report) -> None:
     from minitrade.runner.optimize import STATISTICS
 
     rows = _trial_rows(report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["trial_id", "phase", "window", "window_start", "window_end", "rank", *report.names,
-                         report.metric if report.metric not in STATISTICS else "score", "error", "seconds",
-                         "worker", *STATISTICS])
-        for r in rows:
-            stats = r["stats"] or {}
-            writer.writerow([r["trial_id"], r["phase"], r["window"], r["window_start"] or "", r["window_end"] or "",
-                             r["rank"], *(r["params"].get(n) for n in report.names), r["score"], r["error"] or "",
-                             f"{r['seconds']:.4f}", r["worker"], *(stats.get(k) for k in STATISTICS)])
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["trial_id", "phase", "window", "window_start", "window_end", "rank", *report.names, "score",
+                     "error", "seconds", "worker", *STATISTICS])
+    for r in rows:
+        stats = r["stats"] or {}
+        writer.writerow([r["trial_id"], r["phase"], r["window"], r["window_start"] or "", r["window_end"] or "",
+                         r["rank"], *(r["params"].get(n) for n in report.names), r["score"], r["error"] or "",
+                         f"{r['seconds']:.4f}", r["worker"], *(stats.get(k) for k in STATISTICS)])
 
 
 def _json_doc(report: Report, page: OptimizationPage, page_path: Path) -> dict[str, Any]:

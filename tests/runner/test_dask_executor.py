@@ -27,6 +27,7 @@ from minitrade.store import optimizations as store_opt
 from tests.conftest import ROOT, TradingRepo
 
 pytest.importorskip("distributed", reason="the Dask executor needs pip install 'minitrade[dask]'")
+pytestmark = pytest.mark.slow
 
 START_WAIT = 60.0  # seconds a scheduler or worker may take to come up on a busy machine
 

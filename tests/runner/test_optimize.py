@@ -4,6 +4,7 @@ the YAML to paste, the report page, and walk-forward on hand-made prices (real r
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,21 @@ def test_walk_forward_windows_tile_the_period() -> None:
         opt.parse_walk_forward("3y")
 
 
+def test_executor_type_dask_needs_an_address_and_leaves_applied_digests_alone(trading_repo: TradingRepo) -> None:
+    from minitrade.errors import ConfigError
+    from minitrade.loader import load_worktree
+
+    before = load_worktree(trading_repo.path).digests()
+    text = trading_repo.read("minitrade.yaml")
+    trading_repo.write("minitrade.yaml", text + "executor: {type: dask, address: 'tcp://10.0.0.5:8786'}\n")
+    snapshot = load_worktree(trading_repo.path)
+    assert snapshot.settings.executor.address == "tcp://10.0.0.5:8786"
+    assert snapshot.digests() == before  # where research runs is no change to apply
+    trading_repo.write("minitrade.yaml", text + "executor: {type: dask}\n")
+    with pytest.raises(ConfigError, match="needs the scheduler's address"):
+        load_worktree(trading_repo.path)
+
+
 # ---------------------------------------------------------------------------------------------
 # the command on the embedded default (sma-aapl, sample prices)
 
@@ -110,8 +126,7 @@ SMA_ARGS = ("optimize", "sma-aapl", "-p", "fast=5:15:5", "-p", "slow=20:40:10", 
 def test_optimize_records_every_trial_and_prints_the_yaml_to_paste(trading_repo: TradingRepo,
                                                                   tmp_path: Path) -> None:
     plan_before = trading_repo.read("plans/sma-aapl.yaml")
-    out = tmp_path / "trials.csv"
-    doc = _json(invoke(*SMA_ARGS, "--metric", "calmar", "--executor", "local", "--csv", str(out), "--json",
+    doc = _json(invoke(*SMA_ARGS, "--metric", "calmar", "--executor", "local", "--json",
                        "--repo", str(trading_repo.path)))
     assert doc["kind"] == "optimize" and doc["format_version"] == 1 and doc["metric"] == "calmar"
     swept = [t for t in doc["trials"] if t["phase"] == "sweep"]
@@ -135,12 +150,21 @@ def test_optimize_records_every_trial_and_prints_the_yaml_to_paste(trading_repo:
         assert r.stats == t["stats"] and r.score == t["stats"]["calmar"]
         assert r.seconds > 0 and r.worker.startswith("pid ")
 
-    with out.open() as f:
-        table = list(csv.DictReader(f))
-    assert len(table) == 10 and {"fast", "slow", "sharpe", "calmar", "return_pct", "worker"} <= set(table[0])
     page = Path(doc["report"]).read_text()
     assert "<svg" in page and "fast" in page and "<script" not in page
     assert "https://" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_csv_output_is_one_row_a_trial_with_every_statistic(trading_repo: TradingRepo) -> None:
+    result = invoke(*SMA_ARGS, "--method", "random", "--samples", "4", "--csv", "--repo", str(trading_repo.path))
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(table) == 5 and [r["phase"] for r in table].count("baseline") == 1
+    assert {"fast", "slow", "score", "sharpe", "calmar", "return_pct", "sqn", "seconds", "worker"} <= set(table[0])
+    assert all(r["score"] == r["sharpe"] for r in table)
+    assert "best parameters:\nparams:" in result.stderr
+    both = invoke(*SMA_ARGS, "--csv", "--json", "--repo", str(trading_repo.path))
+    assert both.exit_code == USAGE and "choose one of --json and --csv" in both.output
 
 
 def test_text_output_shows_ranked_table_and_best_params(trading_repo: TradingRepo) -> None:
