@@ -24,6 +24,8 @@ MinitradeError
 ├─ RunAborted                  ← a run's worker was stopped; that run fails, the others go on
 │  ├─ RunTimedOut              ← it passed its deadline (plan `timeout`)
 │  └─ RunKilled                ← it died: the memory limit, a crash, or the daemon stopping
+├─ SearchSpaceError            ← an optimiser --param/--constraint/--metric it cannot use; fix the option
+├─ ExecutorUnavailable         ← the executor asked for cannot run (Dask missing, scheduler unreachable)
 ├─ NotifyError(notifier)       ← a notifier failed; log and record, never break a run
 ├─ StoreError                  ← DuckDB failed
 │  └─ StoreLocked              ← another process holds the database file; retry later
@@ -206,6 +208,16 @@ class RunTimedOut(RunAborted):
 
 class RunKilled(RunAborted):
     """The run's worker died (memory limit, crash, shutdown) before it returned a result."""
+
+
+class SearchSpaceError(MinitradeError):
+    """`minitrade optimize` cannot use a parameter range, constraint, metric or window; fix the option."""
+
+
+class ExecutorUnavailable(MinitradeError):
+    """The executor asked for cannot run: Dask not installed, or its scheduler unreachable; fix or use local."""
+
+    retryable = True
 
 
 class NotifyError(MinitradeError):

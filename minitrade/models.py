@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 SECRET_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{file:([^}]+)\}")
@@ -233,14 +234,24 @@ class NotifierSpec(Resource):
 
 
 class ExecutorSpec(Resource):
-    """Where the compute phase of runs happens: worker processes on this machine."""
+    """Where the compute phase of runs happens: worker processes on this machine, or a Dask cluster."""
 
-    type: Literal["local"] = "local"
+    type: Literal["local", "dask"] = Field("local", description="local: worker processes on this machine; "
+                                                               "dask: the Dask scheduler at `address` "
+                                                               "(research sweeps and `backtest --all`).")
+    address: str | None = Field(None, pattern=r"^(tcp|tls)://[^\s/:]+:[0-9]{1,5}$",
+                                description="Dask scheduler address, e.g. tcp://10.0.0.5:8786.")
     workers: int | None = Field(None, ge=1, le=256, description="Worker processes; default: the machine's cores.")
     timeout: float = Field(300.0, gt=0, le=86400, description="Deadline of a run's compute, seconds; a plan's "
                                                               "`timeout` overrides it.")
     memory_limit_mb: int = Field(2048, ge=256, le=1024 * 1024, description="Address-space cap of each run's "
                                                                           "worker, MiB.")
+
+    @model_validator(mode="after")
+    def _dask_needs_address(self) -> ExecutorSpec:
+        if self.type == "dask" and self.address is None:
+            raise ValueError("executor type dask needs the scheduler's address (address: tcp://HOST:8786)")
+        return self
 
 
 class TelegramSpec(Resource):

@@ -17,6 +17,7 @@ from minitrade.cli import (  # noqa: F401
     live_cmds,
     logs_cmd,
     notify_cmds,
+    optimize_cmd,
     orders_cmds,
     report_cmd,
     telegram_cmds,

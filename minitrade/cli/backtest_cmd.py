@@ -21,6 +21,7 @@ from minitrade.cli.app import (
     handle_errors,
     repo_path,
 )
+from minitrade.cli.optimize_cmd import EXECUTOR_OPTION
 from minitrade.errors import ConfigError, ConfigIssue, MinitradeError
 
 if TYPE_CHECKING:      # pandas and backtrader load only when a backtest runs, not for `--help`
@@ -55,6 +56,7 @@ def backtest(
     start: str | None = typer.Option(None, "--from", help="Start date (default: the plan's backtest_start)."),
     end: str | None = typer.Option(None, "--to", help="End date (default: the latest prices)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    executor: str | None = EXECUTOR_OPTION,
     repo: Path | None = REPO_OPTION, state_dir: Path | None = STATE_DIR_OPTION,
 ) -> None:
     """Backtest plans on their data sources: statistics table, records in DuckDB, CSV/JSON files.
@@ -71,8 +73,8 @@ def backtest(
     with handle_errors():
         snapshot = load_worktree(repo_path(repo, state_dir))
         names = _chosen(snapshot, plan, all_plans)
-        if len(names) > 1:  # several plans compute side by side on the worker pool
-            outcomes = _run_many(snapshot, names, first, last)
+        if len(names) > 1 or executor is not None:  # side by side on the worker pool (or a Dask cluster)
+            outcomes = _run_many(snapshot, names, first, last, executor)
         else:  # one plan in this process, with a progress bar of its prices and bars
             (name,) = names
             with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
@@ -128,12 +130,12 @@ def _new_run(snapshot: Snapshot, name: str) -> str:
     return run_id
 
 
-def _run_many(snapshot: Snapshot, names: list[str], first: date | None, last: date | None
-              ) -> dict[str, dict[str, Any]]:
-    """Backtest several plans on the worker pool (minitrade.yaml's `executor:`), printing a line as
-    each one finishes (plain lines also when piped)."""
+def _run_many(snapshot: Snapshot, names: list[str], first: date | None, last: date | None,
+              executor_name: str | None = None) -> dict[str, dict[str, Any]]:
+    """Backtest several plans on the worker pool (minitrade.yaml's `executor:`, or `--executor`),
+    printing a line as each one finishes (plain lines also when piped)."""
     from minitrade.runner.compute import raise_for_error
-    from minitrade.runner.executor import executor_for
+    from minitrade.runner.executor import chosen_executor
     from minitrade.runner.research import research_input
 
     outcomes: dict[str, dict[str, Any]] = {}
@@ -145,7 +147,7 @@ def _run_many(snapshot: Snapshot, names: list[str], first: date | None, last: da
             units.append(research_input(snapshot, name, run_id=run_id, start=first, end=last))
         except MinitradeError as e:
             outcomes[name] = _record(snapshot, run_id, e)
-    executor = executor_for(snapshot.settings.executor)
+    executor = chosen_executor(snapshot.settings.executor, executor_name)
     try:
         for done, computed in enumerate(executor.run(units), start=1):
             name = plan_of[computed.run_id]

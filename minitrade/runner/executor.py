@@ -54,6 +54,27 @@ def executor_for(spec: ExecutorSpec) -> ProcessExecutor:
     return ProcessExecutor(spec.workers, memory_limit=spec.memory_limit_mb * 1024**2)
 
 
+LOCAL = "local"
+
+
+def chosen_executor(spec: ExecutorSpec, override: str | None = None) -> Executor:
+    """The executor of one research command: `--executor local|tcp://HOST:PORT` if given, else
+    minitrade.yaml's `executor:` (`type: dask` with its `address`, or local worker processes)."""
+    address = override if override is not None else (spec.address if spec.type == "dask" else LOCAL)
+    if address in (None, LOCAL):
+        return executor_for(spec)
+    from minitrade.runner.dask_executor import DaskExecutor  # dask is an optional extra
+
+    return DaskExecutor(address)
+
+
+def executor_label(spec: ExecutorSpec, override: str | None = None) -> str:
+    """`local` or the Dask scheduler's address, as `chosen_executor` would pick."""
+    if override is not None:
+        return override
+    return spec.address if spec.type == "dask" and spec.address else LOCAL
+
+
 class InlineExecutor:
     """In this process, one unit after another; no deadline, nothing captured."""
 

@@ -23,6 +23,9 @@ The tables, for people who query the file directly:
   suspended while its latest row says `suspend`
 - telegram_audit: every command the Telegram bot received (v9), from an allowed chat or not: chat id,
   command and arguments, outcome (answered, asked, done, declined, failed, expired, refused) and time
+- optimizations, optimization_trials: `minitrade optimize` sweeps (plan, commit, method, metric,
+  parameter space, constraints, walk-forward, executor, best parameters) and one row per trial
+  (its parameters and every statistic as JSON, the ranked score, duration, worker, window, phase)
 """
 
 from __future__ import annotations
@@ -289,6 +292,47 @@ CREATE TABLE telegram_audit (
 );
 """
 
+# Version 10: parameter sweeps of `minitrade optimize`. Recorded only by the coordinating process
+# (never by a worker), one row per trial keyed by its id, so a trial a lost Dask worker ran twice
+# cannot be counted twice.
+V10_OPTIMIZATIONS = """
+CREATE TABLE optimizations (
+    optimization_id VARCHAR PRIMARY KEY,
+    plan            VARCHAR NOT NULL,
+    commit_sha      VARCHAR,
+    dirty           BOOLEAN NOT NULL DEFAULT false,
+    started_at      TIMESTAMPTZ NOT NULL,
+    finished_at     TIMESTAMPTZ,
+    status          VARCHAR NOT NULL,       -- RUNNING | FINISHED | FAILED | INTERRUPTED
+    method          VARCHAR NOT NULL,       -- grid | random
+    metric          VARCHAR NOT NULL,       -- a statistic key of runner/stats.py, e.g. sharpe
+    space           VARCHAR NOT NULL,       -- JSON: parameter -> the values tried
+    constraints     VARCHAR NOT NULL,       -- JSON list of the constraint expressions
+    walk_forward    VARCHAR,                -- e.g. 3y/1y; NULL for one sweep over the whole period
+    period_start    DATE,
+    period_end      DATE,
+    executor        VARCHAR NOT NULL,       -- local | tcp://HOST:PORT
+    best_params     VARCHAR                 -- JSON of the best trial's parameters (whole period)
+);
+CREATE TABLE optimization_trials (
+    optimization_id VARCHAR NOT NULL,
+    trial_id        VARCHAR NOT NULL,
+    number          INTEGER NOT NULL,       -- order of the trial in its phase
+    phase           VARCHAR NOT NULL,       -- sweep | baseline (the plan's own params) | train | test
+    window_no       INTEGER,                -- walk-forward window, from 1; NULL otherwise
+    window_start    DATE,
+    window_end      DATE,
+    params          VARCHAR NOT NULL,       -- JSON: the parameters of this trial (the varied ones)
+    stats           VARCHAR,                -- JSON: every statistic of the backtest
+    score           DOUBLE,                 -- the ranked metric's value
+    error           VARCHAR,                -- why the trial failed (the strategy's file:line)
+    seconds         DOUBLE,                 -- compute time on the worker
+    worker          VARCHAR,                -- pid N (local) or dask tcp://... (the worker's address)
+    recorded_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (optimization_id, trial_id)
+);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2_RUN_NOTES),
@@ -299,4 +343,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (7, V7_PLAN_OVERRIDES),
     (8, V8_DAEMON_HEALTH),
     (9, V9_TELEGRAM_AUDIT),
+    (10, V10_OPTIMIZATIONS),
 ]
