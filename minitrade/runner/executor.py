@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -156,6 +157,26 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """While a run's process is started, the main script is not named to it.
+
+    multiprocessing re-runs the main *script* (not a `-m` module) in every child it starts, to find
+    functions defined there. A run needs nothing from it (its target and input are importable by
+    name), and the `minitrade` console script imports the whole command line: measured ~300 ms of
+    CPU per run (217 ms with the script hidden against 507-561 ms without, the same backtest).
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or "__file__" not in main.__dict__:
+        yield
+        return
+    path = main.__dict__.pop("__file__")
+    try:
+        yield
+    finally:
+        main.__dict__["__file__"] = path
+
+
 def _interrupted(inp: RunInput) -> RunResult:
     return RunResult(inp.run_id, error_kind="interrupted",
                      error="interrupted: the daemon stopped during this run (resumed within its grace period)")
@@ -205,7 +226,8 @@ class ProcessExecutor:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(target=_worker, args=(inp, send, self.memory_limit),
                                         name=f"minitrade-run-{inp.run_id}", daemon=True)
-        process.start()
+        with _main_script_hidden():
+            process.start()
         send.close()
         self._running.append(_Running(inp, process, receive, time.monotonic() + inp.timeout))
 
