@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, time, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -77,6 +78,9 @@ _CONCURRENCY = ("HTTP fetches in flight at once when many tickers are fetched (a
                 "lower it if the provider rate-limits. Default 8.")
 
 
+PACKAGE_PREFIX = "package:"
+
+
 class CsvSource(Resource):
     """Daily OHLCV from a folder of TICKER.csv files (offline; the embedded default uses it)."""
 
@@ -89,6 +93,13 @@ class CsvSource(Resource):
     @property
     def delay(self) -> timedelta:
         return timedelta(minutes=self.delay_minutes or 0.0)
+
+    def folder(self, root: Path) -> Path:
+        """The folder of the files: `path` relative to the trading repo `root`, or inside minitrade."""
+        if self.path.startswith(PACKAGE_PREFIX):
+            return Path(__file__).resolve().parent / self.path[len(PACKAGE_PREFIX):].strip("/")
+        folder = Path(self.path).expanduser()
+        return folder if folder.is_absolute() else Path(root) / folder
 
 
 class RemoteSource(Resource):
