@@ -370,9 +370,10 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
         if in_map or in_list:
             path.append(part)
             node = node[part]
-        elif isinstance(node, (dict, list)) and isinstance(part, str) and (
+        elif (isinstance(node, (dict, list)) and isinstance(part, str) and (
                 part.startswith(("function-", "tagged-union")) or part in ("csv", "yahoo", "eastmoney",
-                                                                             "manual", "ib")):
+                                                                             "manual", "ib"))) or (
+                part in ("time-entry", "cron-entry")):  # the tags of a run_at entry's kinds (models.RunAtEntry)
             continue
         else:
             path.append(part)
