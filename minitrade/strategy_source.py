@@ -27,15 +27,13 @@ def declared_params(source: str, class_name: str | None = None) -> tuple[str, li
     """
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+        classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+        scope = _Scope(classes, _imports(tree))
+        chosen = _choose(scope, class_name)
+        params = _params_of(chosen, scope, depth=0) if chosen is not None else None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # a hostile file: the compile check says why
         return None
-    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
-    scope = _Scope(classes, _imports(tree))
-    chosen = _choose(scope, class_name)
-    if chosen is None:
-        return None
-    params = _params_of(chosen, scope, depth=0)
-    return None if params is None else (chosen.name, params)
+    return None if chosen is None or params is None else (chosen.name, params)
 
 
 class _Scope:

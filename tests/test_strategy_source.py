@@ -36,3 +36,7 @@ MT = "from minitrade import Strategy, entry_strategy\n"
 ])
 def test_declared_params(source: str, class_name: str | None, expected: tuple[str, list[str]] | None) -> None:
     assert declared_params(source, class_name) == expected
+
+
+def test_a_file_nested_too_deep_for_the_parser_is_unknown_not_a_crash() -> None:
+    assert declared_params(BT + "x = " + "1+" * 200_000 + "1\n") is None
