@@ -20,11 +20,6 @@ _cache: dict[tuple[str, int, int], pd.DataFrame] = {}
 _digests: dict[tuple[str, int, int], str] = {}
 
 
-def package_folder(name: str) -> Path:
-    """A data folder shipped inside the minitrade package, e.g. `sample_data`."""
-    return Path(__file__).resolve().parent.parent / name
-
-
 class CsvDataSource:
     """Reads `<folder>/<TICKER>.csv`; the folder is relative to the trading repo root."""
 
