@@ -155,12 +155,14 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
                branch: str | None = None, poll: float = POLL_SECONDS,
                now: Callable[[], datetime] | None = None,
                report: Callable[[PassResult], None] | None = None,
-               follow: Follow | None = None, keepalive: float | None = None) -> DaemonRun:
+               follow: Follow | None = None, keepalive: float | None = None,
+               on_stop: Callable[[str], None] | None = None) -> DaemonRun:
     """Run passes until SIGTERM/SIGINT (or one pass with `once`). With `follow`, `root` is the remote
     source's clone and each pass first fetches when due; a fetch that fails fails the pass's count
     (the pass still runs the applied state).
 
     `keepalive` is the IB tickle cadence in seconds (default: `MINITRADE_KEEPALIVE_SECONDS`, else 60).
+    `on_stop(signal_name)` is called when SIGTERM/SIGINT arrives (the CLI says it on stdout at once).
     An exception that escapes the loop is logged and notified ("daemon stopped after an error"),
     then raised: the process exits non-zero and a service manager restarts it.
     """
@@ -168,10 +170,13 @@ def run_daemon(root: Path, store: Store, state_dir: Path, *, once: bool = False,
     stopped_by: list[str] = []  # the signal's name, once one arrived
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %s: stopping (runs still computing are abandoned and resumed on restart)", signum)
-        stopped_by.append(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        log.info("%s received: stopping (runs still computing are abandoned and resumed on restart)", name)
+        stopped_by.append(name)
         stop.set()
         wake.event.set()
+        if on_stop is not None:
+            on_stop(name)
 
     run = DaemonRun()
     executor = _executor(root, store)

@@ -13,7 +13,7 @@ import json
 import posixpath
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,9 @@ from pydantic import BaseModel, ValidationError
 from minitrade import gitrepo
 from minitrade.credentials import literal_secret, references
 from minitrade.errors import ConfigError, ConfigIssue
-from minitrade.models import TYPE_TAGS, IBBroker, Plan, Settings
+from minitrade.models import TYPE_TAGS, CsvSource, IBBroker, Plan, Settings
 from minitrade.statedir import resolve_state_dir
+from minitrade.strategy_source import declared_params
 from minitrade.yamlsource import YamlDoc, parse_yaml
 
 if TYPE_CHECKING:
@@ -223,12 +224,62 @@ def _load(root: Path, read: Callable[[str], bytes | None], listing: Callable[[st
     if settings is not None:
         for doc in raw_docs:
             issues += _check_plan_refs(doc, settings)
+    for doc in raw_docs:
+        issues += _check_params(doc, strategies)
     issues.sort(key=lambda i: (i.file != SETTINGS_FILE, i.file, i.line or 0))
     if issues:
         raise ConfigError(issues)
     assert settings is not None
     return Snapshot(root=root, settings=settings, plans=plans, plan_files=plan_files,
                     strategies=strategies, sources=sources)
+
+
+def ticker_issues(snapshot: Snapshot, plans: Iterable[str] | None = None) -> list[ConfigIssue]:
+    """Universe tickers a csv data source has no file for, at the line of the universe entry.
+
+    Only sources that can answer offline are asked (a csv folder that exists); remote sources
+    are tried by `apply`. Kept out of the load itself: the answer depends on files outside the
+    commit, and an applied commit must always load again (a daemon restarting after a price file
+    went missing still runs its other plans).
+    """
+    issues: list[ConfigIssue] = []
+    listings: dict[str, set[str] | None] = {}
+    for name in sorted(snapshot.plans if plans is None else plans):
+        plan = snapshot.plans.get(name)
+        spec = snapshot.settings.data_sources.get(plan.data_source) if plan else None
+        if plan is None or not isinstance(spec, CsvSource):
+            continue
+        if plan.data_source not in listings:
+            folder = spec.folder(snapshot.root)
+            listings[plan.data_source] = ({p.stem for p in folder.glob("*.csv") if p.is_file()}
+                                          if folder.is_dir() else None)
+        have = listings[plan.data_source]
+        missing = [t for t in plan.tickers if have is not None and t not in have]
+        if not missing or have is None:
+            continue
+        file = snapshot.plan_files[name]
+        doc = parse_yaml(snapshot.sources[file].encode(), file)
+        for ticker in missing:
+            line = doc.line_of(_universe_path(doc.data.get("universe"), ticker)) \
+                if isinstance(doc, YamlDoc) and isinstance(doc.data, dict) else None
+            near = _suggest(ticker, sorted(have))
+            files = ", ".join(sorted(have)[:20]) or "none"
+            issues.append(ConfigIssue(file, line, "universe",
+                                      f"data source {plan.data_source} has no {ticker}.csv in {spec.path}",
+                                      near or f"add {ticker}.csv to that folder or remove {ticker}; "
+                                              f"tickers it has: {files}"))
+    return issues
+
+
+def _universe_path(universe: Any, ticker: str) -> tuple[str | int, ...]:
+    """Where `ticker` is written in a plan's raw `universe` (list, map or one string)."""
+    if isinstance(universe, list):
+        for i, item in enumerate(universe):
+            if item == ticker or (isinstance(item, dict) and ticker in item):
+                return ("universe", i)
+    if isinstance(universe, dict) and ticker in universe:
+        return ("universe", ticker)
+    return ("universe",)
 
 
 def _unsafe_strategy_path(path: str) -> str | None:
@@ -321,8 +372,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
         if in_map or in_list:
             path.append(part)
             node = node[part]
-        elif isinstance(node, (dict, list)) and isinstance(part, str) and (
-                part.startswith(("function-", "tagged-union")) or part in TYPE_TAGS):
+        elif (isinstance(node, (dict, list)) and isinstance(part, str) and (
+                part.startswith(("function-", "tagged-union")) or part in TYPE_TAGS)) or (
+                part in ("time-entry", "cron-entry")):  # the tags of a run_at entry's kinds (models.RunAtEntry)
             continue
         else:
             path.append(part)
@@ -435,6 +487,28 @@ def _check_plan_refs(doc: YamlDoc, settings: Settings) -> list[ConfigIssue]:
         issues.append(ConfigIssue(doc.file, doc.line_of(("timezone",)), "timezone",
                                   f"unknown timezone {tz!r}",
                                   _suggest(tz, sorted(_timezones()), "use an IANA name like America/New_York")))
+    return issues
+
+
+def _check_params(doc: YamlDoc, strategies: dict[str, str]) -> list[ConfigIssue]:
+    """Plan params the strategy does not declare, read from its source without running it
+    (nothing is said when the declared params cannot be known statically)."""
+    params, path, cls = doc.data.get("params"), doc.data.get("strategy"), doc.data.get("class")
+    if not isinstance(params, dict) or not params or not isinstance(path, str) or path not in strategies:
+        return []
+    declared = declared_params(strategies[path], cls if isinstance(cls, str) else None)
+    if declared is None:
+        return []
+    name, known = declared
+    issues = []
+    for key in params:
+        if key in known:
+            continue
+        fallback = (f"{name} declares {', '.join(known)}" if known else f"{name} declares no params") + (
+            f"; declare it in {path} as `params = (({str(key)!r}, default),)` or remove it")
+        issues.append(ConfigIssue(doc.file, doc.line_of(("params", key)), f"params.{key}",
+                                  f"unknown param {str(key)!r} of strategy {name} ({path})",
+                                  _suggest(str(key), known, fallback)))
     return issues
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, time, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -17,7 +18,9 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -78,6 +81,9 @@ _CONCURRENCY = ("HTTP fetches in flight at once when many tickers are fetched (a
                 "lower it if the provider rate-limits. Default 8.")
 
 
+PACKAGE_PREFIX = "package:"
+
+
 class CsvSource(Resource):
     """Daily OHLCV from a folder of TICKER.csv files (offline; the embedded default uses it)."""
 
@@ -90,6 +96,13 @@ class CsvSource(Resource):
     @property
     def delay(self) -> timedelta:
         return timedelta(minutes=self.delay_minutes or 0.0)
+
+    def folder(self, root: Path) -> Path:
+        """The folder of the files: `path` relative to the trading repo `root`, or inside minitrade."""
+        if self.path.startswith(PACKAGE_PREFIX):
+            return Path(__file__).resolve().parent / self.path[len(PACKAGE_PREFIX):].strip("/")
+        folder = Path(self.path).expanduser()
+        return folder if folder.is_absolute() else Path(root) / folder
 
 
 class RemoteSource(Resource):
@@ -355,6 +368,47 @@ def _check_run_at(spec: str) -> str:
 RunAt = Annotated[str, AfterValidator(_check_run_at)]
 
 
+class CronSchedule(Resource):
+    """`cron: "45 15 * * FRI"`: runs at the times a cron expression names, on the calendar's sessions.
+
+    Five fields (minute hour day-of-month month day-of-week), read in the plan's timezone (the
+    exchange's). Only sessions run: a time on a holiday is skipped, never moved to another day.
+    When day-of-month and day-of-week are both restricted a day must match both
+    (`0 9 1-7 * MON` is the first Monday of each month), not either as in classic cron.
+    """
+
+    cron: str = Field(description="Cron expression 'minute hour day-of-month month day-of-week' in the "
+                                  "exchange's timezone, e.g. '45 15 * * FRI' or '0 9 1-7 * MON' (first Monday).")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid(cls, value: str) -> str:
+        from croniter import croniter
+
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression: use five fields 'minute hour "
+                             "day-of-month month day-of-week', e.g. '45 15 * * FRI'")
+        return " ".join(value.split())
+
+    def clock_times(self) -> list[time]:
+        """Every time of day the expression can name (on some day)."""
+        from croniter import croniter
+
+        minutes, hours = croniter(self.cron).expanded[:2]
+        every_hour, every_minute = hours == ["*"], minutes == ["*"]
+        return sorted(time(h, m) for h in (range(24) if every_hour else map(int, hours))
+                      for m in (range(60) if every_minute else map(int, minutes)))
+
+
+def _run_at_kind(value: Any) -> str:
+    # a map is a cron entry, anything else a clock time: one error per entry, never one per kind
+    return "cron-entry" if isinstance(value, (dict, CronSchedule)) else "time-entry"
+
+
+RunAtEntry = Annotated[Annotated[RunAt, Tag("time-entry")] | Annotated[CronSchedule, Tag("cron-entry")],
+                       Discriminator(_run_at_kind)]
+
+
 def _not_bool(value: Any) -> Any:
     # YAML reads yes/no/on/off as booleans and pydantic would take True as 1: one share, or conid 1.
     if isinstance(value, bool):
@@ -364,6 +418,15 @@ def _not_bool(value: Any) -> Any:
 
 
 WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
+
+
+def _one_or_list(schema: dict[str, Any]) -> None:
+    """run_at's JSON Schema: what YAML may hold (one entry, or a list), not only the parsed list."""
+    entries = schema.pop("items")
+    schema.pop("type", None)
+    schema.pop("minItems", None)
+    one = entries.get("oneOf") or entries.get("anyOf") or [entries]
+    schema["anyOf"] = [*one, {"type": "array", "items": entries, "minItems": 1}]
 
 
 class Instrument(Resource):
@@ -384,7 +447,10 @@ class Plan(Resource):
     timezone: str | None = Field(None, description="Defaults to the calendar's timezone.")
     backtest_start: date
     trade_start: date | None = Field(None, description="Signals before this date never become orders.")
-    run_at: list[RunAt] = Field(min_length=1, description="'HH:MM[:SS]' or 'HH:MM[:SS]-HH:MM[:SS]/Nmin'.")
+    run_at: list[RunAtEntry] = Field(min_length=1, description="'HH:MM[:SS]', 'HH:MM[:SS]-HH:MM[:SS]/Nmin' "
+                                                                 "(every session) or {cron: '45 15 * * FRI'}; "
+                                                                 "one, or a list.",
+                                     json_schema_extra=_one_or_list)
     mode: Mode = Mode.STRICT
     order_type: OrderType = Field(OrderType.TOC, validate_default=True)
     broker: str = "manual"
@@ -463,11 +529,14 @@ class Plan(Resource):
     def _run_at_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part for part in (p.strip() for p in value.split(",")) if part]
+        if isinstance(value, dict):  # run_at: {cron: "..."}
+            return [value]
         return value
 
     def run_times(self) -> list[time]:
-        """Every clock time of day this plan runs at, sorted and unique."""
-        return sorted({t for spec in self.run_at for t in parse_run_at(spec)})
+        """Every clock time of day this plan can run at (cron entries: on the days they name), sorted."""
+        return sorted({t for spec in self.run_at
+                       for t in (spec.clock_times() if isinstance(spec, CronSchedule) else parse_run_at(spec))})
 
     @property
     def tickers(self) -> list[str]:

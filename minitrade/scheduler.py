@@ -2,7 +2,9 @@
 
 A tick is (plan, scheduled time). Ticks fall only on sessions of the plan's calendar, at the
 plan's clock times in the plan's timezone (DST-safe: clock times are combined with each day's own
-UTC offset).
+UTC offset). A `{cron: "45 15 * * FRI"}` entry adds, on each session, the times its expression
+names for that date in the plan's timezone (evaluated on the wall clock, like fixed times); a
+time it names on a day that is not a session is skipped, never moved to another day.
 
 Early closes (e.g. XNYS at 13:00 instead of 16:00, regular close C, early close E). A run time is
 *touched* by the early close when its order could no longer be placed as on a regular day:
@@ -26,7 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from minitrade.models import EarlyClose, OrderType, Plan, parse_run_at
+from minitrade.models import CronSchedule, EarlyClose, OrderType, Plan, RunAtEntry, parse_run_at
 from minitrade.trading_calendar import Session, TradingCalendar, get_calendar
 
 GRACE = timedelta(minutes=3)  # a tick runs within this of its time or not at all; also what "the present" means
@@ -74,7 +76,7 @@ def ticks_on(plan: Plan, day: date, cal: TradingCalendar | None = None) -> list[
         return []
     session = cal.session(day)
     tz = plan_zone(plan, cal)
-    out = [datetime.combine(day, t, tzinfo=tz) for t in _run_times(tuple(plan.run_at))]
+    out = [datetime.combine(day, t, tzinfo=tz) for t in _times_on(tuple(plan.run_at), day)]
     if not session.early_close:
         return out
     touched = {c.planned: c.moved_to for c in _touched(plan, session, cal, out)}
@@ -91,7 +93,8 @@ def early_close_ticks(plan: Plan, day: date, cal: TradingCalendar | None = None)
     if not session.early_close:
         return []
     tz = plan_zone(plan, cal)
-    return _touched(plan, session, cal, [datetime.combine(day, t, tzinfo=tz) for t in _run_times(tuple(plan.run_at))])
+    return _touched(plan, session, cal, [datetime.combine(day, t, tzinfo=tz)
+                                         for t in _times_on(tuple(plan.run_at), day)])
 
 
 def _touched(plan: Plan, session: Session, cal: TradingCalendar, ticks: list[datetime]) -> list[EarlyCloseTick]:
@@ -116,12 +119,34 @@ def _touched(plan: Plan, session: Session, cal: TradingCalendar, ticks: list[dat
 
 
 @lru_cache(maxsize=1024)
-def _run_times(run_at: tuple[str, ...]) -> tuple[time, ...]:
-    """Plan.run_times() by the plan's run_at specs: parsed once, not per plan per day per pass."""
-    return tuple(sorted({t for spec in run_at for t in parse_run_at(spec)}))
+def _run_times(run_at: tuple[RunAtEntry, ...]) -> tuple[tuple[time, ...], tuple[str, ...]]:
+    """The fixed clock times and the cron expressions of run_at specs: parsed once, not per plan
+    per day per pass."""
+    fixed = {t for spec in run_at if not isinstance(spec, CronSchedule) for t in parse_run_at(spec)}
+    return tuple(sorted(fixed)), tuple(spec.cron for spec in run_at if isinstance(spec, CronSchedule))
 
 
-def schedule_key(plan: Plan) -> tuple[str, str | None, tuple[str, ...], OrderType, EarlyClose]:
+def _times_on(run_at: tuple[RunAtEntry, ...], day: date) -> tuple[time, ...]:
+    """Clock times of `day` the specs name: every fixed time, and what each cron names for that date."""
+    fixed, crons = _run_times(run_at)
+    if not crons:
+        return fixed
+    return tuple(sorted(set(fixed).union(*(_cron_times(expr, day) for expr in crons))))
+
+
+@lru_cache(maxsize=8192)
+def _cron_times(expr: str, day: date) -> tuple[time, ...]:
+    """The wall-clock times `expr` names on `day` (day-of-month and day-of-week must both match)."""
+    from croniter import croniter
+
+    it = croniter(expr, datetime.combine(day, time.min) - timedelta(seconds=1), day_or=False)
+    out: list[time] = []
+    while (at := it.get_next(datetime)).date() == day:
+        out.append(at.time())
+    return tuple(out)
+
+
+def schedule_key(plan: Plan) -> tuple[str, str | None, tuple[RunAtEntry, ...], OrderType, EarlyClose]:
     """What a plan's ticks depend on: plans with equal keys tick at the same moments (the order
     type and early_close policy decide what an early close does)."""
     return plan.calendar, plan.timezone, tuple(plan.run_at), plan.order_type, plan.early_close
@@ -180,6 +205,22 @@ def upcoming_early_closes(plan: Plan, today: date, days: int = EARLY_CLOSE_WARNI
     return out
 
 
+def skipped_cron_days(plan: Plan, today: date, days: int = EARLY_CLOSE_WARNING_DAYS) -> list[tuple[date, str]]:
+    """(day, cron) for weekdays from `today` to `days` ahead a cron entry names but the calendar has
+    no session on (holidays): those runs are skipped (never moved), and `plan` says so beforehand."""
+    _, crons = _run_times(tuple(plan.run_at))
+    if not crons:
+        return []
+    cal = get_calendar(plan.calendar)
+    out = []
+    for offset in range(days + 1):
+        day = today + timedelta(days=offset)
+        # holidays only: a weekend is no news (a daily cron would warn every Saturday)
+        if day.weekday() < 5 and day <= cal.last_day and not cal.is_session(day):
+            out += [(day, expr) for expr in crons if _cron_times(expr, day)]
+    return out
+
+
 def warnings_for(plan: Plan, today: date) -> list[str]:
     """Schedule problems worth telling the person before they bite."""
     cal = get_calendar(plan.calendar)
@@ -193,6 +234,8 @@ def warnings_for(plan: Plan, today: date) -> list[str]:
     if plan.order_type is OrderType.TOO:
         out += _too_in_session(plan, cal, today)
     out += [c.reason for c in upcoming_early_closes(plan, today)]
+    out += [f"cron run {expr!r} on {day:%a} {day} is skipped: not a {plan.calendar} session"
+            for day, expr in skipped_cron_days(plan, today)]
     if (cal.last_day - today).days <= CALENDAR_WARNING_DAYS:
         out.append(f"calendar {plan.calendar} has sessions only until {cal.last_day}; upgrade "
                    "exchange-calendars before then or the plan stops running")
@@ -210,7 +253,7 @@ def _too_in_session(plan: Plan, cal: TradingCalendar, today: date) -> list[str]:
         later = cal.next_session_day(day + timedelta(days=1))
         session = cal.session(later) if later is not None else session
     tz = plan_zone(plan, cal)
-    inside = [t for t in _run_times(tuple(plan.run_at))
+    inside = [t for t in plan.run_times()
               if session.open <= datetime.combine(session.day, t, tzinfo=tz) < session.close]
     if not inside:
         return []

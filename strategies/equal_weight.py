@@ -14,8 +14,5 @@ class EqualWeightQuarterly(Strategy):
         if quarter == self.quarter:
             return
         self.quarter = quarter
-        weight = self.p.invest / len(self.tickers)
-        # Trim the overweight tickers before topping up the others.
-        values = {t: self.position_of(t) * self.data_of(t).close[0] for t in self.tickers}
-        for ticker in sorted(self.tickers, key=lambda t: -values[t]):
-            self.order_target_percent(data=self.data_of(ticker), target=weight)
+        # Trims the overweight tickers before topping up the others, in whole shares.
+        self.rebalance({t: self.p.invest / len(self.tickers) for t in self.tickers})

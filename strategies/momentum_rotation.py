@@ -20,15 +20,5 @@ class MomentumRotation(Strategy):
         self.month = self.now.month
         ranked = sorted(self.tickers, key=lambda t: self.momentum[t][0], reverse=True)
         winners = [t for t in ranked[: self.p.top] if self.momentum[t][0] > 0]
-        budget = self.broker.getvalue() * self.p.invest / max(len(winners), 1)
-        change = {}
-        for ticker in self.tickers:
-            price = self.data_of(ticker).close[0]
-            target = int(budget // price) if ticker in winners else 0
-            change[ticker] = target - self.position_of(ticker)
-        # Sells first, so the cash they free pays for the buys at the same close.
-        for ticker in sorted(change, key=change.get):
-            if change[ticker] < 0:
-                self.sell(data=self.data_of(ticker), size=-change[ticker])
-            elif change[ticker] > 0:
-                self.buy(data=self.data_of(ticker), size=change[ticker])
+        # Whole shares of equal weights; the others are sold first, paying for the buys at the same close.
+        self.rebalance({t: self.p.invest / len(winners) for t in winners})

@@ -91,6 +91,9 @@ def test_markdown_against_an_invalid_base_compares_with_nothing_and_says_so(trad
 
 
 def test_a_backtick_fence_in_a_value_cannot_close_the_diff_block(trading_repo: TradingRepo) -> None:
+    # a param the strategy declares (validate checks plan params against the strategy's own), declared before
+    trading_repo.edit("strategies/sma_crossover.py", '("invest", 0.95))', '("invest", 0.95), ("note", ""))')
+    trading_repo.commit("declare note")
     trading_repo.edit("plans/sma-aapl.yaml", "params: {fast: 20, slow: 50}",
                       "params: {fast: 20, slow: 50, note: \"```\"}")
     trading_repo.commit("note")

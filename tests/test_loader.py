@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minitrade.errors import ConfigError
-from minitrade.loader import load_commit, load_worktree
+from minitrade.loader import Snapshot, load_commit, load_worktree, ticker_issues
 
 BROKEN = Path(__file__).parent / "fixtures" / "broken"
 CASES = [json.loads(line) for line in (BROKEN / "expected.jsonl").read_text().splitlines() if line.strip()]
@@ -24,6 +24,8 @@ def _repo_with(tmp_path: Path, case: str) -> Path:
     (tmp_path / "plans").mkdir()
     (tmp_path / "strategies").mkdir()
     (tmp_path / "strategies" / "sma.py").write_text("import backtrader as bt\n")
+    for strategy in (BROKEN / "strategies").glob("*.py"):
+        shutil.copyfile(strategy, tmp_path / "strategies" / strategy.name)
     if kind == "plans":
         (tmp_path / "minitrade.yaml").write_text(SETTINGS)
         shutil.copyfile(BROKEN / case, tmp_path / "plans" / name)
@@ -31,6 +33,15 @@ def _repo_with(tmp_path: Path, case: str) -> Path:
         shutil.copyfile(BROKEN / case, tmp_path / "minitrade.yaml")
         (tmp_path / "plans" / "ok.yaml").write_text(OK_PLAN)
     return tmp_path
+
+
+def _validate(root: Path) -> Snapshot:
+    """What `minitrade validate` checks: the load, then tickers against csv folders (offline)."""
+    snapshot = load_worktree(root)
+    issues = ticker_issues(snapshot)
+    if issues:
+        raise ConfigError(issues)
+    return snapshot
 
 
 def test_corpus_has_at_least_forty_broken_inputs() -> None:
@@ -42,7 +53,7 @@ def test_corpus_has_at_least_forty_broken_inputs() -> None:
 def test_broken_input_reports_exact_file_line_and_message(tmp_path: Path, case: dict[str, object]) -> None:
     root = _repo_with(tmp_path, str(case["case"]))
     with pytest.raises(ConfigError) as raised:
-        load_worktree(root)
+        _validate(root)
     assert [str(i) for i in raised.value.issues] == case["issues"]
 
 

@@ -85,12 +85,16 @@ def validate(repo: Path | None = REPO_OPTION, rev: str | None = REV_OPTION,
 
     Example: minitrade validate --repo ~/trading
     """
+    from minitrade.loader import ticker_issues
     from minitrade.reconciler import strategy_compile_check
 
     root = repo_path(repo)
     with handle_errors():
         try:
             snapshot = _load(root, rev)
+            missing = ticker_issues(snapshot)  # what apply would refuse, asked of csv folders offline
+            if missing:
+                raise ConfigError(missing)
         except ConfigError as invalid:
             if as_json:  # the script gets the errors on stdout too; stderr says it as always
                 emit_json("validate", {"ok": False, "errors": [str(i) for i in invalid.issues], "warnings": []})

@@ -101,8 +101,7 @@ def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (de
 
     Example: minitrade replay --from 2013-01-02 --to 2013-02-28
     """
-    from rich.progress import Progress
-
+    from minitrade.cli.progress import progress
     from minitrade.loader import load_worktree
     from minitrade.replay import replay
     from minitrade.runner.publish import write_site
@@ -111,13 +110,8 @@ def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (de
     with handle_errors():
         first, last = _day(start, "--from"), _day(end, "--to")
         snapshot = load_worktree(root)
-        with Progress(console=err_console, transient=True) as bar:
-            task = bar.add_task("replay", total=None)
-
-            def progress(done: int, total: int, what: str) -> None:
-                bar.update(task, completed=done, total=total, description=f"replay {what}")
-
-            summary = replay(snapshot, start=first, end=last, plans=plans or None, progress=progress)
+        with progress(err_console, "replay", "sessions") as update:
+            summary = replay(snapshot, start=first, end=last, plans=plans or None, progress=update)
         index = write_site(summary.store, summary.state_dir / "reports")
         orders = sum(len(r.orders) for r in summary.runs)
         console.print(f"Replayed {summary.sessions} sessions: {len(summary.runs)} runs, {orders} orders, "
@@ -207,7 +201,8 @@ def daemon_cmd(once: bool = typer.Option(False, "--once", help="Run a single pas
                           "nothing is sent to a broker")
         console.print(f"minitrade daemon on {source or root} (state {state})")
         done = run_daemon(root, Store(state / "minitrade.duckdb"), state, once=once, branch=branch, poll=poll,
-                          now=(lambda: moment) if moment else None, report=_print_pass, follow=follow)
+                          now=(lambda: moment) if moment else None, report=_print_pass, follow=follow,
+                          on_stop=_print_stopping)
         if once and done.failed:
             err_console.print("[red]the pass failed[/] (see the lines above)")
             raise typer.Exit(1)
@@ -247,6 +242,13 @@ def _secret_ref(text: str, option: str) -> SecretStr:
         raise typer.BadParameter("give a reference, not the secret itself: '${ENV_VAR}' or '${file:/path}' "
                                  "(a literal shows in `ps` and the shell's history)", param_hint=f"'{option}'")
     return resolve_secret(text, field=option)
+
+
+def _print_stopping(signal_name: str) -> None:
+    """Said the moment the signal arrives: the stop waits for the work in hand, which can take a while."""
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    console.print(f"{stamp} stopping: {signal_name} received; runs still computing are abandoned and their "
+                  "ticks resumed on the next start")
 
 
 def _print_pass(result: PassResult) -> None:

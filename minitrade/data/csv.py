@@ -16,14 +16,8 @@ from minitrade.data.base import canonical
 from minitrade.errors import DataError, DataStale
 from minitrade.models import CsvSource
 
-PACKAGE_PREFIX = "package:"
 _cache: dict[tuple[str, int, int], pd.DataFrame] = {}
 _digests: dict[tuple[str, int, int], str] = {}
-
-
-def package_folder(name: str) -> Path:
-    """A data folder shipped inside the minitrade package, e.g. `sample_data`."""
-    return Path(__file__).resolve().parent.parent / name
 
 
 class CsvDataSource:
@@ -31,11 +25,7 @@ class CsvDataSource:
 
     def __init__(self, name: str, spec: CsvSource, *, root: Path) -> None:
         self.name = name
-        if spec.path.startswith(PACKAGE_PREFIX):
-            self.folder = package_folder(spec.path[len(PACKAGE_PREFIX):].strip("/"))
-        else:
-            folder = Path(spec.path).expanduser()
-            self.folder = folder if folder.is_absolute() else Path(root) / folder
+        self.folder = spec.folder(root)
 
     def __repr__(self) -> str:
         return f"CsvDataSource({self.name!r}, folder={str(self.folder)!r})"

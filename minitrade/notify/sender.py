@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -64,11 +65,42 @@ class _RedactSecrets(logging.Filter):
 _REDACTOR = _RedactSecrets()
 
 
+class _AddComplaints(logging.Filter):
+    """While a thread hands URLs to Apprise, keeps Apprise's complaints (e.g. "Unparseable Telegram
+    URL") for the one message that reports the URL, instead of a second report in the log."""
+
+    def __init__(self) -> None:
+        super().__init__("minitrade.apprise-add")
+        self._local = threading.local()
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[str]]:
+        lines: list[str] = []
+        self._local.lines = lines
+        try:
+            yield lines
+        finally:
+            self._local.lines = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        lines: list[str] | None = getattr(self._local, "lines", None)
+        if lines is None or record.levelno < logging.WARNING:
+            return True
+        lines.append(record.getMessage())
+        return False
+
+
+_COMPLAINTS = _AddComplaints()
+
+
 def _install_redactor() -> None:
     for name in (*_SENDING_LOGGERS, log.name):
         logger = logging.getLogger(name)
         if _REDACTOR not in logger.filters:
             logger.addFilter(_REDACTOR)
+    apprise_logger = logging.getLogger("apprise")
+    if _COMPLAINTS not in apprise_logger.filters:  # after the redactor: what it keeps is masked
+        apprise_logger.addFilter(_COMPLAINTS)
 
 
 @dataclass(frozen=True)
@@ -83,6 +115,18 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.outcome != "failed"
+
+
+def _refusal(url: str, complaints: list[str]) -> str:
+    """Why Apprise refused `url`: an unknown scheme, or Apprise's own words about the URL's parts."""
+    from apprise.manager_plugins import NotificationManager
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else url[:12]
+    if scheme not in NotificationManager():  # type: ignore[no-untyped-call]
+        return f"no Apprise plugin takes scheme {scheme!r}; see https://github.com/caronc/apprise/wiki"
+    why = "; ".join(dict.fromkeys(complaints)) or "it refused the URL"
+    return (f"Apprise cannot use this URL: {why} (check each part of the URL, secrets included, against "
+            "https://github.com/caronc/apprise/wiki)")
 
 
 def _utcnow() -> datetime:
@@ -192,7 +236,8 @@ class Notifier:
         if error is None:
             log.info("notifier %s: sent %s (%s)", name, event, title)
             return self._record(Outcome(name, event, "sent"), digest, title, now)
-        log.warning("notifier %s: %s not delivered: %s", name, event, error)
+        # a test's failure is its caller's answer (notify test, apply's check), reported there once
+        log.log(logging.WARNING if dedup else logging.INFO, "notifier %s: %s not delivered: %s", name, event, error)
         return self._record(Outcome(name, event, "failed", error), digest, title, now)
 
     def _send_apprise(self, name: str, spec: NotifierSpec, title: str, body: str,
@@ -206,10 +251,12 @@ class Notifier:
             except ConfigError as e:
                 problems.append("; ".join(f"{issue.message} ({issue.hint})" for issue in e.issues))
                 continue
-            if not sender.add(resolved.get_secret_value()):
-                scheme = url.split("://", 1)[0] if "://" in url else url[:12]
-                problems.append(f"urls[{i}]: Apprise does not understand this URL (scheme {scheme!r}); "
-                                "see https://github.com/caronc/apprise/wiki")
+            with _COMPLAINTS.capturing() as complaints:
+                added = sender.add(resolved.get_secret_value())
+            if not added:
+                # Apprise's own words name the real problem ("Unparseable Telegram URL": a malformed
+                # token), where "does not understand the scheme" would send people looking elsewhere
+                problems.append(f"urls[{i}]: {_refusal(url, complaints)}")
         if len(sender) == 0:
             return redact("; ".join(problems) or "no usable URL", self._secrets)
         try:

@@ -131,7 +131,8 @@ def test_apply_check_tries_each_changed_source_with_a_plan_ticker(trading_repo, 
     snap = load_worktree(trading_repo)
     assert check(snap, {("data_source", "yahoo"), ("data_source", "eastmoney"),
                         ("data_source", "yahoo-via-proxy"), ("plan", "rotation")}) == []
-    assert [r.ticker for r in fake_yahoo.requests] == ["SPY"]
+    # yahoo for plan rotation's first ticker; yahoo-via-proxy, which no plan uses, with its probe ticker
+    assert [r.ticker for r in fake_yahoo.requests] == ["SPY", "SPY"]
     assert [r.ticker for r in fake_eastmoney.requests] == ["600519"]
 
 

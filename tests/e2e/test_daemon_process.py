@@ -77,6 +77,7 @@ def test_daemon_applies_commits_refuses_a_twin_and_stops_on_sigterm(live_repo) -
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
+    assert "stopping: SIGTERM received; runs still computing are abandoned" in out  # said when it arrives
     assert "rejected" in out
     assert out.count(f"commit {feature[:8]}: applied") == 1, out
 

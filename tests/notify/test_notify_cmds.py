@@ -45,3 +45,18 @@ def test_notify_test_of_unknown_notifier_names_the_known_ones(tmp_path, sink):
     assert result.exit_code == 1
     assert "no notifier named 'tablet'" in result.output and "phone" in result.output
     assert sink.posts == []
+
+
+def test_notify_test_names_apprises_real_complaint_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = trading_repo(tmp_path, "  phone:\n    urls: ['tgram://${TELEGRAM_BOT_TOKEN}/${TELEGRAM_CHAT_ID}']\n")
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": "not-a-bot-token", "TELEGRAM_CHAT_ID": "12345"}
+    done = subprocess.run([sys.executable, "-m", "minitrade", "notify", "test", "phone", "--repo", str(repo)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    # a malformed token, said in Apprise's words, once; not "Apprise does not understand scheme 'tgram'"
+    assert done.stderr.count("Unparseable Telegram URL tgram://") == 1, done.stderr
+    assert "does not understand" not in done.stderr and "not-a-bot-token" not in done.stderr

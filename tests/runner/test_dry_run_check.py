@@ -22,11 +22,10 @@ def test_unchanged_plans_are_not_backtested(trading_repo: Any) -> None:
 
 
 def test_failing_strategy_is_reported_with_plan_file_and_line(trading_repo: Any) -> None:
-    trading_repo.edit("strategies/equal_weight.py", "        weight = self.p.invest / len(self.tickers)",
-                      "        weight = self.p.invest / 0")
+    trading_repo.edit("strategies/equal_weight.py", "self.p.invest / len(self.tickers)", "self.p.invest / 0")
     trading_repo.commit("break it")
     errors = dry_run_check(load_commit(trading_repo.path), {("strategy", "strategies/equal_weight.py")})
-    assert errors == ["plan equal-weight: strategies/equal_weight.py:17: ZeroDivisionError: float division by zero"]
+    assert errors == ["plan equal-weight: strategies/equal_weight.py:18: ZeroDivisionError: float division by zero"]
 
 
 def test_missing_prices_are_reported(trading_repo: Any) -> None:

@@ -1,10 +1,12 @@
-"""Example: buy when the fast SMA crosses above the slow one, sell when it crosses below."""
+"""Example: all in when the fast SMA crosses above the slow one, all out when it crosses below."""
 
 import backtrader as bt
 
+from minitrade import Strategy
 
-class SmaCross(bt.Strategy):
-    params = (("fast", 10), ("slow", 30))
+
+class SmaCross(Strategy):
+    params = (("fast", 10), ("slow", 30), ("invest", 0.95))
 
     def __init__(self):
         fast = bt.indicators.SMA(self.data.close, period=self.p.fast)
@@ -13,6 +15,6 @@ class SmaCross(bt.Strategy):
 
     def next(self):
         if not self.position and self.cross > 0:
-            self.buy(size=int(self.broker.getcash() * 0.95 / self.data.close[0]))
+            self.rebalance({self.tickers[0]: self.p.invest})  # whole shares, 5% kept in cash
         elif self.position and self.cross < 0:
-            self.close()
+            self.rebalance({})  # every ticker not named goes to zero
