@@ -85,6 +85,7 @@ class ControlBot:
         self._stopping: asyncio.Event | None = None
         self._stop_requested = threading.Event()        # a stop() before the loop existed still counts
         self._app: Any = None
+        self._requests: tuple[Any, ...] = ()
 
     # -- lifetime ------------------------------------------------------------------------------
     def token(self) -> SecretStr:
@@ -121,10 +122,15 @@ class ControlBot:
             TypeHandler,
         )
         from telegram.ext import filters as tg_filters
+        from telegram.request import HTTPXRequest
 
         api = self.spec.api_url or DEFAULT_API
+        # built here so that they can be closed also when the bot never initialises (a refused
+        # token): PTB closes them only on the shutdown of an initialised bot
+        self._requests = (HTTPXRequest(), HTTPXRequest(connection_pool_size=1))
         app = (Application.builder().token(self.token().get_secret_value())
-               .base_url(f"{api}/bot{{token}}").base_file_url(f"{api}/file/bot{{token}}").build())
+               .base_url(f"{api}/bot{{token}}").base_file_url(f"{api}/file/bot{{token}}")
+               .request(self._requests[0]).get_updates_request(self._requests[1]).build())
         app.add_handler(TypeHandler(Update, self._gate), group=-1)
         app.add_handler(CommandHandler(["start", "help"], self._help))
         app.add_handler(CommandHandler("status", self._read(lambda args: views.status_text(
@@ -151,9 +157,11 @@ class ControlBot:
         try:
             await app.initialize()
         except InvalidToken as e:
+            await self._close_requests()
             raise BotError(f"the Telegram Bot API at {self.spec.api_url or DEFAULT_API} refused the bot token "
                            f"({self.clean(str(e))}); check telegram.bot_token ({self.spec.bot_token})") from None
         except TelegramError as e:
+            await self._close_requests()
             raise BotError(f"the Telegram Bot API at {self.spec.api_url or DEFAULT_API} cannot be reached: "
                            f"{self.clean(str(e))}") from None
         try:
@@ -176,6 +184,10 @@ class ControlBot:
                     await app.stop()
             await app.shutdown()
             log.info("telegram bot stopped")
+
+    async def _close_requests(self) -> None:
+        """Close the HTTP clients of a bot that never initialised (its shutdown would skip them)."""
+        await asyncio.gather(*(request.shutdown() for request in self._requests))
 
     def _poll_error(self, e: Exception) -> None:
         log.warning("telegram: polling failed, retrying: %s", self.clean(str(e)))
