@@ -22,6 +22,7 @@ from minitrade.cli.app import (
     repo_path,
 )
 from minitrade.cli.optimize_cmd import EXECUTOR_OPTION
+from minitrade.cli.times import parse_day
 from minitrade.errors import ConfigError, ConfigIssue, MinitradeError
 
 if TYPE_CHECKING:      # pandas and backtrader load only when a backtest runs, not for `--help`
@@ -40,13 +41,6 @@ SHOWN = [
 ]
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2024-01-31", param_hint=option) from None
 
 
 @app.command()
@@ -69,7 +63,7 @@ def backtest(
 
     from minitrade.loader import load_worktree
 
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first, last = parse_day(start, "--from"), parse_day(end, "--to")
     with handle_errors():
         snapshot = load_worktree(repo_path(repo, state_dir))
         names = _chosen(snapshot, plan, all_plans)

@@ -26,6 +26,7 @@ from minitrade.cli.app import (
     handle_errors,
     repo_path,
 )
+from minitrade.cli.times import parse_day
 from minitrade.errors import SearchSpaceError
 
 if TYPE_CHECKING:  # pandas and backtrader load only when a sweep runs, not for `--help`
@@ -97,7 +98,7 @@ def optimize(
         snapshot = load_worktree(repo_path(repo, state_dir))
         _known_plan(snapshot, plan)
         request = _request(snapshot, plan, param, space_file, constraint, method, samples, seed, metric,
-                           _day(start, "--from"), _day(end, "--to"), walk_forward)
+                           parse_day(start, "--from"), parse_day(end, "--to"), walk_forward)
         runner = chosen_executor(snapshot.settings.executor, executor)
         label = executor_label(snapshot.settings.executor, executor)
         oid = new_id(plan)
@@ -124,13 +125,6 @@ def optimize(
         raise typer.Exit(1)
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2024-01-31", param_hint=option) from None
 
 
 def _known_plan(snapshot: Snapshot, plan: str) -> None:
@@ -160,7 +154,7 @@ def _request(snapshot: Snapshot, plan: str, param: list[str], space_file: Path |
         if walk_forward is not None:
             train, test = opt.parse_walk_forward(walk_forward)
             first = start or snapshot.plans[plan].backtest_start
-            last = end or _last_price_day(snapshot, plan)
+            last = end or _last_priceparse_day(snapshot, plan)
             windows = (walk_forward, opt.windows(first, last, train, test))
         request = Request(plan, params, constraints, method, samples, seed, key, start, end, windows)
         from minitrade.runner.sweep import sample
@@ -184,7 +178,7 @@ def _read_space(path: Path) -> dict[str, Any]:
     return data
 
 
-def _last_price_day(snapshot: Snapshot, plan: str) -> date:
+def _last_priceparse_day(snapshot: Snapshot, plan: str) -> date:
     """The last day of the plan's prices (for walk-forward windows without --to)."""
     from minitrade.data.registry import source_for
 

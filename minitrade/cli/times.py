@@ -8,7 +8,7 @@ for `daemon --once --at`, which runs every plan.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -62,3 +62,13 @@ def parse_duration(text: str, *, option: str) -> timedelta:
     if match is None or float(match.group(1)) <= 0:
         raise typer.BadParameter(f"{text!r} is not a duration: e.g. 60s, 5m, 1h", param_hint=f"'{option}'")
     return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"])
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """An ISO day given on the command line (`--from 2024-01-31`), or None when not given."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2024-01-31", param_hint=option) from None

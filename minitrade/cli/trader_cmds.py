@@ -33,27 +33,10 @@ if TYPE_CHECKING:      # the models, DuckDB and pandas load when a command runs,
     from minitrade.models import Plan
     from minitrade.runner.positions import Drift, PlanBook, TickerBook, Totals
     from minitrade.store import Store
+    from minitrade.store.applied import AppliedState
     from minitrade.store.suspensions import Override
 
 PLAN_NAME = typer.Argument(help="The applied plan's name, as `minitrade status` lists it.", show_default=False)
-
-
-class _Applied:
-    """The applied state as recorded in DuckDB: plans, broker specs, the settings' timezone."""
-
-    def __init__(self, store: Store) -> None:
-        from zoneinfo import ZoneInfo
-
-        from minitrade.models import Plan
-        from minitrade.store.applied import applied_resources
-
-        with store.transaction() as con:
-            resources = applied_resources(con)
-        self.plans: dict[str, Plan] = {n: Plan.model_validate(r.spec) for (k, n), r in sorted(resources.items())
-                                       if k == "plan"}
-        self.brokers = {n: r.spec for (k, n), r in resources.items() if k == "broker"}
-        settings = resources.get(("settings", "minitrade"))
-        self.zone: ZoneInfo = ZoneInfo(str(settings.spec.get("timezone") or "UTC") if settings else "UTC")
 
 
 def _store(repo: Path | None, state_dir: Path | None) -> Store:
@@ -87,12 +70,13 @@ def positions(plan: Annotated[str | None, typer.Argument(help="Only this plan (d
     from minitrade.errors import PlanUnknown
     from minitrade.runner.holdings import read_books
     from minitrade.runner.positions import totals
+    from minitrade.store.applied import AppliedState
 
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv")
     with handle_errors():
         store = _store(repo, state_dir)
-        applied = _Applied(store)
+        applied = AppliedState(store)
         books = read_books(store, applied.plans, only=plan)
         if plan is not None and plan not in applied.plans and not any(b.tickers for b in books):
             raise PlanUnknown(f"no applied plan {plan!r} and no fills of one (applied plans: "
@@ -111,7 +95,7 @@ def positions(plan: Annotated[str | None, typer.Argument(help="Only this plan (d
         raise typer.Exit(ERROR)
 
 
-def _broker_drift(applied: _Applied, books: list[PlanBook]) -> dict[str, list[Drift] | str]:
+def _broker_drift(applied: AppliedState, books: list[PlanBook]) -> dict[str, list[Drift] | str]:
     """Per IB account the plans trade through: its positions beside theirs, or why it could not be asked."""
     from minitrade.brokers.ib.broker import IBBroker as IBAdapter
     from minitrade.errors import BrokerError
@@ -230,10 +214,11 @@ def suspend(plan: Annotated[str, PLAN_NAME],
     Example: minitrade suspend sma-aapl --reason "earnings tonight"
     """
     from minitrade.runner.suspension import describe, operator, suspend_plan
+    from minitrade.store.applied import AppliedState
 
     with handle_errors():
         store = _store(repo, state_dir)
-        applied = _Applied(store)
+        applied = AppliedState(store)
         done = suspend_plan(store, plan, reason=reason, by=operator(), now=clock.now())
         s = done.suspension
         if as_json:
@@ -259,10 +244,11 @@ def resume(plan: Annotated[str, PLAN_NAME],
     Example: minitrade resume sma-aapl
     """
     from minitrade.runner.suspension import describe, operator, resume_plan
+    from minitrade.store.applied import AppliedState
 
     with handle_errors():
         store = _store(repo, state_dir)
-        applied = _Applied(store)
+        applied = AppliedState(store)
         ended = resume_plan(store, plan, by=operator(), now=clock.now())
         if as_json:
             emit_json("resume", {"plan": plan, "suspended": False,

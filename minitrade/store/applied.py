@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+if TYPE_CHECKING:
+    from minitrade.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,22 @@ def last_applied(con: duckdb.DuckDBPyConnection) -> Reconciliation | None:
     row = con.execute(f"SELECT {_COLUMNS} FROM reconciliations WHERE outcome IN ('applied', 'unchanged') "
                       "ORDER BY id DESC LIMIT 1").fetchone()
     return _reconciliation(row) if row else None
+
+
+class AppliedState:
+    """The applied plans, broker specs and timezone as recorded in DuckDB: what trades, read without
+    the repo (the CLI beside a daemon, the Telegram bot)."""
+
+    def __init__(self, store: Store) -> None:
+        from zoneinfo import ZoneInfo
+
+        from minitrade.models import Plan
+
+        with store.transaction() as con:
+            resources = applied_resources(con)
+        self.plans: dict[str, Plan] = {n: Plan.model_validate(r.spec) for (k, n), r in sorted(resources.items())
+                                       if k == "plan"}
+        self.brokers = {n: r.spec for (k, n), r in resources.items() if k == "broker"}
+        settings = resources.get(("settings", "minitrade"))
+        self.zone: ZoneInfo = ZoneInfo(str(settings.spec.get("timezone") or "UTC") if settings else "UTC")
+

@@ -28,7 +28,8 @@ from minitrade.runner.orders import QUANTITY_TOLERANCE
 from minitrade.runner.suspension import describe, resume_plan, suspend_plan, suspended
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
-from minitrade.telegram.views import Applied, order_line
+from minitrade.store.applied import AppliedState
+from minitrade.telegram.views import order_line
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def propose_fill(desk: Desk, args: list[str]) -> Proposal | str:
 
 
 def _applied_plan(desk: Desk, name: str) -> Plan | str:
-    plans = Applied(desk.store).plans
+    plans = AppliedState(desk.store).plans
     if name not in plans:
         return f"No applied plan {escape(name)}{_closest(name, sorted(plans))}"
     return plans[name]

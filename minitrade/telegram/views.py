@@ -14,7 +14,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from minitrade import clock
-from minitrade.models import Plan
 from minitrade.records import Order
 from minitrade.runner.holdings import read_books
 from minitrade.runner.positions import PlanBook, totals
@@ -22,24 +21,11 @@ from minitrade.runner.suspension import describe, suspended
 from minitrade.scheduler import next_run_times
 from minitrade.store import Store
 from minitrade.store import runs as run_sql
-from minitrade.store.applied import applied_resources, last_applied, last_attempt
+from minitrade.store.applied import AppliedState, last_applied, last_attempt
 from minitrade.store.heartbeat import daemon_health, span
 from minitrade.store.orders import open_orders
 
 MAX_MESSAGE = 4000   # Telegram's limit is 4096 UTF-16 units; room for the "more" line
-
-
-class Applied:
-    """The applied plans and timezone, as recorded in DuckDB (what trades, not the working tree)."""
-
-    def __init__(self, store: Store) -> None:
-        with store.transaction() as con:
-            resources = applied_resources(con)
-        self.plans: dict[str, Plan] = {n: Plan.model_validate(r.spec) for (k, n), r in sorted(resources.items())
-                                       if k == "plan"}
-        self.brokers = {n: r.spec for (k, n), r in resources.items() if k == "broker"}
-        settings = resources.get(("settings", "minitrade"))
-        self.zone = ZoneInfo(str(settings.spec.get("timezone") or "UTC") if settings else "UTC")
 
 
 def fit(lines: Iterable[str], limit: int = MAX_MESSAGE) -> str:
@@ -63,7 +49,7 @@ def _stamp(at: datetime | None, zone: ZoneInfo) -> str:
 def status_text(store: Store, state_dir: Path) -> str:
     """/status: the applied commit, a rejected attempt, the daemon, each plan's flags, runs and orders."""
     now = clock.now()
-    applied_state = Applied(store)
+    applied_state = AppliedState(store)
     zone = applied_state.zone
     with store.transaction() as con:
         applied, attempt = last_applied(con), last_attempt(con)
@@ -124,7 +110,7 @@ def _book_lines(book: PlanBook) -> list[str]:
 
 def positions_text(store: Store, plan: str | None = None) -> str:
     """/positions [PLAN]: per plan its cash, equity and P&L from the recorded fills, and the total."""
-    applied = Applied(store)
+    applied = AppliedState(store)
     if plan is not None and plan not in applied.plans:
         known = ", ".join(applied.plans) or "none"
         return f"No applied plan {escape(plan)} (applied plans: {escape(known)})."

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,16 +37,6 @@ TICKETS: dict[OrderType, tuple[str, str]] = {
     OrderType.TOO: ("MKT", "OPG"), OrderType.TOC: ("MOC", "DAY"), OrderType.TRG: ("MKT", "DAY"),
 }
 _STATUS = {"Filled": OrderStatus.FILLED, "Cancelled": OrderStatus.CANCELLED, "Inactive": OrderStatus.REJECTED}
-
-
-@dataclass(frozen=True)
-class Position:
-    conid: int
-    ticker: str
-    quantity: float
-    avg_cost: float
-    market_price: float | None
-    currency: str
 
 
 def _status(ib_status: str, filled: float) -> OrderStatus:
@@ -190,10 +179,9 @@ class IBBroker:
         return sorted(out, key=lambda f: (f.filled_at, f.fill_id))
 
     # -- portfolio -----------------------------------------------------------------------------
-    def positions(self) -> list[Position]:
+    def positions(self) -> list[payloads.PositionRow]:
         account = self._account or self._ready()
-        return [Position(r.conid, r.ticker, r.quantity, r.avg_cost, r.market_price, r.currency)
-                for r in payloads.positions(self.client.positions(account), account=self.name)]
+        return payloads.positions(self.client.positions(account), account=self.name)
 
     def cash(self) -> dict[str, float]:
         """Cash balance per currency, plus `BASE` (the account's base currency)."""
