@@ -7,19 +7,21 @@ calendar knows and report when that end comes near.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import warnings
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import pandas as pd
 
 from minitrade.errors import ConfigError, ConfigIssue
 
 _lock = threading.Lock()
+CACHE_FORMAT = 1  # bump when the cached shape changes
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,41 @@ class Session:
 class TradingCalendar:
     """Sessions of one exchange, precomputed for fast lookups."""
 
-    def __init__(self, code: str, cal: Any) -> None:
+    def __init__(self, code: str, tz: str, days: list[date], opens: list[datetime], closes: list[datetime],
+                 early: set[date]) -> None:
         self.code = code
-        self.tz = ZoneInfo(str(cal.tz))
-        self._days: list[date] = [d.date() for d in cal.sessions]
+        self.tz = ZoneInfo(tz)
+        self._days, self._opens, self._closes, self._early = days, opens, closes, early
         self._index = {d: i for i, d in enumerate(self._days)}
-        opens = cal.opens.dt.tz_convert(str(cal.tz))
-        closes = cal.closes.dt.tz_convert(str(cal.tz))
-        self._opens = [ts.to_pydatetime() for ts in opens]
-        self._closes = [ts.to_pydatetime() for ts in closes]
-        early = getattr(cal, "early_closes", pd.DatetimeIndex([]))
-        self._early = {ts.date() for ts in early}
         regular = [c.time() for d, c in zip(self._days, self._closes, strict=True) if d not in self._early]
         self.regular_close = max(set(regular), key=regular.count)
+
+    @classmethod
+    def from_exchange_calendar(cls, code: str, cal: Any) -> TradingCalendar:
+        import pandas as pd
+
+        tz = str(cal.tz)
+        opens = cal.opens.dt.tz_convert(tz)
+        closes = cal.closes.dt.tz_convert(tz)
+        early = getattr(cal, "early_closes", pd.DatetimeIndex([]))
+        return cls(code, tz, [d.date() for d in cal.sessions], [ts.to_pydatetime() for ts in opens],
+                   [ts.to_pydatetime() for ts in closes], {ts.date() for ts in early})
+
+    def to_json(self) -> str:
+        return json.dumps({"format": CACHE_FORMAT, "code": self.code, "tz": str(self.tz),
+                           "days": [d.isoformat() for d in self._days],
+                           "opens": [t.isoformat() for t in self._opens],
+                           "closes": [t.isoformat() for t in self._closes],
+                           "early": sorted(d.isoformat() for d in self._early)})
+
+    @classmethod
+    def from_json(cls, text: str) -> TradingCalendar:
+        raw = json.loads(text)
+        if raw.get("format") != CACHE_FORMAT:
+            raise ValueError("another cache format")
+        return cls(raw["code"], raw["tz"], [date.fromisoformat(d) for d in raw["days"]],
+                   [datetime.fromisoformat(t) for t in raw["opens"]],
+                   [datetime.fromisoformat(t) for t in raw["closes"]], {date.fromisoformat(d) for d in raw["early"]})
 
     @property
     def first_day(self) -> date:
@@ -87,14 +111,58 @@ class TradingCalendar:
 
 @lru_cache(maxsize=64)
 def get_calendar(code: str) -> TradingCalendar:
-    """The calendar for an exchange_calendars code, as far ahead as its holiday data goes."""
+    """The calendar for an exchange_calendars code, as far ahead as its holiday data goes.
+
+    Building one costs about a second (importing exchange_calendars and computing 30 years of
+    sessions), paid by every command that shows a next run. So a built calendar is kept in the
+    user's cache folder, keyed by exchange_calendars' version and the years it covers, and read
+    back in milliseconds; anything wrong with a cached file only means building it again.
+    """
+    today = date.today()
+    start, end = date(today.year - 30, 1, 1), date(today.year + 3, 12, 31)
+    path = _cache_file(code, start, end)
+    if path is not None:
+        try:
+            return TradingCalendar.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    calendar = _build(code, start, end)
+    if path is not None:
+        _write_cache(path, calendar)
+    return calendar
+
+
+def _cache_file(code: str, start: date, end: date) -> Path | None:
+    """Where the calendar `code` for these years is cached (None when it cannot be told)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        xcals_version = version("exchange_calendars")
+    except PackageNotFoundError:
+        return None
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minitrade" / "calendars"
+    return root / f"{code}-{xcals_version}-{start.year}-{end.year}-v{CACHE_FORMAT}.json"
+
+
+def _write_cache(path: Path, calendar: TradingCalendar) -> None:
+    """Written whole or not at all (a rename), so a concurrent reader never sees half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(calendar.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: every process builds its own, as before
+
+
+def _build(code: str, first: date, last: date) -> TradingCalendar:
     import exchange_calendars as xcals
+    import pandas as pd
 
     with _lock, warnings.catch_warnings():
         # exchange_calendars trips pandas 3 deprecations internally; they are not ours to fix.
         warnings.simplefilter("ignore")
-        start = pd.Timestamp(date.today() - timedelta(days=366 * 30))
-        end = pd.Timestamp(date.today() + timedelta(days=366 * 3))
+        start, end = pd.Timestamp(first), pd.Timestamp(last)
         try:
             cal = xcals.get_calendar(code, start=start, end=end)
         except xcals.errors.InvalidCalendarName as e:
@@ -109,4 +177,4 @@ def get_calendar(code: str) -> TradingCalendar:
                                          end=min(end, high) if high is not None else end)
             except Exception as e:
                 raise ConfigError(ConfigIssue("calendar", None, code, f"cannot build calendar: {e}")) from e
-        return TradingCalendar(code, cal)
+        return TradingCalendar.from_exchange_calendar(code, cal)

@@ -36,3 +36,33 @@ def test_sessions_and_early_closes_of_new_york() -> None:
     assert eve.early_close and eve.close.hour == 13
     assert cal.regular_close.hour == 16
     assert cal.previous_session_day(date(2024, 12, 26)) == date(2024, 12, 24)
+
+
+def test_a_built_calendar_is_cached_for_the_next_process_and_a_bad_cache_is_rebuilt(tmp_path) -> None:
+    """The next process reads the sessions back without importing exchange_calendars (about a second
+    saved on every command that shows a next run); a damaged file only means building again."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, json\nfrom minitrade.trading_calendar import get_calendar\nc = get_calendar('XNYS')\n"
+             "print(json.dumps({'xcals': 'exchange_calendars' in sys.modules, 'days': len(c.sessions(c.first_day, "
+             "c.last_day)), 'close': str(c.session(c.next_session_day(c.first_day)).close), "
+             "'early': len(c._early), 'regular': str(c.regular_close)}))")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+
+    def run() -> dict[str, object]:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    built = run()
+    assert built["xcals"] is True
+    (cached_file,) = (tmp_path / "minitrade" / "calendars").glob("XNYS-*.json")
+    cached = run()
+    assert cached["xcals"] is False, "read from the cache: exchange_calendars is not even imported"
+    assert {k: v for k, v in cached.items() if k != "xcals"} == {k: v for k, v in built.items() if k != "xcals"}
+    cached_file.write_text('{"format": 1, "days": [')  # a damaged cache (a full disk, a crash mid-write)
+    again = run()
+    assert again["xcals"] is True and again["days"] == built["days"]
