@@ -1,4 +1,4 @@
-"""The layer contract (import-linter, pyproject) and ruff hold for the whole tree."""
+"""The layer contract (import-linter, pyproject), ruff and mypy hold for the whole tree."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ def test_import_layers_are_kept() -> None:
 def test_ruff_passes_on_package_tests_and_benchmarks() -> None:
     done = _run([*_tool("ruff", ["-m", "ruff"]), "check", "--no-cache", "minitrade", "tests", "bench"])
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_mypy_passes_on_package_and_tests(tmp_path: Path) -> None:
+    """Strict on minitrade/, checked (not strict) on tests/: pyproject's [tool.mypy] says which files."""
+    done = _run([*_tool("mypy", ["-m", "mypy"]), "--cache-dir", str(tmp_path / "mypy-cache")])
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Success: no issues found" in done.stdout
 
 
 # Distribution name -> the module it is imported as, where they differ.
