@@ -17,6 +17,7 @@ from minitrade.cli.app import (
     STATE_DIR_OPTION,
     app,
     console,
+    emit_json,
     err_console,
     handle_errors,
     repo_path,
@@ -81,7 +82,7 @@ def backtest(
 
                 outcomes = {name: _run_one(snapshot, name, first, last, step)}
     if as_json:
-        console.print_json(json.dumps(outcomes, default=str))
+        emit_json("backtest", {"backtests": outcomes})
     else:
         _print(outcomes)
     if any(o.get("error") for o in outcomes.values()):

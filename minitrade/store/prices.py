@@ -72,15 +72,10 @@ def closes_as_of(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]
     return {str(r[0]): (r[1], float(r[2])) for r in rows}
 
 
-def read_bars(con: duckdb.DuckDBPyConnection, source: str, ticker: str, start: date,
-              end: date | None = None) -> pd.DataFrame:
-    """Cached bars from start to end inclusive: index `date`, OHLCV columns and `partial`."""
-    return read_many(con, source, [ticker], start, end).get(ticker, _empty())
-
-
 def read_many(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str], start: date,
               end: date | None = None) -> dict[str, pd.DataFrame]:
-    """`read_bars` for several tickers in one query; tickers without bars are absent."""
+    """Cached bars of `tickers` from start to end inclusive, in one query: per ticker a frame indexed by
+    `date` with OHLCV columns and `partial`; tickers without bars are absent."""
     frame = con.execute(
         "SELECT ticker, date, open, high, low, close, volume, partial FROM prices "
         "WHERE source = ? AND list_contains(?, ticker) AND date >= ? AND (? IS NULL OR date <= ?) "
@@ -88,13 +83,6 @@ def read_many(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str], s
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
     frame = frame.set_index("date")
     return {str(ticker): part.drop(columns="ticker") for ticker, part in frame.groupby("ticker", sort=False)}
-
-
-def _empty() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in OHLCV})
-    frame["partial"] = pd.Series(dtype=bool)
-    frame.index = pd.DatetimeIndex([], dtype="datetime64[ns]", name="date")
-    return frame
 
 
 def write_many(con: duckdb.DuckDBPyConnection, source: str,
@@ -135,16 +123,6 @@ def write_many(con: duckdb.DuckDBPyConnection, source: str,
     finally:
         for name in ("cuts", "new_bars", "new_ranges"):
             con.unregister(name)
-
-
-def forget(con: duckdb.DuckDBPyConnection, source: str, ticker: str | None = None) -> int:
-    """Drop cached bars of a source (or one ticker of it); returns how many bars went."""
-    where, args = ("source = ?", [source]) if ticker is None else ("source = ? AND ticker = ?", [source, ticker])
-    row = con.execute(f"SELECT count(*) FROM prices WHERE {where}", args).fetchone()
-    con.execute(f"DELETE FROM prices WHERE {where}", args)
-    con.execute(f"DELETE FROM price_ranges WHERE {where}", args)
-    con.execute(f"DELETE FROM price_checks WHERE {where}", args)
-    return int(row[0]) if row else 0
 
 
 # -- price_history: the final bars each plan's runs used -----------------------------------------

@@ -45,7 +45,9 @@ def test_backtest_one_plan_with_dates_as_json(trading_repo: Any) -> None:
     result = invoke("backtest", "sma-aapl", "--from", "2010-01-04", "--to", "2011-12-30", "--json",
                     "--repo", str(trading_repo.path))
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
+    doc = json.loads(result.stdout)
+    assert (doc["format_version"], doc["kind"]) == (1, "backtest")
+    out = doc["backtests"]
     assert list(out) == ["sma-aapl"]
     assert (out["sma-aapl"]["stats"]["start"], out["sma-aapl"]["stats"]["end"]) == ("2010-01-04", "2011-12-30")
 

@@ -137,7 +137,7 @@ def test_backtest_all_runs_on_the_cluster(shared_cluster: Cluster, trading_repo:
     result = invoke("backtest", "--all", "--from", "2012-01-03", "--json", "--executor", shared_cluster.address,
                     "--repo", str(trading_repo.path))
     assert result.exit_code == 0, result.output
-    out = json.loads(result.stdout)
+    out = json.loads(result.stdout)["backtests"]
     assert sorted(out) == ["equal-weight", "momentum-rotation", "sma-aapl"]
     assert all(o["stats"]["start"] >= "2012-01-03" for o in out.values())
 
