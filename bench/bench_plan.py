@@ -47,7 +47,7 @@ STRATEGY = '''import backtrader as bt
 
 
 class Hold{n}(bt.Strategy):
-    params = dict(fast=10)
+    params = dict(fast=10, slow=50)
 
     def next(self) -> None:
         if not self.position:
