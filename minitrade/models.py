@@ -429,6 +429,16 @@ def _one_or_list(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [*one, {"type": "array", "items": entries, "minItems": 1}]
 
 
+def _universe_forms(schema: dict[str, Any]) -> None:
+    """universe's JSON Schema: every form YAML may hold (a list or a string of tickers, or a map of
+    ticker -> {conid}, conid or nothing), not only the parsed map."""
+    entry = {"anyOf": [schema.pop("additionalProperties"), {"type": "integer"}, {"type": "null"}]}
+    schema.pop("type", None)
+    as_map = {"type": "object", "minProperties": 1, "additionalProperties": entry}
+    schema["anyOf"] = [as_map, {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string"}, as_map]}},
+                       {"type": "string", "minLength": 1}]
+
+
 class Instrument(Resource):
     """A universe entry; `conid` pins the IB contract once resolved."""
 
@@ -441,7 +451,8 @@ class Plan(Resource):
     name: str = Field(pattern=NAME_PATTERN)
     strategy: str = Field(description="Path of the strategy file, e.g. strategies/momentum.py.")
     class_name: str | None = Field(None, alias="class", description="Strategy class if the file has several.")
-    universe: dict[str, Instrument] = Field(description="Tickers: a list, or a map ticker -> {conid}.")
+    universe: dict[str, Instrument] = Field(description="Tickers: a list, or a map ticker -> {conid}.",
+                                            json_schema_extra=_universe_forms)
     data_source: str
     calendar: str = Field("XNYS", description="exchange_calendars code, e.g. XNYS, XSHG.")
     timezone: str | None = Field(None, description="Defaults to the calendar's timezone.")
