@@ -12,7 +12,8 @@ import requests
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Conflict, InvalidToken
 
-from minitrade.testing.telegram_api import ApiError, FakeBotAPI, command_entities
+from minitrade.testing.telegram_api import FakeBotAPI
+from minitrade.testing.telegram_wire import ApiError, command_entities
 from tests.telegram_bot.conftest import TOKEN
 
 
