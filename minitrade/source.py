@@ -164,11 +164,11 @@ class RemoteSource:
         if not (self.root / ".git").exists():
             self.root.mkdir(parents=True, exist_ok=True)
             gitrepo.init(self.root)
-        if gitrepo.remote_url(self.root, "origin") is None:
+        origin = gitrepo.remote_url(self.root, "origin")  # a git process each: asked once a fetch
+        if origin is None:
             gitrepo.add_remote(self.root, "origin", self.spec.url)
-        elif gitrepo.remote_url(self.root, "origin") != self.spec.url:
-            log.warning("the clone's origin was %s; now following %s",
-                        gitrepo.remote_url(self.root, "origin"), self.spec.url)
+        elif origin != self.spec.url:
+            log.warning("the clone's origin was %s; now following %s", origin, self.spec.url)
             gitrepo.set_remote_url(self.root, "origin", self.spec.url)
 
     def fetch(self) -> Fetched:
