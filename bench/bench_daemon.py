@@ -1,7 +1,7 @@
 """The daemon's costs: an idle pass over 500 plans, idle CPU, and 50 plans due at one minute.
 
     python bench/bench_daemon.py [--quick] [--plans 500] [--passes 20] [--idle-seconds 60] [--due-only]
-                                 [--due 50] [--profile]
+                                 [--due 50] [--workload small|typical|both] [--profile]
 
 1. Pass over N applied plans with nothing due (target < 200 ms): a generated trading repo
    (git init + commit) of N plans, applied once without dry-run checks, one warm pass, then
@@ -14,12 +14,15 @@
    --idle-seconds (target < 1%): utime+stime from /proc/<pid>/stat (and the reaped children's,
    i.e. git) before and after, divided by wall time. The daemon uses the real clock, whose
    plans run at or after 12:30 New York; a tick crossed during the window would show up.
-3. --due plans due at 15:45 (tickers rotate AAPL/IBM/MSFT/GOOG, backtest from 2012-06-01) on
-   at most 2 cores: applied, price cache warmed, then one `reconcile_once` whose clock starts at
+3. --due plans due at 15:45 (tickers rotate AAPL/IBM/MSFT/GOOG) on at most 2 cores, two workloads:
+   small (1 ticker from 2012-06-01, a ~50 ms backtest: the fixed costs show) and typical (4 tickers
+   from 2008-01-02). Applied, price cache warmed, then one `reconcile_once` whose clock starts at
    2013-01-03 15:45:30 New York and advances with real time, so the 3-minute grace applies as it
-   would live. Prints the makespan, per-run cost, how many ran and how many were SKIPPED.
+   would live (3a: each plan's first live tick), then the same a session later (3b: one new bar,
+   the daemon's every day). The report site is written after the pass, as the daemon does, and
+   counted apart. Prints the makespan, per-run cost, how many ran and how many were SKIPPED.
    Baseline: the same backtests via `run_backtest` on the same prices (no store, no orders).
-`--profile` prints the top functions of one idle pass.
+`--profile` prints the top functions of one idle pass and of the due pass.
 """
 
 from __future__ import annotations
@@ -42,11 +45,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from minitrade.loader import load_commit
-from minitrade.reconcile_pass import cached_prices, reconcile_once
+from minitrade.loader import Snapshot, load_commit
+from minitrade.reconcile_pass import cached_prices, publish, reconcile_once
 from minitrade.reconciler import apply
 from minitrade.runner.backtest import run_backtest
-from minitrade.runner.executor import executor_for
+from minitrade.runner.executor import ProcessExecutor, executor_for
 from minitrade.runner.research import load_plan_strategy, research_input
 from minitrade.runner.run import signal_day
 from minitrade.store import Store
@@ -83,7 +86,7 @@ class Alternate(bt.Strategy):
 '''
 PLAN = """name: {name}
 strategy: strategies/alternate.py
-universe: [{ticker}]
+universe: [{tickers}]
 data_source: samples
 calendar: XNYS
 backtest_start: {start}
@@ -139,7 +142,7 @@ def idle_pass(base: Path, n: int, passes: int, profile: bool) -> Path:
     root = base / "idle"
     root.mkdir()
     t0 = time.perf_counter()
-    texts = [PLAN.format(name=f"plan-{i:04d}", ticker=TICKERS[i % 4], start="2012-11-01",
+    texts = [PLAN.format(name=f"plan-{i:04d}", tickers=TICKERS[i % 4], start="2012-11-01",
                          run_at=IDLE_RUN_AT[i % len(IDLE_RUN_AT)]) for i in range(n)]
     sha = make_repo(root, texts)
     snap = load_commit(root, sha)
@@ -238,23 +241,46 @@ def count_opens() -> Callable[[], int]:
     return done
 
 
-def due_minute(base: Path, n: int) -> None:
+# the due workloads: (label, first bar of the backtest, tickers per plan)
+SMALL = ("small: 1 ticker from 2012-06-01 (~150 bars)", "2012-06-01", 1)
+TYPICAL = ("typical: 4 tickers from 2008-01-02 (~1,260 bars each)", "2008-01-02", 4)
+
+
+def due_minute(base: Path, n: int, workload: tuple[str, str, int], profile: bool = False) -> None:
     cores = os.sched_getaffinity(0)
     if len(cores) > 2:
         os.sched_setaffinity(0, sorted(cores)[:2])
-    print(f"3. {n} plans due at 15:45 on {len(os.sched_getaffinity(0))} cores, cached prices "
+    label, start, width = workload
+    print(f"3. {n} plans due at 15:45 on {len(os.sched_getaffinity(0))} cores, cached prices, {label} "
           f"(clock starts {DUE_CLOCK:%Y-%m-%d %H:%M:%S} NY and advances in real time)")
-    root = base / "due"
+    root = base / f"due-{width}"
     root.mkdir()
-    texts = [PLAN.format(name=f"due-{i:03d}", ticker=TICKERS[i % 4], start="2012-06-01", run_at='"15:45"')
-             for i in range(n)]
+    texts = [PLAN.format(name=f"due-{i:03d}", start=start, run_at='"15:45"',
+                         tickers=", ".join(TICKERS[(i + k) % 4] for k in range(width))) for i in range(n)]
     sha = make_repo(root, texts)
     snap = load_commit(root, sha)
     store = snap.store()
     assert apply(snap, store, checks=[]).outcome == "applied"
+    # the daemon keeps one pool for its life: start it (and its forkserver) before measuring
+    executor = executor_for(snap.settings.executor)
+    list(executor.run([]))
+    warm = next(iter(snap.plans.values()))
+    list(executor.run([research_input(snap, warm.name, run_id="warm-up")]))
+    try:
+        for part, what in (("a", "each plan's first live tick: its whole history is recorded"),
+                           ("b", "the next session: one new bar (what the daemon does every day)")):
+            at = DUE_CLOCK if part == "a" else DUE_CLOCK + timedelta(days=1)
+            print(f"  3{part}. {at:%a %Y-%m-%d %H:%M} NY, {what}")
+            due_pass(snap, store, executor, at, n, profile)
+    finally:
+        executor.close()
 
+
+def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: datetime, n: int, profile: bool) -> None:
+    """One measured pass at `at` with every price cached; its baseline the same backtests, in process."""
+    root = snap.root
     prices_of = cached_prices(snap, store)
-    day = signal_day(next(iter(snap.plans.values())), DUE_CLOCK)
+    day = signal_day(next(iter(snap.plans.values())), at)
     frames = {}
     for plan in snap.plans.values():  # warm the price cache (and keep the frames for the baseline)
         for t in plan.tickers:
@@ -267,12 +293,7 @@ def due_minute(base: Path, n: int) -> None:
                          cash=plan.cash, trade_start=plan.trade_start, commission=snap.settings.commission,
                          end=day)
 
-    base_s = timed(direct, 1)[0]
-    # the daemon keeps one pool for its life: start it (and its forkserver) before measuring
-    executor = executor_for(snap.settings.executor)
-    list(executor.run([]))
-    warm = next(iter(snap.plans.values()))
-    list(executor.run([research_input(snap, warm.name, run_id="warm-up")]))
+    base_s = min(timed(direct, 2))  # warm: the workers fork from a process that has run one already
     worker_cpu: list[float] = []  # each worker reports its own CPU: forkserver's children are not ours
     run_units = executor.run
 
@@ -283,27 +304,41 @@ def due_minute(base: Path, n: int) -> None:
 
     executor.run = observed  # type: ignore[method-assign]
     opens = count_opens()
-    os.environ["MINITRADE_NOW"] = DUE_CLOCK.isoformat()  # the live path: these ticks are the present
+    os.environ["MINITRADE_NOW"] = at.isoformat()  # the live path: these ticks are the present
+    prof = cProfile.Profile() if profile else None
     start, cpu0 = time.perf_counter(), time.process_time()
-    result = reconcile_once(root, store, executor=executor,
-                            now=lambda: DUE_CLOCK + timedelta(seconds=time.perf_counter() - start))
+    if prof:
+        prof.enable()
+    result = reconcile_once(root, store, executor=executor, publish_site=False,
+                            now=lambda: at + timedelta(seconds=time.perf_counter() - start))
     makespan, daemon_cpu = time.perf_counter() - start, time.process_time() - cpu0
+    site_start, site_cpu0 = time.perf_counter(), time.process_time()
+    publish(snap, store, [r.plan for r in result.runs])  # what the daemon does after such a pass
+    site_wall, site_cpu = time.perf_counter() - site_start, time.process_time() - site_cpu0
+    if prof:
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(45)
+        print(out.getvalue())
     workers_cpu = sum(worker_cpu)
     del os.environ["MINITRADE_NOW"]
-    executor.close()
+    del executor.run
     opened = opens()
     ran = len(result.runs)
     finished = sum(r.status == "FINISHED" for r in result.runs)
     orders = sum(len(r.orders) for r in result.runs)
-    line(f"baseline: {n} run_backtest calls (serial)", base_s)
+    line(f"baseline: {n} run_backtest calls (serial, best of 2)", base_s)
     line("baseline per backtest", base_s / n)
-    line("makespan of the pass", makespan)
+    line("makespan of the pass (ticks closed)", makespan)
     print(f"  {'makespan / serial backtests':<38} {makespan / base_s:9.2f} x   (target <= 0.6)")
     if ran:
         line("daemon CPU per run (prepare+commit)", daemon_cpu / ran)
         line("worker CPU per run (whole worker process)", workers_cpu / ran)
         print(f"  {'daemon CPU per run / backtest':<38} {(daemon_cpu / ran) / (base_s / n):9.2f} x   "
               "(target <= 1.3; was 6.5 with runs inside the daemon)")
+        line("report site after the pass, per plan page", site_cpu / ran)
+        print(f"  {'daemon CPU per run incl. its page':<38} {(daemon_cpu + site_cpu) / ran / (base_s / n):9.2f} x   "
+              f"(site written in {site_wall:.1f} s after the runs' ticks closed)")
     print(f"  ran {ran} (finished {finished}, orders {orders}), SKIPPED {len(result.skipped)} "
           f"of {n} (grace 3 min)")
     print(f"  state-file opens in the pass: {opened} ({opened / max(ran, 1):.1f} per run)")
@@ -320,6 +355,8 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=None)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--due-only", action="store_true", help="only part 3 (plans due at one minute)")
+    parser.add_argument("--workload", choices=["small", "typical", "both"], default="both",
+                        help="part 3's plans: 1 ticker over 7 months, 4 tickers over 5 years, or both")
     args = parser.parse_args()
     plans = args.plans or (50 if args.quick else 500)
     passes = args.passes or (3 if args.quick else 20)
@@ -331,7 +368,9 @@ def main() -> None:
         if not args.due_only:
             root = idle_pass(base, plans, passes, args.profile)
             idle_cpu(root, idle_s)
-        due_minute(base, due)
+        for workload in (SMALL, TYPICAL) if args.workload == "both" else \
+                ((SMALL,) if args.workload == "small" else (TYPICAL,)):
+            due_minute(base, due, workload, args.profile)
 
 
 if __name__ == "__main__":

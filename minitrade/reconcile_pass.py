@@ -187,10 +187,11 @@ def attempt_head(root: Path, store: Store, *, branch: str | None, result: PassRe
 
 def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | None = None,
                    branch: str | None = None, executor: Executor | None = None,
-                   should_stop: Callable[[], bool] = lambda: False) -> PassResult:
+                   should_stop: Callable[[], bool] = lambda: False, publish_site: bool = True) -> PassResult:
     """One pass; see the module docstring. `now` is the clock (tests and `--at` pass their own);
     runs compute on `executor` (default: worker processes as minitrade.yaml says); `should_stop`
-    abandons runs still computing (their ticks are resumed by the next pass within their grace)."""
+    abandons runs still computing (their ticks are resumed by the next pass within their grace).
+    `publish_site=False` leaves the report site to the caller (`publish`)."""
     clock = now or real_now
     result = PassResult()
     log.debug("pass started at %s", clock().isoformat())
@@ -232,7 +233,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
         hold.close()
         if brokers is not None:
             brokers.close()
-    if result.runs or result.outcome is ApplyOutcome.APPLIED:
+    if publish_site and (result.runs or result.outcome is ApplyOutcome.APPLIED):
         publish(snapshot, store, [r.plan for r in result.runs])
     at = clock()
     upcoming: dict[tuple[object, ...], list[datetime]] = {}  # per distinct schedule (500 plans share a few)

@@ -32,11 +32,12 @@ def _ib(name: str, spec: BrokerSpec) -> Broker:
 class _Kind:
     build: Callable[[str, BrokerSpec], Broker]
     reports_fills: bool  # executions come from the broker (collected each pass), not from `minitrade fill`
+    remote: bool         # its calls go over the network (so never made while holding the state file)
 
 
 _KINDS: dict[str, _Kind] = {
-    "manual": _Kind(_manual, reports_fills=False),
-    "ib": _Kind(_ib, reports_fills=True),
+    "manual": _Kind(_manual, reports_fills=False, remote=False),
+    "ib": _Kind(_ib, reports_fills=True, remote=True),
 }
 
 
@@ -48,6 +49,11 @@ def adapter_for(name: str, spec: BrokerSpec) -> Broker:
 def reports_fills(spec: BrokerSpec | None) -> bool:
     """Whether this broker tells its executions itself (so a pass collects them)."""
     return spec is not None and _KINDS[spec.type].reports_fills
+
+
+def is_remote(spec: BrokerSpec | None) -> bool:
+    """Whether this broker's calls go over the network (an unknown one is taken to)."""
+    return spec is None or _KINDS[spec.type].remote
 
 
 class BrokerPool:

@@ -22,10 +22,12 @@ import io
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
@@ -86,6 +88,58 @@ class InlineExecutor:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
+                  should_stop: Callable[[], bool] = lambda: False) -> Generator[list[RunResult], None, None]:
+    """The executor's results in batches of those ready together, for a caller that commits them.
+
+    A thread drives the executor, so it starts the next unit while the caller is busy with the last
+    result: workers never wait on the caller's bookkeeping, and a caller slower than its workers gets
+    everything that finished meanwhile as one batch (one open of the state file for all of them).
+    The inline executor computes in the caller's thread: its results come one at a time.
+    """
+    if isinstance(executor, InlineExecutor):
+        yield from ([result] for result in executor.run(inputs, should_stop=should_stop))
+        return
+    feed: queue.SimpleQueue[RunResult | BaseException | None] = queue.SimpleQueue()
+    cancelled = threading.Event()
+
+    def pump() -> None:
+        try:
+            for result in executor.run(inputs, should_stop=lambda: cancelled.is_set() or should_stop()):
+                feed.put(result)
+        except BaseException as e:  # handed to the caller's thread, raised there
+            feed.put(e)
+        feed.put(None)
+
+    thread = threading.Thread(target=pump, name="minitrade-executor", daemon=True)
+    thread.start()
+    try:
+        yield from _drain(feed)
+    finally:
+        cancelled.set()  # the caller stopped early: what still computes comes back interrupted
+        thread.join()
+
+
+def _drain(feed: queue.SimpleQueue[RunResult | BaseException | None]) -> Iterator[list[RunResult]]:
+    """Block for the next item, then take whatever else is already there; None ends the feed."""
+    while True:
+        batch: list[RunResult] = []
+        item = feed.get()
+        while True:
+            if item is None or isinstance(item, BaseException):
+                if batch:
+                    yield batch
+                if item is None:
+                    return
+                raise item
+            batch.append(item)
+            try:
+                item = feed.get_nowait()
+            except queue.Empty:
+                break
+        yield batch
 
 
 class BoundedText(io.TextIOBase):

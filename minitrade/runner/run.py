@@ -18,8 +18,10 @@ in its own state folder with a simulated broker.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -27,6 +29,7 @@ import pandas as pd
 
 from minitrade import failpoints
 from minitrade.brokers.base import Broker
+from minitrade.brokers.registry import is_remote
 from minitrade.clock import now as real_now
 from minitrade.data import changes as price_changes
 from minitrade.data import freshness
@@ -39,7 +42,7 @@ from minitrade.records import Fill, Order, OrderStatus, RunStatus
 from minitrade.runner import orders as order_book
 from minitrade.runner.backtest import BacktestResult
 from minitrade.runner.compute import RunInput, RunResult, raise_for_error
-from minitrade.runner.executor import Executor, InlineExecutor
+from minitrade.runner.executor import Executor, InlineExecutor, ready_batches
 from minitrade.runner.submit import submit_new
 from minitrade.scheduler import GRACE, next_run_times, plan_zone
 from minitrade.store import Store, plan_state
@@ -48,6 +51,7 @@ from minitrade.store import runs as run_sql
 from minitrade.trading_calendar import get_calendar
 
 log = logging.getLogger("minitrade.run")
+HOLD_SECONDS = 1.0  # the longest the state file is held for one batch of results before the CLI gets a turn
 
 @dataclass
 class RunEnv:
@@ -113,7 +117,7 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
               on_done: Callable[[RunOutcome], None] | None = None,
               should_stop: Callable[[], bool] = lambda: False) -> list[RunOutcome]:
     """Run several (plan, tick, run id) at once: prepare each here, compute them together on the
-    executor, commit each as its result arrives. Never raises for a plan's own failures; a bug of
+    executor, commit results in batches as they arrive. Never raises for a plan's own failures; a bug of
     ours in one run is recorded FAILED and raised after the others are committed.
 
     `should_stop` abandons computations still running (the daemon is stopping): their runs are
@@ -142,32 +146,51 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
             except Exception as e:  # a bug of ours: record it, run the others, then let it surface
                 _record_bug(env, outcome, e)
                 bug = bug or e
-    results = env.executor.run([p.input for p in prepared.values()], should_stop=should_stop)
-    for result in results:
-        run = prepared.pop(result.run_id)
-        if result.interrupted:
-            _interrupted(env, run.outcome, result.error or "interrupted")
-            continue
-        notice = None
-        # a run's bookkeeping and its caller's (`on_done` closes the tick) share one open of the
-        # state file; submission and notifications inside let go of it (Store.released)
-        with env.store.held_open():
-            try:
-                notice = _commit(env, run, result)
-            except MinitradeError as e:
-                _fail(env, run.outcome, e)
-            except Exception as e:
-                _record_bug(env, run.outcome, e)
-                bug = bug or e
-                continue
-            outcomes.append(run.outcome)
-            if on_done is not None:
-                on_done(run.outcome)
-        if notice is not None:
+    for batch in ready_batches(env.executor, [p.input for p in prepared.values()], should_stop=should_stop):
+        done, notices, batch_bug = _commit_batch(env, [(prepared.pop(r.run_id), r) for r in batch], on_done)
+        outcomes += done
+        bug = bug or batch_bug
+        for notice in notices:  # sent once the state file is let go
             _notify(env, notice)
     if bug is not None:
         raise bug
     return outcomes
+
+
+def _commit_batch(env: RunEnv, batch: list[tuple[_Prepared, RunResult]],
+                  on_done: Callable[[RunOutcome], None] | None
+                  ) -> tuple[list[RunOutcome], list[messages.Message], Exception | None]:
+    """Commit results that arrived together; returns the outcomes, their closing notices and a bug of ours.
+
+    Their bookkeeping and the caller's (`on_done` closes the tick) share one open of the state file,
+    let go of every HOLD_SECONDS so the CLI gets its turn; submission and notifications inside let
+    go of it too (Store.released).
+    """
+    outcomes: list[RunOutcome] = []
+    notices: list[messages.Message] = []
+    bug: Exception | None = None
+    with env.store.held_open():
+        opened = time.monotonic()
+        for run, result in batch:
+            if time.monotonic() - opened > HOLD_SECONDS:
+                opened = _let_go(env.store)
+            if result.interrupted:
+                _interrupted(env, run.outcome, result.error or "interrupted")
+                continue
+            try:
+                notice = _commit(env, run, result)
+            except MinitradeError as e:
+                _fail(env, run.outcome, e)
+                notice = None
+            except Exception as e:  # a bug of ours: recorded, the others committed, then raised
+                _record_bug(env, run.outcome, e)
+                bug = bug or e
+                continue
+            notices += [notice] if notice is not None else []
+            outcomes.append(run.outcome)
+            if on_done is not None:
+                on_done(run.outcome)
+    return outcomes, notices, bug
 
 
 @dataclass
@@ -198,6 +221,13 @@ def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) 
                              f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
                              "submitted, and nothing at the broker changes")
     return outcome
+
+
+def _let_go(store: Store) -> float:
+    """Close the held state file (the next transaction opens it again); returns when."""
+    with store.released():
+        pass
+    return time.monotonic()
 
 
 def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
@@ -279,7 +309,7 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> messages.Messag
         outcome.orders = new
     elif to_send:
         _notify(env, messages.orders_generated(plan.name, to_send, trading_enabled=plan.trading_enabled))
-        with store.released():  # broker calls and notices
+        with store.released() if _submission_is_slow(env, plan) else nullcontext():
             outcome.orders = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier,
                                         now=env.real_clock())
     outcome.orders += [o for o in new if o.status is OrderStatus.REJECTED]
@@ -295,6 +325,13 @@ def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> messages.Messag
     return messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats, orders=outcome.orders,
                                  commit=env.snapshot.commit, dirty=env.snapshot.dirty,
                                  next_run=_next_run(env, plan.name, run.tick_at))
+
+
+def _submission_is_slow(env: RunEnv, plan: Plan) -> bool:
+    """Whether submitting goes over the network (a remote broker, or someone to notify), so the
+    state file must be let go first; a manual broker with nobody to tell is local bookkeeping."""
+    has_listeners = env.notifier is not None and bool(env.notifier.notifiers)
+    return has_listeners or is_remote(env.snapshot.settings.brokers.get(plan.broker))
 
 
 def _next_run(env: RunEnv, name: str, tick_at: datetime | None) -> datetime | None:

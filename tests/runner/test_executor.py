@@ -4,7 +4,8 @@ the executor enforces, the tests only check what it reports)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 
 from minitrade.models import Plan
 from minitrade.runner.compute import RunInput, RunResult, compute, raise_for_error
-from minitrade.runner.executor import BoundedText, InlineExecutor, ProcessExecutor
+from minitrade.runner.executor import BoundedText, InlineExecutor, ProcessExecutor, ready_batches
 
 GOOD = '''import backtrader as bt
 
@@ -133,3 +134,70 @@ def test_bounded_text_keeps_head_and_tail() -> None:
     for part in ("abc", "defgh", "ijklmnop"):
         text.write(part)
     assert text.total == 16 and text.text() == "abcd\n[... 8 characters left out ...]\nmnop"
+
+
+class Scripted:
+    """An executor whose results come as the test allows: after the first, it waits for `go`, then
+    gives the rest at once and sets `given` (so they are all waiting when the caller looks)."""
+
+    def __init__(self, ids: list[str], *, fail_after_first: bool = False, compute_until_stopped: bool = False) -> None:
+        self.ids, self.fail_after_first, self.until_stopped = ids, fail_after_first, compute_until_stopped
+        self.go, self.given = threading.Event(), threading.Event()
+        self.stopped = False
+
+    def run(self, inputs: Sequence[RunInput], *,
+            should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
+        first, *rest = self.ids
+        yield RunResult(first)
+        while self.until_stopped and not should_stop():  # the rest compute until told to stop
+            threading.Event().wait(0.01)
+        assert self.until_stopped or self.go.wait(30)
+        if self.fail_after_first:
+            raise ConnectionError("the cluster went away")
+        for run_id in rest:
+            yield RunResult(run_id)
+        self.stopped = should_stop()
+        self.given.set()
+
+    def close(self) -> None:
+        """Nothing held."""
+
+
+def test_results_that_arrived_together_come_as_one_batch() -> None:
+    executor = Scripted(["a", "b", "c"])
+    batches = ready_batches(executor, [])
+    assert [r.run_id for r in next(batches)] == ["a"]
+    executor.go.set()
+    assert executor.given.wait(30)  # b and c wait in the feed: the caller was busy meanwhile
+    assert [r.run_id for r in next(batches)] == ["b", "c"]
+    assert list(batches) == []
+    assert not executor.stopped
+
+
+def test_an_executors_error_reaches_the_caller_after_the_results_before_it() -> None:
+    executor = Scripted(["a", "b"], fail_after_first=True)
+    batches = ready_batches(executor, [])
+    assert [r.run_id for r in next(batches)] == ["a"]
+    executor.go.set()
+    with pytest.raises(ConnectionError, match="went away"):
+        next(batches)
+
+
+def test_a_caller_that_stops_early_stops_the_executor() -> None:
+    executor = Scripted(["a", "b"], compute_until_stopped=True)
+    batches = ready_batches(executor, [])
+    next(batches)
+    batches.close()  # the caller leaves: what is still running is told to stop (close returns once it has)
+    assert executor.given.is_set() and executor.stopped
+
+
+def test_worker_batches_hold_every_result_once(pool: ProcessExecutor) -> None:
+    ids = [f"u{i}" for i in range(5)]
+    batches = list(ready_batches(pool, [unit(i, GOOD) for i in ids]))
+    assert sorted(r.run_id for b in batches for r in b) == ids
+    assert all(r.error is None for b in batches for r in b)
+
+
+def test_inline_results_come_one_at_a_time() -> None:
+    batches = list(ready_batches(InlineExecutor(), [unit("x", GOOD), unit("y", GOOD)]))
+    assert [[r.run_id for r in b] for b in batches] == [["x"], ["y"]]
