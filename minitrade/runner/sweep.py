@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from minitrade.runner.compute import RunInput, RunResult
+from minitrade.runner.executor import Executor, ready_batches
 from minitrade.runner.optimize import Constraint, Param, Window, better, grid, random_sample, ranked, score
 from minitrade.runner.research import research_input
 from minitrade.store import optimizations as store_opt
 
 if TYPE_CHECKING:
     from minitrade.loader import Snapshot
-    from minitrade.runner.executor import Executor
 
 log = logging.getLogger("minitrade.optimize")
 FLUSH_SECONDS = 1.0  # trials are written at most this often (an open of the file costs 20-60 ms)
@@ -218,8 +218,10 @@ def run_trials(base: RunInput, trials: list[Trial], executor: Executor, metric: 
     by_id = {t.trial_id: t for t in trials}
     done: dict[str, Outcome] = {}
     best: Outcome | None = None
+    # fed by a thread: the workers start the next trials while this process records the last ones
+    batches = ready_batches(executor, [trial_input(base, t) for t in trials], should_stop=should_stop)
     try:
-        for result in executor.run([trial_input(base, t) for t in trials], should_stop=should_stop):
+        for result in (r for batch in batches for r in batch):
             trial = by_id.get(result.run_id)
             if trial is None or trial.trial_id in done:  # not ours, or a repeat: counted once
                 continue
@@ -235,6 +237,7 @@ def run_trials(base: RunInput, trials: list[Trial], executor: Executor, metric: 
             if on_outcome is not None:
                 on_outcome(outcome, len(done), len(trials), best)
     finally:
+        batches.close()  # an early exit stops what still computes
         recorder.flush()
     return [done[t.trial_id] for t in trials if t.trial_id in done]
 
