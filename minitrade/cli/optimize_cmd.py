@@ -139,6 +139,7 @@ def _request(snapshot: Snapshot, plan: str, param: list[str], space_file: Path |
     """The sweep the options describe; a usage error (exit 64) names the option at fault."""
     from minitrade.runner import optimize as opt
     from minitrade.runner.sweep import Request
+    from minitrade.strategy_source import declared_params
 
     try:
         params = [opt.parse_param(p) for p in param]
@@ -147,6 +148,9 @@ def _request(snapshot: Snapshot, plan: str, param: list[str], space_file: Path |
         if not params:
             raise SearchSpaceError("give the parameters to vary: --param NAME=FROM:TO:STEP (or --space FILE)")
         opt.check_space(params)
+        spec = snapshot.plans[plan]
+        opt.check_names(params, declared_params(snapshot.strategies.get(spec.strategy, ""), spec.class_name),
+                        spec.strategy)
         names = [p.name for p in params]
         constraints = [opt.parse_constraint(c, names) for c in constraint]
         key = opt.metric_key(metric)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import itertools
 import math
 import operator
@@ -123,6 +124,20 @@ def check_space(params: Sequence[Param]) -> None:
         if p.name in seen:
             raise SearchSpaceError(f"parameter {p.name} is given twice; give it once")
         seen.add(p.name)
+
+
+def check_names(params: Sequence[Param], declared: tuple[str, list[str]] | None, file: str) -> None:
+    """Refuse a parameter the strategy does not declare, before any trial runs (`declared` is
+    `strategy_source.declared_params`: None when the file's params cannot be known statically)."""
+    if declared is None:
+        return
+    strategy, known = declared
+    for p in params:
+        if p.name not in known:
+            near = difflib.get_close_matches(p.name, known, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else (
+                f"it declares {', '.join(known)}" if known else "it declares no params")
+            raise SearchSpaceError(f"--param {p.name}: strategy {strategy} ({file}) has no param {p.name!r}; {hint}")
 
 
 def grid_size(params: Sequence[Param]) -> int:

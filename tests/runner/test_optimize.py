@@ -181,6 +181,8 @@ def test_text_output_shows_ranked_table_and_best_params(trading_repo: TradingRep
     pytest.param(("-c", "fats < slow"), "'fats' is not a parameter", id="unknown-name"),
     pytest.param(("--metric", "sharp"), "did you mean 'sharpe'", id="metric"),
     pytest.param(("-c", "fast > 100"), "no combination", id="nothing-left"),
+    pytest.param(("-p", "slowe=30:40:10"), "strategy SmaCrossover (strategies/sma_crossover.py) has no param 'slowe'; "
+                 "did you mean 'slow'?", id="undeclared-param"),
 ])
 def test_bad_options_are_usage_errors_naming_the_fault(trading_repo: TradingRepo, args: tuple[str, ...],
                                                        message: str) -> None:
