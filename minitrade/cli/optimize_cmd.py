@@ -111,8 +111,9 @@ def optimize(
             runner.close()
         page = _page(snapshot, report, label)
         from minitrade.reports.optimization import write_page
+        from minitrade.runner.publish import OPTIMIZE_FOLDER
 
-        page_path = write_page(snapshot.state_dir / "reports" / "optimize", page)
+        page_path = write_page(snapshot.state_dir / "reports" / OPTIMIZE_FOLDER, page)
     if as_json:
         emit_json("optimize", _json_doc(report, page, page_path))
     elif as_csv:

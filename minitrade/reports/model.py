@@ -138,6 +138,7 @@ class SiteInput:
     timezone: str = "UTC"               # minitrade.yaml's: every time on the site is shown in it
     present: datetime | None = None     # the "now" of last and next runs (a replay's: its clock)
     totals: Row | None = None           # every plan's book summed (runner.positions.totals)
+    optimizations: list[Row] = field(default_factory=list)  # the newest `minitrade optimize` runs, linked
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """Values masked in every written file (a token that slipped into an error text, say)."""
 

@@ -30,11 +30,13 @@ from minitrade.runner import performance
 from minitrade.runner.positions import PlanBook, PlanStart, plan_book, totals
 from minitrade.runner.suspension import describe
 from minitrade.store import Store, reporting
+from minitrade.store import optimizations as optimization_sql
 from minitrade.store import orders as order_sql
 from minitrade.store import suspensions as suspension_sql
 
 log = logging.getLogger("minitrade.report")
 VERSION_FILE = "version.txt"
+OPTIMIZE_FOLDER = "optimize"  # `minitrade optimize` writes its pages there, under the site's folder
 
 Progress = Callable[[int, int, str], None]
 
@@ -91,6 +93,7 @@ def write_site(store: Store, out_dir: Path, *, plans: list[str] | None = None,
         site = SiteInput(plans=[], generated_at=real, applied_commit=reporting.applied_commit(con),
                          last_reconciliation=reporting.last_reconciliation(con), secrets=tuple(secrets),
                          timezone=zone, present=present)
+        site.optimizations = _optimizations(con, out_dir)
         held = suspension_sql.suspended(con)
         all_orders, all_fills = order_sql.orders_of(con, None), order_sql.fills_of(con, None)
         books: list[tuple[PlanBook, float | None]] = []
@@ -139,6 +142,17 @@ def _zone(name: str) -> ZoneInfo | None:
         return ZoneInfo(name)
     except (ValueError, KeyError):
         return None
+
+
+def _optimizations(con: Any, out_dir: Path) -> list[dict[str, Any]]:
+    """The newest optimisations for the index, each linked to its page when that page exists."""
+    rows = []
+    for o in optimization_sql.recent(con):
+        page = Path(OPTIMIZE_FOLDER) / f"{o.optimization_id}.html"
+        rows.append({"id": o.optimization_id, "plan": o.plan, "metric": o.metric, "status": o.status,
+                     "started_at": o.started_at, "best_params": o.best_params,
+                     "href": page.as_posix() if (out_dir / page).is_file() else None})
+    return rows
 
 
 def _last_run_at(con: Any) -> datetime | None:

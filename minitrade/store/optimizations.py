@@ -112,8 +112,16 @@ def optimization(con: duckdb.DuckDBPyConnection, optimization_id: str) -> Optimi
     """One optimisation by id, or None."""
     row = con.execute(f"SELECT {OPT_COLUMNS} FROM optimizations WHERE optimization_id = ?",
                       [optimization_id]).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _optimization(row)
+
+
+def recent(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[OptimizationRow]:
+    """The newest optimisations, newest first."""
+    rows = con.execute(f"SELECT {OPT_COLUMNS} FROM optimizations ORDER BY started_at DESC LIMIT ?", [limit]).fetchall()
+    return [_optimization(r) for r in rows]
+
+
+def _optimization(row: tuple[Any, ...]) -> OptimizationRow:
     (oid, plan, commit, dirty, started, finished, status, method, metric, space, constraints, wf, p_start,
      p_end, executor, best) = row
     return OptimizationRow(oid, plan, commit, bool(dirty), started.astimezone(UTC),

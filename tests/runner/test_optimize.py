@@ -154,6 +154,13 @@ def test_optimize_records_every_trial_and_prints_the_yaml_to_paste(trading_repo:
     assert "<svg" in page and "fast" in page and "<script" not in page
     assert "https://" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
 
+    # the site's index links the optimisation once the site is written again
+    assert invoke("report", "--repo", str(trading_repo.path)).exit_code == 0
+    index = (trading_repo.path / "state" / "reports" / "index.html").read_text()
+    link = f'href="optimize/{doc["optimization_id"]}.html"'
+    assert link in index and "calmar" in index
+    assert f"fast={best['params']['fast']} slow={best['params']['slow']}" in index
+
 
 def test_csv_output_is_one_row_a_trial_with_every_statistic(trading_repo: TradingRepo) -> None:
     result = invoke(*SMA_ARGS, "--method", "random", "--samples", "4", "--csv", "--repo", str(trading_repo.path))
