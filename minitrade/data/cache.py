@@ -16,8 +16,9 @@ naming the last cached bar; what a run needs is decided by `freshness`.
 Many tickers (a 5,000-ticker first fetch) go in batches: `concurrency` fetches in flight at once
 (the source's `concurrency`, set in minitrade.yaml), and each batch of `batch_size` tickers stored
 in one transaction, bars inserted from one DataFrame. Between batches, and while a batch's
-fetches run, `should_stop()` is asked: once it says yes, queued fetches are dropped, what was
-fetched is stored, and the request ends; every stored batch stays, and the next request fetches
+fetches run, `should_stop()` is asked: once it says yes, queued fetches are dropped, the ones on
+the wire get a few seconds before they are abandoned (`fetch_pool`), what was fetched is stored,
+and the request ends; every stored batch stays, and the next request fetches
 only the tickers still missing. A request opens the store once to plan (reading the tickers
 already cached, one query per batch) and once per batch; only the frames asked for are kept.
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -44,6 +44,7 @@ import pandas as pd
 
 from minitrade import clock as real_clock
 from minitrade.data.base import COLUMNS, DataSource
+from minitrade.data.fetch_pool import fetch_all
 from minitrade.errors import DataError, DataStale, FetchStopped
 from minitrade.store import Store
 from minitrade.store import prices as sql
@@ -52,7 +53,6 @@ OVERLAP_DAYS = 10          # calendar days re-fetched before the cached end to s
 REVISION_RTOL = 1e-6       # relative change of a cached price that counts as a revision
 CONCURRENCY = 4            # fetches in flight at once for a source that sets none (csv files)
 BATCH = 100                # tickers stored per transaction; a stop request waits at most this long
-STOP_POLL = 0.2            # seconds between looks at `should_stop` while a batch's fetches run
 
 Progress = Callable[[str, int, int], None]
 
@@ -176,7 +176,9 @@ class PriceCache:
             batch = {t: jobs[t] for t in chunk}
             with self.store.released():  # the network: never while holding the state file
                 failures, skipped = self._fetch_batch(batch, today, should_stop, got, progress)
-            written = {t: j for t, j in batch.items() if j.bars is not None and t not in failures}
+            # an abandoned fetch may still be writing its job: only the answered ones are stored
+            left = set(skipped)
+            written = {t: j for t, j in batch.items() if j.bars is not None and t not in failures and t not in left}
             following = chunks[number] if number < len(chunks) and not skipped else []
             if written or following:
                 self._store(written, following, jobs, now, got)
@@ -238,33 +240,21 @@ class PriceCache:
     # -- fetching -----------------------------------------------------------------------------
     def _fetch_batch(self, jobs: dict[str, _Job], today: date, should_stop: Callable[[], bool] | None,
                      got: _Answer, progress: Progress | None) -> tuple[dict[str, DataError], list[str]]:
-        """Fetch a batch a few at a time; on a stop request drop the queued fetches (returned)."""
-        failures: dict[str, DataError] = {}
-        skipped: list[str] = []
+        """Fetch a batch a few at a time; on a stop request the tickers left unanswered are returned."""
+        def answered(ticker: str, error: Exception | None) -> None:
+            if isinstance(error, DataError):
+                got.fail(ticker, error)
+            got.answered(ticker, progress)
+
         # a few fetches at a time: a 15:45 refresh of 100 tickers must not take 100 round trips
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)),
-                                  thread_name_prefix=f"cache {self.name}")
-        try:
-            pending = {pool.submit(self._run, ticker, job, today): ticker for ticker, job in jobs.items()}
-            while pending:
-                done, _ = wait(pending, timeout=STOP_POLL if should_stop is not None else None,
-                               return_when=FIRST_COMPLETED)
-                for future in done:
-                    ticker = pending.pop(future)
-                    try:
-                        future.result()
-                    except DataError as e:
-                        failures[ticker] = e
-                        got.fail(ticker, e)
-                    got.answered(ticker, progress)
-                if should_stop is not None and not skipped and pending and should_stop():
-                    for future, ticker in list(pending.items()):
-                        if future.cancel():  # not started yet; the running ones finish (own deadline)
-                            del pending[future]
-                            skipped.append(ticker)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return failures, skipped
+        fetched = fetch_all(jobs, lambda ticker: self._run(ticker, jobs[ticker], today), workers=self.concurrency,
+                            should_stop=should_stop, on_answer=answered, thread_name=f"cache {self.name}")
+        failures: dict[str, DataError] = {}
+        for ticker, error in fetched.errors.items():
+            if not isinstance(error, DataError):
+                raise error  # a bug of ours, not the source's answer
+            failures[ticker] = error
+        return failures, fetched.unanswered
 
     def _job(self, known: sql.CachedRange | None, start: date, last: date) -> _Job | None:
         """What to fetch for one ticker, or None when the cache already has it all."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time as time_module
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,9 +52,16 @@ class FakeYahoo(FakeHTTPServer):
         super().__init__(book)
         self.require_crumb = require_crumb
         self.hold = 0.0          # seconds each chart answer is held, counted in flight
+        self.released = threading.Event()  # set: held answers go out at once (a test's clean-up)
         self.most_in_flight = 0  # the most chart requests answered at once (a client's concurrency)
         self._in_flight = 0
         self._flight_lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        """Chart requests being answered now."""
+        with self._flight_lock:
+            return self._in_flight
 
     def request_ticker(self, path: str, query: dict[str, str]) -> str | None:
         if path.startswith("/v8/finance/chart/"):
@@ -84,12 +90,12 @@ class FakeYahoo(FakeHTTPServer):
                 self.most_in_flight = max(self.most_in_flight, self._in_flight)
             try:
                 if self.hold > 0:
-                    time_module.sleep(self.hold)
+                    self.released.wait(self.hold)
                 return self.chart(ticker, query)
             finally:
                 with self._flight_lock:
                     self._in_flight -= 1
-        return Reply(404, b'{"finance":{"result":null,"error":{"code":"Not Found",'
+            return Reply(404, b'{"finance":{"result":null,"error":{"code":"Not Found",'
                           b'"description":"HTTP 404 Not Found"}}}')
 
     def chart(self, ticker: str, query: dict[str, str]) -> Reply:

@@ -22,14 +22,14 @@ UNIVERSE = [f"T{i:04d}" for i in range(2000)]
 BATCH_LINE = re.compile(r"^yahoo: batch (\d+)/(\d+) stored: (\d+)/2000 tickers done \((\d+) fetched, (\d+) failed\)")
 
 
-def write_repo(root: Path, url: str) -> None:
+def write_repo(root: Path, url: str, *, timeout: float = 30) -> None:
     (root / "plans").mkdir(parents=True)
     (root / "strategies").mkdir()
     (root / "minitrade.yaml").write_text(f"""\
 timezone: America/New_York
 state_dir: state
 data_sources:
-  yahoo: {{type: yahoo, base_url: "{url}", timeout: 30, concurrency: 8}}
+  yahoo: {{type: yahoo, base_url: "{url}", timeout: {timeout:g}, concurrency: 8}}
 """)
     (root / "strategies" / "hold.py").write_text(
         "import backtrader as bt\n\n\nclass Hold(bt.Strategy):\n    def next(self):\n        pass\n")
@@ -91,3 +91,38 @@ def test_sigterm_during_a_first_fetch_exits_on_its_own_keeping_every_stored_batc
         bars = con.execute("SELECT count(DISTINCT ticker) FROM prices").fetchone()
     assert len(kept) == fetched and bars == (fetched,)  # every batch it said it stored is there
     assert set(kept) <= set(UNIVERSE)
+
+
+def test_sigterm_while_fetches_hang_on_the_wire_abandons_them_after_a_short_grace(tmp_path):
+    """The source's own deadline (here 300 s) never holds up a stop: the fetches on the wire get
+    a few seconds (fetch_pool.STOP_GRACE), then are abandoned; the stored batches stay."""
+    with FakeYahoo(PriceBook(now=datetime.now(UTC), walk_start=date(2026, 1, 5))) as fake:
+        write_repo(tmp_path, fake.url, timeout=300)
+        with subprocess.Popen([sys.executable, "-m", "minitrade", "data", "fetch", "--repo", str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
+            try:
+                out = lines_of(process.stdout)
+                seen: list[str] = []
+                while not any(BATCH_LINE.match(line) for line in seen):
+                    line = out.get(timeout=300)
+                    assert line is not None, f"exited before a batch was stored: {''.join(seen)}"
+                    seen.append(line)
+                fake.hold = 3600.0  # from now on no chart request is answered
+                while fake.in_flight < 8:  # every worker is waiting on the wire
+                    threading.Event().wait(0.05)
+                process.send_signal(signal.SIGTERM)
+                # waiting for the wire would take the source's 300 s; abandoning takes the grace
+                code = process.wait(timeout=120)
+            finally:
+                fake.released.set()
+                if process.poll() is None:
+                    process.kill()
+            errors = process.stderr.read() if process.stderr else ""
+
+    assert code == 130, errors
+    assert "stopped on request with" in errors
+    with Store(tmp_path / "state" / "minitrade.duckdb").transaction() as con:
+        kept = con.execute("SELECT count(*) FROM price_ranges").fetchone()
+    last = [m for m in map(BATCH_LINE.match, seen) if m][-1]
+    assert kept == (int(last.group(4)),)  # the batches it said it stored, and nothing half-written
