@@ -95,7 +95,7 @@ class FakeYahoo(FakeHTTPServer):
             finally:
                 with self._flight_lock:
                     self._in_flight -= 1
-            return Reply(404, b'{"finance":{"result":null,"error":{"code":"Not Found",'
+        return Reply(404, b'{"finance":{"result":null,"error":{"code":"Not Found",'
                           b'"description":"HTTP 404 Not Found"}}}')
 
     def chart(self, ticker: str, query: dict[str, str]) -> Reply:
