@@ -27,6 +27,7 @@ from minitrade.errors import ConfigError, ConfigIssue
 from minitrade.models import TYPE_TAGS, CsvSource, IBBroker, Plan, Settings
 from minitrade.statedir import resolve_state_dir
 from minitrade.strategy_source import declared_params
+from minitrade.trading_calendar import calendar_names
 from minitrade.yamlsource import YamlDoc, parse_yaml
 
 if TYPE_CHECKING:
@@ -480,7 +481,7 @@ def _check_plan_refs(doc: YamlDoc, settings: Settings) -> list[ConfigIssue]:
     if isinstance(calendar, str) and not _calendar_known(calendar):
         issues.append(ConfigIssue(doc.file, doc.line_of(("calendar",)), "calendar",
                                   f"unknown exchange calendar {calendar!r}",
-                                  _suggest(calendar, _calendar_names(), "use an exchange_calendars code "
+                                  _suggest(calendar, sorted(calendar_names()), "use an exchange_calendars code "
                                            "like XNYS, XSHG, XLON")))
     tz = data.get("timezone")
     if isinstance(tz, str) and tz not in _timezones():
@@ -522,17 +523,6 @@ def _timezones() -> set[str]:
     return _TZ_CACHE
 
 
-def _calendar_names() -> list[str]:
-    import exchange_calendars as xcals
-
-    return sorted(xcals.get_calendar_names(include_aliases=True))
-
-
-_CALENDARS: set[str] = set()
-
-
 def _calendar_known(code: str) -> bool:
-    if not _CALENDARS:
-        _CALENDARS.update(_calendar_names())
-    return code in _CALENDARS
+    return code in calendar_names()
 

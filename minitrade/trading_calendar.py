@@ -128,12 +128,39 @@ def get_calendar(code: str) -> TradingCalendar:
             pass
     calendar = _build(code, start, end)
     if path is not None:
-        _write_cache(path, calendar)
+        _write_cache(path, calendar.to_json())
     return calendar
+
+
+@lru_cache(maxsize=1)
+def calendar_names() -> frozenset[str]:
+    """Every exchange_calendars code and alias (for validating a plan's `calendar`), kept in the
+    cache folder beside the calendars: `validate` and `plan` need the list, not the library's
+    400 ms import."""
+    path = _cached("names")
+    if path is not None:
+        try:
+            names = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                return frozenset(names)
+        except (OSError, ValueError):
+            pass
+    import exchange_calendars as xcals
+
+    found = frozenset(xcals.get_calendar_names(include_aliases=True))
+    if path is not None:
+        _write_cache(path, json.dumps(sorted(found)))
+    return found
 
 
 def _cache_file(code: str, start: date, end: date) -> Path | None:
     """Where the calendar `code` for these years is cached (None when it cannot be told)."""
+    return _cached(f"{code}-{{version}}-{start.year}-{end.year}")
+
+
+def _cached(name: str) -> Path | None:
+    """A file of the calendar cache, its name holding exchange_calendars' version (`{version}`, or
+    after `name`); None when that version cannot be told."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -141,15 +168,16 @@ def _cache_file(code: str, start: date, end: date) -> Path | None:
     except PackageNotFoundError:
         return None
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minitrade" / "calendars"
-    return root / f"{code}-{xcals_version}-{start.year}-{end.year}-v{CACHE_FORMAT}.json"
+    stem = name.format(version=xcals_version) if "{version}" in name else f"{name}-{xcals_version}"
+    return root / f"{stem}-v{CACHE_FORMAT}.json"
 
 
-def _write_cache(path: Path, calendar: TradingCalendar) -> None:
+def _write_cache(path: Path, text: str) -> None:
     """Written whole or not at all (a rename), so a concurrent reader never sees half a file."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(calendar.to_json(), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home: every process builds its own, as before

@@ -205,3 +205,23 @@ def test_the_console_script_help_imports_no_heavy_library() -> None:
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "minitrade" in imported and imported.isdisjoint(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_plan_on_csv_prices_with_cached_calendars_imports_neither_pandas_nor_exchange_calendars(
+        trading_repo: TradingRepo, tmp_path: Path) -> None:
+    """`plan` is the command run on every edit: its stale-price check reads csv files as text and its
+    calendars and calendar names come from the cache (the first run builds them)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-X", "importtime", "-m", "minitrade", "plan", "--json", "--repo", str(trading_repo.path)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == again.returncode == CHANGES, again.stderr[-2000:]
+    assert '"next_runs"' in first.stdout and '"next_runs"' in again.stdout
+
+    def imported(stderr: str) -> set[str]:
+        return {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in stderr.splitlines()
+                if line.startswith("import time:")}
+
+    assert "exchange_calendars" in imported(first.stderr)  # built once, then cached
+    assert imported(again.stderr).isdisjoint({"pandas", "exchange_calendars", "backtrader"}), \
+        sorted(imported(again.stderr) & {"pandas", "exchange_calendars", "backtrader"})

@@ -6,18 +6,21 @@ A file has a `date` column (or the first column) and `open high low close [volum
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from minitrade.data.base import canonical
 from minitrade.errors import DataError, DataStale
 from minitrade.models import CsvSource
 
+if TYPE_CHECKING:  # pandas is imported when prices are read: `plan` probes last bars without it
+    import pandas as pd
+
 _cache: dict[tuple[str, int, int], pd.DataFrame] = {}
 _digests: dict[tuple[str, int, int], str] = {}
+_last_bars: dict[tuple[str, int, int], date | None] = {}
 
 
 class CsvDataSource:
@@ -36,6 +39,8 @@ class CsvDataSource:
 
     def daily(self, ticker: str, start: date, end: date | None = None) -> pd.DataFrame:
         """Bars of `ticker` from `start` to `end` inclusive (all remaining if None), canonical."""
+        import pandas as pd
+
         frame = self._read(ticker)
         first, last = frame.index[0].date(), frame.index[-1].date()
         window = frame.loc[pd.Timestamp(start):pd.Timestamp(end) if end is not None else None]
@@ -59,7 +64,24 @@ class CsvDataSource:
             return None
         return _digests[key]
 
+    def last_bar(self, ticker: str) -> date | None:
+        """The date of the file's last bar, read with the csv module (no pandas); None when the file
+        is missing or its dates are not ISO (then `daily` is the way to ask, and says what is wrong)."""
+        path = self.folder / f"{ticker}.csv"
+        try:
+            stat = path.stat()
+            key = (str(path), stat.st_mtime_ns, stat.st_size)
+            if key not in _last_bars:
+                _last_bars[key] = _last_iso_date(path)
+        except OSError:
+            return None
+        return _last_bars[key]
+
     def _read(self, ticker: str) -> pd.DataFrame:
+        import pandas as pd
+
+        from minitrade.data.base import canonical
+
         path = self.folder / f"{ticker}.csv"
         try:
             stat = path.stat()
@@ -85,3 +107,21 @@ class CsvDataSource:
             raw = raw.drop(columns=[date_col]).set_index(pd.DatetimeIndex(index))
             _cache[key] = canonical(raw, source=self.name, ticker=ticker)
         return _cache[key]
+
+
+def _last_iso_date(path: Path) -> date | None:
+    """The latest date in the file's `date` column (or its first), or None if one is not ISO."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = csv.reader(f)
+        header = [c.strip().lower() for c in next(rows, [])]
+        column = header.index("date") if "date" in header else 0
+        last: date | None = None
+        for row in rows:
+            if not row:
+                continue
+            try:
+                day = date.fromisoformat(row[column].strip()[:10])
+            except (ValueError, IndexError):
+                return None
+            last = day if last is None or day > last else last
+    return last

@@ -21,16 +21,15 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from minitrade.data.base import DataSource
-from minitrade.data.cache import PriceCache, stopped_error
 from minitrade.data.registry import source_for
 from minitrade.errors import DataError, DataStale, FetchStopped
 from minitrade.models import CsvSource
 from minitrade.trading_calendar import get_calendar
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas and the cache come with the prices: `plan`'s stale check needs neither
+    import pandas as pd
+
+    from minitrade.data.base import DataSource
     from minitrade.loader import Snapshot
 
 PROBE_DAYS = 14  # `probe_last_bars` asks this far back before the needed day
@@ -54,6 +53,8 @@ def fresh_prices(source: DataSource, tickers: Iterable[str], start: date, end: d
 
     Raises the first other DataError (in ticker order), or FetchStopped once `should_stop()` is true.
     """
+    from minitrade.data.cache import PriceCache, stopped_error
+
     names = list(dict.fromkeys(tickers))
     prices: dict[str, pd.DataFrame] = {}
     stale: dict[str, date | None] = {}
@@ -91,7 +92,13 @@ def probe_last_bars(source: DataSource, tickers: Iterable[str], needed: date) ->
     A DataError other than DataStale (the source is down, the ticker unknown) propagates.
     """
     last: dict[str, date | None] = {}
-    for ticker in tickers:
+    from minitrade.data.csv import CsvDataSource
+
+    for ticker in tickers:  # a csv folder answers from the file's text, without pandas
+        known = source.last_bar(ticker) if isinstance(source, CsvDataSource) else None
+        if known is not None:
+            last[ticker] = known
+            continue
         try:
             frame = source.daily(ticker, needed - timedelta(days=PROBE_DAYS), None)
             last[ticker] = frame.index[-1].date() if len(frame) else None

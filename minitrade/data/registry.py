@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from minitrade.data.base import DataSource
 from minitrade.models import CsvSource, EastMoneySource, YahooSource
+
+if TYPE_CHECKING:  # the protocol's module imports pandas; a csv source is built without it
+    from minitrade.data.base import DataSource
 
 
 def source_for(name: str, spec: CsvSource | YahooSource | EastMoneySource, *, root: Path) -> DataSource:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from minitrade.data.csv import CsvDataSource
 from minitrade.data.registry import source_for
 from minitrade.errors import DataError
 from minitrade.models import CsvSource
@@ -57,3 +58,15 @@ def test_bad_rows_name_the_ticker(tmp_path: Path) -> None:
     source = source_for("mine", CsvSource(type="csv", path=str(tmp_path)), root=Path("."))
     with pytest.raises(DataError, match=r"mine/BAD: zero or negative prices on 2024-01-02"):
         source.daily("BAD", date(2024, 1, 1))
+
+
+def test_last_bar_is_read_from_the_text_as_pandas_reads_it(tmp_path: Path) -> None:
+    source = CsvDataSource("samples", SAMPLES, root=Path("."))
+    for ticker in ("AAPL", "IBM", "MSFT", "GOOG"):
+        assert source.last_bar(ticker) == source.daily(ticker, date(2000, 1, 1)).index[-1].date()
+    (tmp_path / "XYZ.csv").write_text("Close,Date\n2.5,2024-01-03\n1.5,2024-01-02\n\n")  # unsorted, `date` 2nd
+    (tmp_path / "US.csv").write_text("date,open,high,low,close\n01/02/2024,1,2,1,1.5\n")
+    mine = CsvDataSource("mine", CsvSource(type="csv", path=str(tmp_path)), root=Path("."))
+    assert mine.last_bar("XYZ") == date(2024, 1, 3)
+    assert mine.last_bar("US") is None  # not ISO: `daily` (pandas) is the one to ask
+    assert mine.last_bar("NOPE") is None
