@@ -39,9 +39,9 @@ class CsvDataSource:
 
     def daily(self, ticker: str, start: date, end: date | None = None) -> pd.DataFrame:
         """Bars of `ticker` from `start` to `end` inclusive (all remaining if None), canonical."""
+        frame = self._read(ticker)
         import pandas as pd
 
-        frame = self._read(ticker)
         first, last = frame.index[0].date(), frame.index[-1].date()
         window = frame.loc[pd.Timestamp(start):pd.Timestamp(end) if end is not None else None]
         if window.empty:
@@ -78,10 +78,6 @@ class CsvDataSource:
         return _last_bars[key]
 
     def _read(self, ticker: str) -> pd.DataFrame:
-        import pandas as pd
-
-        from minitrade.data.base import canonical
-
         path = self.folder / f"{ticker}.csv"
         try:
             stat = path.stat()
@@ -91,6 +87,10 @@ class CsvDataSource:
                             source=self.name, ticker=ticker) from None
         key = (str(path), stat.st_mtime_ns, stat.st_size)
         if key not in _cache:
+            import pandas as pd  # here, not at the top: a missing file or a last bar needs no pandas
+
+            from minitrade.data.base import canonical
+
             try:
                 raw = pd.read_csv(path)
             except (OSError, ValueError) as e:
