@@ -1,6 +1,8 @@
 """`minitrade replay`: the whole live loop over past sessions on a simulated clock.
 
-Every plan's ticks run in time order through the same `run_plan` the daemon uses, against a
+Every plan's ticks run in time order through the same `run_plans` the daemon uses (the ticks of
+several plans at one simulated instant compute together on the executor, each plan's runs stay in
+time order), against a
 separate state database (`<state_dir>/replay/`), so a rehearsal never mixes with real records.
 Orders go to a simulated broker and are filled at the simulated price of their entry type
 (`runner.entry`): TOC at the signal day's close, TOO at the next session's open, TRG decided during
@@ -30,8 +32,9 @@ from minitrade.models import OrderType, Plan, Switch
 from minitrade.reconciler import apply
 from minitrade.records import Fill, Order, OrderStatus, RunStatus
 from minitrade.runner.entry import in_session
+from minitrade.runner.executor import Executor, InlineExecutor
 from minitrade.runner.fills import record_fill
-from minitrade.runner.run import RunEnv, RunOutcome, run_plan
+from minitrade.runner.run import RunEnv, RunOutcome, new_run_id, run_plans
 from minitrade.scheduler import ticks_on
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
@@ -95,8 +98,10 @@ class ReplaySummary:
 
 def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | None = None,
            state_dir: Path | None = None, progress: Progress | None = None,
-           keep_results: bool = False) -> ReplaySummary:
+           keep_results: bool = False, executor: Executor | None = None) -> ReplaySummary:
     """Replay `plans` (default all with backtest enabled) over the sessions from `start` to `end`.
+
+    Runs compute on `executor` (default: in this process, one after another).
 
     Each run's backtest result (its whole equity curve and positions) is recorded in the store and
     dropped from `summary.runs` unless `keep_results`: kept, they made memory grow with the sessions.
@@ -126,7 +131,8 @@ def replay(snapshot: Snapshot, *, start: date, end: date, plans: list[str] | Non
     summary = ReplaySummary(store, folder)
     clock = {"now": datetime.combine(start, datetime.min.time())}
     env = RunEnv(snapshot=rehearsal, store=store, brokers=SimulatedBroker, prices=prices, kind="replay",
-                 clock=lambda: clock["now"], real_clock=lambda: clock["now"])
+                 clock=lambda: clock["now"], real_clock=lambda: clock["now"],
+                 executor=executor or InlineExecutor())
     days = _sessions(chosen, start, end)
     with store.held_open():
         _replay_days(days, chosen, rehearsal, store, env, prices, clock, summary, progress, keep_results)
@@ -142,17 +148,33 @@ def _replay_days(days: list[date], chosen: dict[str, Plan], rehearsal: Snapshot,
         opening, closing = _session_bounds(chosen, day)
         events = [(t, 1, name) for name, plan in chosen.items() for t in ticks_on(plan, day)]
         events += [(opening, 0, OPEN), (closing, 0, CLOSE)]
-        for moment, _, what in sorted(events):
+        for moment, what in _steps(events):
             clock["now"] = moment
-            if what in (OPEN, CLOSE):
+            if isinstance(what, str):
                 summary.fills += _fill(store, rehearsal, prices, day, at_open=what == OPEN)
-            else:
-                summary.runs.append(run_plan(env, what, moment))
-                summary.fills += _fill_at_once(store, rehearsal, prices, summary.runs[-1])
+                continue
+            done = {o.plan: o for o in run_plans(env, [(name, moment, new_run_id(name, moment)) for name in what])}
+            for outcome in (done[name] for name in what if name in done):  # in plan order, whatever finished first
+                summary.runs.append(outcome)
+                summary.fills += _fill_at_once(store, rehearsal, prices, outcome)
                 if not keep_results:
-                    summary.runs[-1].result = None
+                    outcome.result = None
         if progress:
             progress(i, len(days), f"{day}")
+
+
+def _steps(events: list[tuple[datetime, int, str]]) -> list[tuple[datetime, str | list[str]]]:
+    """The day's events in time order: the open and the close alone, plan ticks of one instant together."""
+    steps: list[tuple[datetime, str | list[str]]] = []
+    for moment, _, what in sorted(events):
+        last = steps[-1] if steps else None
+        if what in (OPEN, CLOSE):
+            steps.append((moment, what))
+        elif last is not None and last[0] == moment and isinstance(last[1], list):
+            last[1].append(what)
+        else:
+            steps.append((moment, [what]))
+    return steps
 
 
 def _choose(snapshot: Snapshot, names: list[str] | None) -> dict[str, Plan]:

@@ -104,14 +104,20 @@ def replay_cmd(plans: list[str] = typer.Argument(None, help="Plans to replay (de
     from minitrade.cli.progress import progress
     from minitrade.loader import load_worktree
     from minitrade.replay import replay
+    from minitrade.runner.executor import executor_for
     from minitrade.runner.publish import write_site
 
     root = repo_path(repo, state_dir)
     with handle_errors():
         first, last = _day(start, "--from"), _day(end, "--to")
         snapshot = load_worktree(root)
-        with progress(err_console, "replay", "sessions") as update:
-            summary = replay(snapshot, start=first, end=last, plans=plans or None, progress=update)
+        executor = executor_for(snapshot.settings.executor)  # plans due at one instant compute in parallel
+        try:
+            with progress(err_console, "replay", "sessions") as update:
+                summary = replay(snapshot, start=first, end=last, plans=plans or None, progress=update,
+                                 executor=executor)
+        finally:
+            executor.close()
         index = write_site(summary.store, summary.state_dir / "reports")
         orders = sum(len(r.orders) for r in summary.runs)
         console.print(f"Replayed {summary.sessions} sessions: {len(summary.runs)} runs, {orders} orders, "

@@ -88,3 +88,18 @@ def test_replay_appends_new_bars_to_the_recorded_history_and_never_rewrites_it(t
     assert recorded == [(date(2013, 1, 25), runs[0]), (date(2013, 1, 28), runs[0]), (date(2013, 1, 29), runs[0]),
                         (date(2013, 1, 30), runs[1]), (date(2013, 1, 31), runs[2]), (date(2013, 2, 1), runs[3])]
     assert total == (len(summary.runs[-1].result.equity), date(2003, 1, 2))  # type: ignore[union-attr]
+
+
+def test_replay_through_worker_processes_decides_exactly_as_in_process(trading_repo) -> None:
+    """Plans due at one simulated instant (momentum-rotation and sma-aapl at 15:45) compute together
+    in worker processes; what the replay decides is the recorded golden one all the same."""
+    from minitrade.runner.executor import ProcessExecutor
+
+    pool = ProcessExecutor(2)
+    try:
+        summary = replay(load_worktree(trading_repo.path), start=date(2013, 1, 29), end=date(2013, 2, 6),
+                         executor=pool)
+    finally:
+        pool.close()
+    assert replay_record(summary) == json.loads(GOLDEN.read_text())
+    assert [r.plan for r in summary.runs[:3]] == ["equal-weight", "momentum-rotation", "sma-aapl"]  # time, then name
