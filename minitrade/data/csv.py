@@ -73,7 +73,7 @@ class CsvDataSource:
             key = (str(path), stat.st_mtime_ns, stat.st_size)
             if key not in _last_bars:
                 _last_bars[key] = _last_iso_date(path)
-        except OSError:
+        except (OSError, ValueError, csv.Error):  # unreadable, not UTF-8, not csv: `daily` says what
             return None
         return _last_bars[key]
 

@@ -70,3 +70,5 @@ def test_last_bar_is_read_from_the_text_as_pandas_reads_it(tmp_path: Path) -> No
     assert mine.last_bar("XYZ") == date(2024, 1, 3)
     assert mine.last_bar("US") is None  # not ISO: `daily` (pandas) is the one to ask
     assert mine.last_bar("NOPE") is None
+    (tmp_path / "BIN.csv").write_bytes(b"date,close\n\xff\xfe2024-01-02,1\n")
+    assert mine.last_bar("BIN") is None

@@ -56,20 +56,30 @@ def lines_of(stream) -> queue.Queue[str | None]:
     return lines
 
 
+def data_fetch(root: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "minitrade", "data", "fetch", "--repo", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def until_a_batch_is_stored(out: queue.Queue[str | None]) -> list[str]:
+    """The process's lines up to the first "batch stored" one (that batch is in DuckDB then)."""
+    seen: list[str] = []
+    while not any(BATCH_LINE.match(line) for line in seen):
+        line = out.get(timeout=300)
+        assert line is not None, f"exited before a batch was stored: {''.join(seen)}"
+        seen.append(line)
+    return seen
+
+
 @pytest.mark.slow
 def test_sigterm_during_a_first_fetch_exits_on_its_own_keeping_every_stored_batch(tmp_path):
     with FakeYahoo(PriceBook(now=datetime.now(UTC), walk_start=date(2026, 1, 5))) as fake:
         write_repo(tmp_path, fake.url)
-        with subprocess.Popen([sys.executable, "-m", "minitrade", "data", "fetch", "--repo", str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
+        with data_fetch(tmp_path) as process:
             try:
                 out = lines_of(process.stdout)
-                seen: list[str] = []
-                while not any(BATCH_LINE.match(line) for line in seen):  # the first batch is in DuckDB
-                    line = out.get(timeout=300)
-                    assert line is not None, f"exited before a batch was stored: {''.join(seen)}"
-                    seen.append(line)
+                seen = until_a_batch_is_stored(out)
                 process.send_signal(signal.SIGTERM)
                 code = process.wait(timeout=300)
             finally:
@@ -98,16 +108,9 @@ def test_sigterm_while_fetches_hang_on_the_wire_abandons_them_after_a_short_grac
     a few seconds (fetch_pool.STOP_GRACE), then are abandoned; the stored batches stay."""
     with FakeYahoo(PriceBook(now=datetime.now(UTC), walk_start=date(2026, 1, 5))) as fake:
         write_repo(tmp_path, fake.url, timeout=300)
-        with subprocess.Popen([sys.executable, "-m", "minitrade", "data", "fetch", "--repo", str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
+        with data_fetch(tmp_path) as process:
             try:
-                out = lines_of(process.stdout)
-                seen: list[str] = []
-                while not any(BATCH_LINE.match(line) for line in seen):
-                    line = out.get(timeout=300)
-                    assert line is not None, f"exited before a batch was stored: {''.join(seen)}"
-                    seen.append(line)
+                seen = until_a_batch_is_stored(lines_of(process.stdout))
                 fake.hold = 3600.0  # from now on no chart request is answered
                 while fake.in_flight < 8:  # every worker is waiting on the wire
                     threading.Event().wait(0.05)
