@@ -1,9 +1,8 @@
 """`minitrade replay`: the whole live loop over past sessions on a simulated clock.
 
 Every plan's ticks run in time order through the same `run_plans` the daemon uses (the ticks of
-several plans at one simulated instant compute together on the executor, each plan's runs stay in
-time order), against a
-separate state database (`<state_dir>/replay/`), so a rehearsal never mixes with real records.
+several plans at one simulated instant compute together on the executor), against a separate
+state database (`<state_dir>/replay/`), so a rehearsal never mixes with real records.
 Orders go to a simulated broker and are filled at the simulated price of their entry type
 (`runner.entry`): TOC at the signal day's close, TOO at the next session's open, TRG decided during
 the session at once (right after its run, at the signal day's close: the price that run saw, see
