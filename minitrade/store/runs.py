@@ -181,8 +181,12 @@ def _digest(frame: pd.DataFrame, held: pd.DataFrame | None, trades: pd.DataFrame
         digest.update(held[before].to_numpy(float).tobytes())
     for rows, count, columns in ((trades, trades_before, TRADE_COLUMNS), (fills, fills_before, FILL_COLUMNS)):
         digest.update(b"|%d|" % count)
-        if count:
-            digest.update(pd.util.hash_pandas_object(rows[columns].iloc[:count], index=False).to_numpy().tobytes())
+        for column in columns if count else ():
+            values = rows[column].iloc[:count]
+            if pd.api.types.is_numeric_dtype(values.dtype):
+                digest.update(values.to_numpy("float64").tobytes())
+            else:  # tickers and dates: their text (NaT for a missing date)
+                digest.update("\x1f".join(map(str, values.tolist())).encode())
     return digest.hexdigest()
 
 
@@ -245,11 +249,24 @@ def chained(table: str, columns: str, run_id: str) -> tuple[str, list[Any]]:
     return sql, [run_id, run_id]
 
 
+SMALL_INSERT = 32  # rows up to which a VALUES insert beats registering a DataFrame (~2.5 ms against ~6 ms)
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
+    """Insert `frame`'s `columns`: a tick's few new rows as parameters, a whole history as a DataFrame scan."""
+    names = ", ".join(columns)
+    if not len(frame):
+        return
+    if len(frame) <= SMALL_INSERT:  # NaN and NaT become NULL, as a DataFrame scan makes them
+        values = [[None if v is pd.NaT or (isinstance(v, float) and v != v) else v for v in frame[c].tolist()]
+                  for c in columns]
+        con.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                        [list(row) for row in zip(*values, strict=True)])
+        return
     view = f"_minitrade_{table}"
     con.register(view, frame[columns])
     try:
-        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {view}")
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
     finally:
         con.unregister(view)
 

@@ -101,3 +101,26 @@ def test_a_chain_of_results_is_cut_after_max_chain_runs(tmp_path: Path) -> None:
     stored = [write(store, f"r{i:03d}", result) for i in range(store_runs.MAX_CHAIN + 1)]
     assert stored[0] == stored[store_runs.MAX_CHAIN] == 60 and set(stored[1:store_runs.MAX_CHAIN]) == {1}
     assert results_of(store, f"r{store_runs.MAX_CHAIN - 1:03d}") == expected(result)
+
+
+@pytest.mark.parametrize("rows", [3, store_runs.SMALL_INSERT + 8], ids=["as-parameters", "as-a-frame-scan"])
+def test_a_few_rows_and_many_store_missing_values_alike(tmp_path: Path, rows: int) -> None:
+    """A tick's few new rows go in as parameters, a history as a DataFrame scan: NaN and NaT are NULL both ways."""
+    import pandas as pd
+
+    days = pd.bdate_range("2024-01-02", periods=rows)
+    equity = pd.DataFrame({"equity": 100.0, "cash": 100.0}, index=days)
+    trades = pd.DataFrame({"ticker": "AAA", "size": 1.0, "entry_date": days, "exit_date": days,
+                           "entry_price": 10.0, "exit_price": 11.0, "pnl": 1.0, "return_pct": 10.0})
+    trades.loc[rows - 1, ["exit_date", "exit_price", "pnl", "return_pct"]] = [pd.NaT, float("nan"), float("nan"),
+                                                                              float("nan")]  # still open
+    store = Store(tmp_path / "minitrade.duckdb")
+    with store.transaction() as con:
+        store_runs.start_run(con, run_id="r1", plan="p", kind="backtest", commit_sha="abc", plan_digest="d1")
+        store_runs.write_results(con, "r1", equity=equity, trades=trades)
+    with store.transaction() as con:
+        nulls = con.execute("SELECT count(*) FILTER (exit_date IS NULL), count(*) FILTER (pnl IS NULL), "
+                            "count(*) FILTER (isnan(pnl)), count(*) FROM backtest_trades").fetchone()
+        back = store_runs.read_trades(con, "r1")
+    assert nulls == (1, 1, 0, rows)
+    assert back["pnl"].iloc[:-1].tolist() == [1.0] * (rows - 1) and back["exit_date"].isna().tolist()[-1]
