@@ -13,6 +13,8 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 
+from minitrade.store.frames import insert_frame
+
 OHLCV = ["open", "high", "low", "close", "volume"]
 OHLC = ["open", "high", "low", "close"]
 
@@ -155,14 +157,9 @@ def append_history(con: duckdb.DuckDBPyConnection, plan: str, run_id: str, rows:
     for frame, verb in ((rows, "INSERT"), (fill_gaps, "INSERT OR IGNORE")):
         if frame is None or not len(frame):
             continue
-        table = frame[["ticker", "date", *OHLC]].copy()
+        table = frame[["ticker", "date", *OHLC]].assign(plan=plan, run_id=run_id)
         table["date"] = pd.DatetimeIndex(table["date"]).date
-        con.register("used_bars", table)
-        try:
-            con.execute(f"{verb} INTO price_history (plan, ticker, date, open, high, low, close, run_id) "
-                        "SELECT ?, ticker, date, open, high, low, close, ? FROM used_bars", [plan, run_id])
-        finally:
-            con.unregister("used_bars")
+        insert_frame(con, "price_history", table, ["plan", "ticker", "date", *OHLC, "run_id"], verb=verb)
 
 
 def forget_history(con: duckdb.DuckDBPyConnection, plan: str) -> None:

@@ -18,6 +18,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from minitrade.store.frames import insert_frame
+
 RUN_COLUMNS = ("run_id, plan, kind, tick_at, started_at, finished_at, status, error, commit_sha, plan_digest, "
                "data_digest, start_date, end_date, stats, notes")
 
@@ -99,13 +101,13 @@ def write_results(con: duckdb.DuckDBPyConnection, run_id: str, *, equity: pd.Dat
     rows["positions"] = (None if held is None else
                          [json.dumps({t: float(v) for t, v in row.items() if v})
                           for row in held[own.to_numpy()].to_dict("records")])
-    _insert(con, "equity", rows, ["run_id", "date", "equity", "cash", "positions"])
+    insert_frame(con, "equity", rows, ["run_id", "date", "equity", "cash", "positions"])
     if len(trade_rows) > link.trades_from:
-        _insert(con, "backtest_trades", trade_rows.iloc[link.trades_from:].assign(run_id=run_id),
+        insert_frame(con, "backtest_trades", trade_rows.iloc[link.trades_from:].assign(run_id=run_id),
                 ["run_id", "seq", "ticker", "size", "entry_date", "exit_date", "entry_price", "exit_price", "pnl",
                  "return_pct"])
     if len(fill_rows) > link.fills_from:
-        _insert(con, "backtest_fills", fill_rows.iloc[link.fills_from:].assign(run_id=run_id),
+        insert_frame(con, "backtest_fills", fill_rows.iloc[link.fills_from:].assign(run_id=run_id),
                 ["run_id", "seq", "date", "ticker", "size", "price", "commission"])
     last = frame["date"].iloc[-1] if len(frame) else None
     trades_before = _leading(trade_rows, "exit_date", last)
@@ -247,28 +249,6 @@ def chained(table: str, columns: str, run_id: str) -> tuple[str, list[Any]]:
         WHERE (b.lo IS NULL OR t.{key} >= b.lo) AND (b.hi IS NULL OR t.{key} < b.hi)
         ORDER BY t.{key}"""
     return sql, [run_id, run_id]
-
-
-SMALL_INSERT = 32  # rows up to which a VALUES insert beats registering a DataFrame (~2.5 ms against ~6 ms)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
-    """Insert `frame`'s `columns`: a tick's few new rows as parameters, a whole history as a DataFrame scan."""
-    names = ", ".join(columns)
-    if not len(frame):
-        return
-    if len(frame) <= SMALL_INSERT:  # NaN and NaT become NULL, as a DataFrame scan makes them
-        values = [[None if v is pd.NaT or (isinstance(v, float) and v != v) else v for v in frame[c].tolist()]
-                  for c in columns]
-        con.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
-                        [list(row) for row in zip(*values, strict=True)])
-        return
-    view = f"_minitrade_{table}"
-    con.register(view, frame[columns])
-    try:
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
-    finally:
-        con.unregister(view)
 
 
 def _run(row: tuple[Any, ...]) -> RunRow:

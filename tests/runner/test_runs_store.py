@@ -12,6 +12,7 @@ from minitrade.runner.backtest import run_backtest
 from minitrade.runner.strategy import load_strategy
 from minitrade.store import Store
 from minitrade.store import runs as store_runs
+from minitrade.store.frames import SMALL_INSERT
 
 from .conftest import SMA_SOURCE, make_plan, random_walk
 
@@ -103,7 +104,7 @@ def test_a_chain_of_results_is_cut_after_max_chain_runs(tmp_path: Path) -> None:
     assert results_of(store, f"r{store_runs.MAX_CHAIN - 1:03d}") == expected(result)
 
 
-@pytest.mark.parametrize("rows", [3, store_runs.SMALL_INSERT + 8], ids=["as-parameters", "as-a-frame-scan"])
+@pytest.mark.parametrize("rows", [3, SMALL_INSERT + 8], ids=["as-parameters", "as-a-frame-scan"])
 def test_a_few_rows_and_many_store_missing_values_alike(tmp_path: Path, rows: int) -> None:
     """A tick's few new rows go in as parameters, a history as a DataFrame scan: NaN and NaT are NULL both ways."""
     import pandas as pd
