@@ -41,6 +41,7 @@ log = logging.getLogger("minitrade.executor")
 OUTPUT_KEEP = 64 * 1024           # characters kept from the start and from the end of a run's output
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 STOP_POLL = 0.5                   # seconds between looks at a stop request while runs compute
+JOIN_SECONDS = 10.0               # the longest a caller that stops early waits for the executor's thread
 
 
 class Executor(Protocol):
@@ -119,7 +120,9 @@ def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
         yield from _drain(feed)
     finally:
         cancelled.set()  # the caller stopped early: what still computes comes back interrupted
-        thread.join()
+        # worker processes notice within STOP_POLL; a Dask sweep only at its next result, so the
+        # wait is bounded and the caller's close() of the executor ends the rest
+        thread.join(JOIN_SECONDS)
 
 
 def _drain(feed: queue.SimpleQueue[RunResult | BaseException | None]) -> Iterator[list[RunResult]]:
