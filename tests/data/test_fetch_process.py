@@ -112,8 +112,11 @@ def test_sigterm_while_fetches_hang_on_the_wire_abandons_them_after_a_short_grac
             try:
                 seen = until_a_batch_is_stored(lines_of(process.stdout))
                 fake.hold = 3600.0  # from now on no chart request is answered
-                while fake.in_flight < 8:  # every worker is waiting on the wire
+                for _ in range(6000):  # until every worker waits on the wire (or the process is gone)
+                    if fake.in_flight >= 8 or process.poll() is not None:
+                        break
                     threading.Event().wait(0.05)
+                assert fake.in_flight >= 8, f"the fetches never hung: exit {process.poll()}"
                 process.send_signal(signal.SIGTERM)
                 # waiting for the wire would take the source's 300 s; abandoning takes the grace
                 code = process.wait(timeout=120)
