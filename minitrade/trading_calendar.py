@@ -137,7 +137,7 @@ def calendar_names() -> frozenset[str]:
     """Every exchange_calendars code and alias (for validating a plan's `calendar`), kept in the
     cache folder beside the calendars: `validate` and `plan` need the list, not the library's
     400 ms import."""
-    path = _cached("names")
+    path = _cached("names-{version}")
     if path is not None:
         try:
             names = json.loads(path.read_text(encoding="utf-8"))
@@ -158,9 +158,9 @@ def _cache_file(code: str, start: date, end: date) -> Path | None:
     return _cached(f"{code}-{{version}}-{start.year}-{end.year}")
 
 
-def _cached(name: str) -> Path | None:
-    """A file of the calendar cache, its name holding exchange_calendars' version (`{version}`, or
-    after `name`); None when that version cannot be told."""
+def _cached(template: str) -> Path | None:
+    """The calendar cache's file named by `template`, exchange_calendars' version put in for
+    `{version}` (a new version builds anew); None when that version cannot be told."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -168,8 +168,7 @@ def _cached(name: str) -> Path | None:
     except PackageNotFoundError:
         return None
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minitrade" / "calendars"
-    stem = name.format(version=xcals_version) if "{version}" in name else f"{name}-{xcals_version}"
-    return root / f"{stem}-v{CACHE_FORMAT}.json"
+    return root / f"{template.format(version=xcals_version)}-v{CACHE_FORMAT}.json"
 
 
 def _write_cache(path: Path, text: str) -> None:
