@@ -173,7 +173,8 @@ def _commit_batch(env: RunEnv, batch: list[tuple[_Prepared, RunResult]],
         opened = time.monotonic()
         for run, result in batch:
             if time.monotonic() - opened > HOLD_SECONDS:
-                opened = _let_go(env.store)
+                env.store.let_go()
+                opened = time.monotonic()
             if result.interrupted:
                 _interrupted(env, run.outcome, result.error or "interrupted")
                 continue
@@ -221,13 +222,6 @@ def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) 
                              f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
                              "submitted, and nothing at the broker changes")
     return outcome
-
-
-def _let_go(store: Store) -> float:
-    """Close the held state file (the next transaction opens it again); returns when."""
-    with store.released():
-        pass
-    return time.monotonic()
 
 
 def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:

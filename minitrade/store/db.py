@@ -63,8 +63,12 @@ class Store:
     def released(self) -> Iterator[None]:
         """Inside `held_open`: let go of the file for slow work outside it (a network fetch, a broker
         call, a notification), so the CLI is not locked out; the next transaction opens it again."""
-        self._close_held()
+        self.let_go()
         yield
+
+    def let_go(self) -> None:
+        """Inside `held_open`: close the file now (the CLI gets its turn); the next transaction opens it again."""
+        self._close_held()
 
     def _close_held(self) -> None:
         if self._held is not None:
