@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from minitrade.loader import Snapshot
 
 log = logging.getLogger("minitrade.optimize")
-FLUSH_SECONDS = 1.0  # trials are written at most this often (an open of the file costs 20-60 ms)
+# Trials are written at most this often: an open of the state file costs 20-60 ms, which at 1 s was
+# 6 % of a serial sweep; the command shows each trial as it arrives, DuckDB has it within 5 s.
+FLUSH_SECONDS = 5.0
 SWEEP, BASELINE, TRAIN, TEST = "sweep", "baseline", "train", "test"
 
 
