@@ -65,7 +65,7 @@ class RunResult:
     output: str = ""                   # the strategy's stdout/stderr, first and last part kept
     output_bytes: int = 0              # how much it printed in all
     seconds: float = 0.0
-    cpu_seconds: float = 0.0           # the worker process's whole CPU (user + system), when it had its own
+    cpu_seconds: float = 0.0           # the worker process's CPU (user + system) for this unit, when it ran in one
     worker: str = "inline"
     version: int = field(default=RUN_IO_VERSION)
 

@@ -1,15 +1,19 @@
 """Executors carry `RunInput -> RunResult` units: inline, or isolated in worker processes.
 
-`ProcessExecutor` runs each unit in its own process, forked from a forkserver that imported
-pandas and backtrader once, so a fork costs milliseconds, not an import. A process per run (rather
-than long-lived workers) is what makes the limits simple and exact:
-- a wall-clock deadline per run: past it the process is killed, the run is `timeout`, the pool
-  goes on with a fresh process;
-- an address-space cap (RLIMIT_AS) per run: a strategy that allocates past it gets MemoryError
-  (or dies), the run is `killed` with the limit named, the daemon's own memory is untouched;
-- the strategy's stdout/stderr captured in the worker, bounded (first and last part kept), and
-  file descriptors 1/2 pointed at /dev/null, so megabytes of prints never reach the daemon;
-- `workers` runs at once (default: cores); results come back as they finish.
+`ProcessExecutor` runs units in worker processes forked from a forkserver that imported pandas and
+backtrader once, so a fork costs milliseconds, not an import. The limits are per unit and exact:
+- a wall-clock deadline per unit: past it the worker is killed, the unit is `timeout`, a fresh
+  worker takes the next one;
+- an address-space cap (RLIMIT_AS) per worker: a strategy that allocates past it gets MemoryError
+  (or dies), the unit is `killed` with the limit named, that worker is replaced, and the daemon's
+  own memory is untouched;
+- the strategy's stdout/stderr captured per unit in the worker, bounded (first and last part kept),
+  and file descriptors 1/2 pointed at /dev/null, so megabytes of prints never reach the daemon;
+- `workers` units at once (default: cores); results come back as they finish.
+A worker serves consecutive units of one plan with one strategy source only (an optimisation's
+trials, a plan's replayed runs): a forked process per unit cost 15 % of a 200 ms backtest, and
+another plan's code never runs where a strategy has been. Workers are recycled after
+MAX_UNITS_PER_WORKER units and all end with the batch.
 A worker that dies without a result is reported, never retried here: the committing side decides.
 
 `InlineExecutor` runs units in the calling process, one after another (research backtests,
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -42,6 +47,7 @@ OUTPUT_KEEP = 64 * 1024           # characters kept from the start and from the 
 DEFAULT_MEMORY_LIMIT = 2 * 1024**3
 STOP_POLL = 0.5                   # seconds between looks at a stop request while runs compute
 JOIN_SECONDS = 10.0               # the longest a caller that stops early waits for the executor's thread
+MAX_UNITS_PER_WORKER = 200       # a worker is replaced after this many units (bounds what a strategy leaks)
 
 
 class Executor(Protocol):
@@ -180,16 +186,33 @@ def _limit_memory(limit: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def _worker(inp: RunInput, conn: Connection, memory_limit: int | None) -> None:
-    """Child side: cap memory, capture output, compute, send the result back, exit."""
+def _serve(conn: Connection, memory_limit: int | None) -> None:
+    """Child side: cap memory, then compute each unit received, output captured, until the pipe closes."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when a run stops
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)
+    _limit_memory(memory_limit)
+    cpu = _cpu_seconds()
+    while True:
+        try:
+            inp = conn.recv()
+        except EOFError:
+            return
+        result = _compute_captured(inp, memory_limit)
+        now = _cpu_seconds()
+        spent, cpu = now - cpu, now
+        try:
+            conn.send(replace(result, cpu_seconds=spent))
+        except MemoryError:
+            conn.send(RunResult(inp.run_id, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)}"))
+
+
+def _compute_captured(inp: RunInput, memory_limit: int | None) -> RunResult:
+    """`compute` with the strategy's output kept bounded and a memory failure named as the cap."""
     captured = BoundedText()
     sys.stdout = sys.stderr = captured
-    _limit_memory(memory_limit)
     try:
         result = compute(inp)
     except MemoryError:
@@ -197,13 +220,7 @@ def _worker(inp: RunInput, conn: Connection, memory_limit: int | None) -> None:
     if result.error_kind == "memory":
         result = replace(result, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)} "
                                                             f"(plan {inp.plan.name})")
-    result = replace(result, output=captured.text(), output_bytes=captured.total, worker=f"pid {os.getpid()}",
-                     cpu_seconds=_cpu_seconds())
-    try:
-        conn.send(result)
-    except MemoryError:
-        conn.send(RunResult(inp.run_id, error_kind="killed", error=f"killed: memory limit {_size(memory_limit)}"))
-    conn.close()
+    return replace(result, output=captured.text(), output_bytes=captured.total, worker=f"pid {os.getpid()}")
 
 
 def _cpu_seconds() -> float:
@@ -246,107 +263,147 @@ def _size(limit: int | None) -> str:
 
 
 @dataclass
-class _Running:
-    inp: RunInput
+class _Worker:
+    """A worker process, the plan and strategy source it serves, and the unit it computes (if any)."""
+
     process: BaseProcess
-    conn: Connection
-    deadline: float
+    conn: Connection            # duplex: units go out, results come back
+    key: tuple[str, str]
+    served: int = 0
+    unit: RunInput | None = None
+    deadline: float = math.inf
+
+
+def _key(inp: RunInput) -> tuple[str, str]:
+    return inp.plan.name, inp.strategy_source
 
 
 class ProcessExecutor:
-    """Each unit in its own worker process: a deadline, a memory cap, bounded captured output."""
+    """Units in worker processes: a deadline, a memory cap, bounded captured output (see the module)."""
 
     def __init__(self, workers: int | None = None, *, memory_limit: int | None = DEFAULT_MEMORY_LIMIT) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.memory_limit = memory_limit
         self._context = multiprocessing.get_context("forkserver")
-        # The forkserver imports these once; each run's process is forked from it ready to work.
+        # The forkserver imports these once; each worker is forked from it ready to work.
         self._context.set_forkserver_preload(["minitrade.runner.compute"])
-        self._running: list[_Running] = []
+        self._pool: list[_Worker] = []
 
     def run(self, inputs: Sequence[RunInput], *,
             should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
-        """Results as runs finish; once `should_stop()` says so, the rest come back interrupted."""
+        """Results as units finish; once `should_stop()` says so, the rest come back interrupted."""
         waiting = list(inputs)
         try:
-            while waiting or self._running:
+            while waiting or self._busy():
                 if should_stop():
                     yield from (_interrupted(inp) for inp in self.abandon() + waiting)
                     return
-                while waiting and len(self._running) < self.workers:
-                    self._start(waiting.pop(0))
+                self._dispatch(waiting)
                 yield from self._collect()
         finally:
             self.abandon()
 
-    def _start(self, inp: RunInput) -> None:
-        receive, send = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_worker, args=(inp, send, self.memory_limit),
-                                        name=f"minitrade-run-{inp.run_id}", daemon=True)
+    def _busy(self) -> list[_Worker]:
+        return [w for w in self._pool if w.unit is not None]
+
+    def _dispatch(self, waiting: list[RunInput]) -> None:
+        """Hand waiting units, in order, to idle workers of their plan or to fresh ones while there is room."""
+        while waiting:
+            worker = next((w for w in self._pool if w.unit is None and w.key == _key(waiting[0])), None)
+            if worker is None:
+                if len(self._pool) >= self.workers:
+                    spare = next((w for w in self._pool if w.unit is None), None)
+                    if spare is None:
+                        return  # every worker is computing
+                    self._retire(spare)
+                worker = self._spawn(_key(waiting[0]))
+            self._give(worker, waiting.pop(0))
+
+    def _spawn(self, key: tuple[str, str]) -> _Worker:
+        ours, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=_serve, args=(theirs, self.memory_limit),
+                                        name=f"minitrade-worker-{key[0]}", daemon=True)
         with _main_script_hidden():
             process.start()
-        send.close()
-        self._running.append(_Running(inp, process, receive, time.monotonic() + inp.timeout))
+        theirs.close()
+        worker = _Worker(process, ours, key)
+        self._pool.append(worker)
+        return worker
+
+    def _give(self, worker: _Worker, inp: RunInput) -> None:
+        try:
+            worker.conn.send(inp)
+        except OSError:  # it died while idle: a fresh one takes the unit
+            self._retire(worker)
+            worker = self._spawn(_key(inp))
+            worker.conn.send(inp)
+        worker.unit, worker.deadline = inp, time.monotonic() + inp.timeout
 
     def _collect(self) -> Iterable[RunResult]:
-        """Wait for the first result, death or deadline among the running units; report those."""
+        """Wait for the first result, death or deadline among the busy workers; report those."""
+        busy = self._busy()
         now = time.monotonic()
         # wake at least every STOP_POLL seconds to honour a stop request promptly
-        timeout = min(STOP_POLL, max(0.0, min(r.deadline for r in self._running) - now))
-        ready = wait([r.conn for r in self._running] + [r.process.sentinel for r in self._running], timeout)
-        done: list[RunResult] = []
-        for run in list(self._running):
-            result = self._outcome(run, ready)
-            if result is not None:
-                self._running.remove(run)
-                done.append(result)
-        return done
+        timeout = min(STOP_POLL, max(0.0, min(w.deadline for w in busy) - now))
+        ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout)
+        return [result for worker in busy if (result := self._outcome(worker, ready)) is not None]
 
-    def _outcome(self, run: _Running, ready: Sequence[object]) -> RunResult | None:
-        if run.conn in ready or run.process.sentinel in ready:
-            result = self._receive(run)
-            if result is not None or not run.process.is_alive():
-                self._reap(run)
-                return result or self._died(run)
-        if time.monotonic() >= run.deadline:
-            self._reap(run)
-            log.warning("run %s passed its %g s deadline; its worker was killed", run.inp.run_id, run.inp.timeout)
-            return RunResult(run.inp.run_id, error_kind="timeout",
-                             error=f"timed out after {run.inp.timeout:g} s (plan {run.inp.plan.name}: raise "
-                                   "`timeout` in the plan if it really needs longer)", worker=f"pid {run.process.pid}")
+    def _outcome(self, worker: _Worker, ready: Sequence[object]) -> RunResult | None:
+        inp = worker.unit
+        assert inp is not None
+        if worker.conn in ready or worker.process.sentinel in ready:
+            result = self._receive(worker)
+            if result is not None:
+                worker.unit, worker.served = None, worker.served + 1
+                if result.error_kind == "killed" or worker.served >= MAX_UNITS_PER_WORKER:
+                    self._retire(worker)  # a worker that hit its memory cap starts afresh
+                return result
+            if not worker.process.is_alive():
+                self._retire(worker)
+                return self._died(inp, worker.process)
+        if time.monotonic() >= worker.deadline:
+            self._retire(worker)
+            log.warning("run %s passed its %g s deadline; its worker was killed", inp.run_id, inp.timeout)
+            return RunResult(inp.run_id, error_kind="timeout",
+                             error=f"timed out after {inp.timeout:g} s (plan {inp.plan.name}: raise "
+                                   "`timeout` in the plan if it really needs longer)",
+                             worker=f"pid {worker.process.pid}")
         return None
 
     @staticmethod
-    def _receive(run: _Running) -> RunResult | None:
+    def _receive(worker: _Worker) -> RunResult | None:
         try:
-            if run.conn.poll():
-                received = run.conn.recv()
+            if worker.conn.poll():
+                received = worker.conn.recv()
                 return received if isinstance(received, RunResult) else None
         except (EOFError, OSError):
             return None
         return None
 
-    def _died(self, run: _Running) -> RunResult:
-        code = run.process.exitcode
+    def _died(self, inp: RunInput, process: BaseProcess) -> RunResult:
+        code = process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         hint = f"; memory limit {_size(self.memory_limit)}" if self.memory_limit else ""
-        log.warning("run %s: its worker died (%s)", run.inp.run_id, how)
-        return RunResult(run.inp.run_id, error_kind="killed", error=f"killed: the worker died ({how}{hint})",
-                         worker=f"pid {run.process.pid}")
+        log.warning("run %s: its worker died (%s)", inp.run_id, how)
+        return RunResult(inp.run_id, error_kind="killed", error=f"killed: the worker died ({how}{hint})",
+                         worker=f"pid {process.pid}")
 
-    @staticmethod
-    def _reap(run: _Running) -> None:
-        if run.process.is_alive():
-            run.process.kill()
-        run.process.join(5)
-        run.conn.close()
+    def _retire(self, worker: _Worker) -> None:
+        """End the worker (killed if it is still computing) and forget it."""
+        if worker.unit is None:
+            worker.conn.close()  # an idle worker reads EOF and exits on its own
+            worker.process.join(0.5)
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(5)
+        worker.conn.close()
+        self._pool.remove(worker)
 
     def abandon(self) -> list[RunInput]:
-        """Kill every running unit (the daemon is stopping); returns their inputs."""
-        left = [r.inp for r in self._running]
-        for run in self._running:
-            self._reap(run)
-        self._running.clear()
+        """End every worker (the daemon is stopping, or the batch is over); the inputs they were computing."""
+        left = [w.unit for w in self._pool if w.unit is not None]
+        for worker in list(self._pool):
+            self._retire(worker)
         return left
 
     def close(self) -> None:

@@ -51,6 +51,25 @@ class Chatty(bt.Strategy):
                 print("y" * 1023)
 '''
 
+TAMPERS = '''import backtrader as bt
+
+bt.Strategy.tampered = True  # process-wide: whatever runs in this process later sees it
+
+
+class Tampers(bt.Strategy):
+    def next(self):
+        print(len(self))
+'''
+
+TRUSTS = '''import backtrader as bt
+
+
+class Trusts(bt.Strategy):
+    def next(self):
+        if getattr(bt.Strategy, "tampered", False):
+            raise RuntimeError("another plan's code ran in this process")
+'''
+
 BROKEN = '''import backtrader as bt
 
 
@@ -66,8 +85,8 @@ def aapl() -> pd.DataFrame:
     return frame.loc["2012-11-01":"2013-01-31"]
 
 
-def unit(run_id: str, source: str, *, timeout: float = 120.0) -> RunInput:
-    plan = Plan.model_validate({"name": run_id, "strategy": f"strategies/{run_id}.py", "universe": ["AAPL"],
+def unit(run_id: str, source: str, *, timeout: float = 120.0, plan_name: str | None = None) -> RunInput:
+    plan = Plan.model_validate({"name": plan_name or run_id, "strategy": f"strategies/{run_id}.py", "universe": ["AAPL"],
                                 "data_source": "samples", "backtest_start": "2012-11-01",
                                 "trade_start": "2013-01-02", "run_at": "15:45", "cash": 100000})
     return RunInput(run_id=run_id, plan=plan, strategy_source=source, prices={"AAPL": aapl()}, cash=100000.0,
@@ -122,6 +141,39 @@ def test_a_stop_request_interrupts_what_is_still_computing(pool: ProcessExecutor
     for result in pool.run([unit("forever", LOOPS, timeout=600)], should_stop=lambda: True):
         seen.append(result)
     assert [r.error_kind for r in seen] == ["interrupted"]
+
+
+@pytest.fixture
+def one_worker() -> Iterator[ProcessExecutor]:
+    executor = ProcessExecutor(1, memory_limit=1024**3)
+    yield executor
+    executor.close()
+
+
+def test_a_plans_units_share_a_worker_and_another_plans_never_do(one_worker: ProcessExecutor) -> None:
+    units = [unit("a1", TAMPERS, plan_name="a"), unit("a2", TAMPERS, plan_name="a"), unit("b1", TRUSTS, plan_name="b")]
+    results = {r.run_id: r for r in one_worker.run(units)}
+    assert results["a1"].worker == results["a2"].worker != results["b1"].worker
+    assert results["b1"].ok, results["b1"].error  # plan a's tampering stayed in plan a's process
+    # each unit's output is its own, not the worker's so far
+    assert results["a1"].output == results["a2"].output and results["a1"].output.startswith("1\n2\n")
+    assert all(r.cpu_seconds > 0 for r in results.values())
+
+
+def test_after_a_timeout_the_plans_next_unit_gets_a_fresh_worker(one_worker: ProcessExecutor) -> None:
+    units = [unit("stuck", LOOPS, timeout=2, plan_name="p"), unit("next", LOOPS.replace("while True", "while False"),
+                                                                   plan_name="p")]
+    results = {r.run_id: r for r in one_worker.run(units)}
+    assert results["stuck"].error_kind == "timeout" and results["next"].ok
+    assert results["stuck"].worker != results["next"].worker
+
+
+def test_a_worker_is_replaced_after_its_quota_of_units(one_worker: ProcessExecutor,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("minitrade.runner.executor.MAX_UNITS_PER_WORKER", 2)
+    results = list(one_worker.run([unit(f"u{i}", GOOD, plan_name="p") for i in range(3)]))
+    assert [r.ok for r in results] == [True, True, True]
+    assert results[0].worker == results[1].worker != results[2].worker
 
 
 def test_inline_executor_computes_in_this_process() -> None:
