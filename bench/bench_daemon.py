@@ -312,14 +312,14 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
     result = reconcile_once(root, store, executor=executor, publish_site=False,
                             now=lambda: at + timedelta(seconds=time.perf_counter() - start))
     makespan, daemon_cpu = time.perf_counter() - start, time.process_time() - cpu0
+    if prof:  # the pass alone; the report site is timed apart below
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(r"minitrade", 60)
+        print(out.getvalue())
     site_start, site_cpu0 = time.perf_counter(), time.process_time()
     publish(snap, store, [r.plan for r in result.runs])  # what the daemon does after such a pass
     site_wall, site_cpu = time.perf_counter() - site_start, time.process_time() - site_cpu0
-    if prof:
-        prof.disable()
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(45)
-        print(out.getvalue())
     workers_cpu = sum(worker_cpu)
     del os.environ["MINITRADE_NOW"]
     del executor.run
@@ -333,7 +333,7 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
     print(f"  {'makespan / serial backtests':<38} {makespan / base_s:9.2f} x   (target <= 0.6)")
     if ran:
         line("daemon CPU per run (prepare+commit)", daemon_cpu / ran)
-        line("worker CPU per run (whole worker process)", workers_cpu / ran)
+        line("worker CPU per run (its unit, in the worker)", workers_cpu / ran)
         # the bare backtests ran in this process, whose heap (50 plans' prices, DuckDB) slows them;
         # the workers' own CPU is the stricter serial sum: 2 cores fully used would give 0.5 of it
         print(f"  {'makespan / workers CPU summed':<38} {makespan / workers_cpu:9.2f} x   (0.5 is both cores busy)")
