@@ -102,3 +102,40 @@ def test_flat_equity_and_no_trades_give_none_not_nan() -> None:
     assert stats["sharpe"] is None and stats["sortino"] is None and stats["calmar"] is None
     assert stats["trades"] == 0 and stats["win_rate_pct"] is None and stats["max_drawdown_pct"] == 0.0
     assert stats["return_pct"] == 0.0 and stats["exposure_pct"] == 0.0
+
+
+def test_drawdown_episodes_by_hand_including_one_still_open_at_the_end() -> None:
+    index = pd.date_range("2024-01-01", periods=8, freq="D")
+    equity = pd.Series([100.0, 90, 95, 100, 100, 80, 120, 110], index=index)
+    closes = pd.DataFrame({"A": [np.nan, 10, 20, 20, 20, 20, 20, np.nan], "B": [5.0, 5, 5, 5, 5, 5, 5, 10]},
+                          index=index)
+    stats = compute_stats(equity, start_equity=100.0, trades=pd.DataFrame(columns=["pnl", "return_pct"]),
+                          exposure=pd.Series([False] * 4 + [True] * 4, index=index), closes=closes)
+    # 100 -> 90 -> 95 -> back to 100 on day 3; 100 -> 80 -> 120 on day 6; 120 -> 110, still open on day 7
+    depths = [-10.0, -20.0, 100 * (110 / 120 - 1)]
+    assert stats["max_drawdown_pct"] == pytest.approx(-20.0)
+    assert stats["max_drawdown_days"] == 3
+    assert stats["avg_drawdown_days"] == pytest.approx((3 + 2 + 1) / 3)
+    assert stats["avg_drawdown_pct"] == pytest.approx(sum(depths) / 3)
+    assert stats["peak_equity"] == 120.0 and stats["exposure_pct"] == 50.0
+    # each ticker from its first known close to its last: A 10 -> 20, B 5 -> 10
+    assert stats["buy_hold_return_pct"] == pytest.approx(100.0)
+
+
+def test_the_daily_book_by_hand_with_a_missing_close_and_a_preexisting_position() -> None:
+    from minitrade.runner.ledger import daily_book
+
+    dates = pd.DatetimeIndex(pd.date_range("2024-01-01", periods=4, freq="D"))
+    closes = pd.DataFrame({"A": [10.0, np.nan, 12.0, 13.0], "B": [np.nan, 50.0, 50.0, 55.0]}, index=dates)
+    fills = pd.DataFrame({"date": [dates[0], dates[1], dates[1], dates[3]], "ticker": ["A", "B", "A", "A"],
+                          "size": [5.0, 2.0, -3.0, 1.0], "price": [10.0, 50.0, 11.0, 13.0],
+                          "commission": [0.5, 1.0, 0.25, 0.0]})
+    book = daily_book(dates, closes, fills, cash=1000.0, positions={"A": 2.0})
+    cash = [1000 - 50.5, 1000 - 50.5 - 101 + 32.75, 881.25, 881.25 - 13]
+    held_a, held_b = [7.0, 4.0, 4.0, 5.0], [0.0, 2.0, 2.0, 2.0]
+    # A has no close on day 1: valued at its last known one (10); B before its first close: nothing
+    value = [7 * 10.0, 4 * 10.0 + 2 * 50, 4 * 12.0 + 2 * 50, 5 * 13.0 + 2 * 55]
+    assert book.equity["cash"].tolist() == pytest.approx(cash)
+    assert book.equity["equity"].tolist() == pytest.approx([c + v for c, v in zip(cash, value, strict=True)])
+    assert book.positions["A"].tolist() == held_a and book.positions["B"].tolist() == held_b
+    assert book.equity.index.name == book.positions.index.name == "date"
