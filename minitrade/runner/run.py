@@ -374,7 +374,7 @@ def _record_computed(env: RunEnv, run: _Prepared, computed: RunResult
                     "%s%s", o.client_id, o.status.value, o.side.value, o.quantity, o.ticker, o.order_type.value,
                     f" ({o.note})" if o.note else "", extra=_about(outcome))
         run_sql.write_results(con, outcome.run_id, equity=result.equity, positions=result.positions,
-                              trades=result.trades, fills=result.fills)
+                              trades=result.trades, fills=result.fills, plan=plan.name)
         if computed.storage is not None and not rehearsal:
             plan_state.save_storage(con, plan.name, computed.storage)
     failpoints.hit("order-recorded")
