@@ -195,7 +195,7 @@ def reconcile_once(root: Path, store: Store, *, now: Callable[[], datetime] | No
     clock = now or real_now
     result = PassResult()
     log.debug("pass started at %s", clock().isoformat())
-    # The pass's bookkeeping shares one open of the state file: an open costs 20-40 ms and an idle
+    # The pass's bookkeeping shares one open of the state file: an open costs ~6 ms and an idle
     # pass made five. It is released before anything slow (an apply, a broker call, a run), so the
     # CLI is never locked out for longer than before.
     hold = ExitStack()

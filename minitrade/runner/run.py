@@ -445,6 +445,6 @@ def _about(outcome: RunOutcome) -> dict[str, str]:
 
 def _notify(env: RunEnv, message: messages.Message) -> None:
     if env.notifier is None or not env.notifier.notifiers:
-        return  # nobody to tell: no need to let go of the state file (reopening it costs 20-40 ms)
+        return  # nobody to tell: no need to let go of the state file (reopening it costs ~6 ms)
     with env.store.released():  # a notification goes over the network
         env.notifier.notify(message)

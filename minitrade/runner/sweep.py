@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from minitrade.loader import Snapshot
 
 log = logging.getLogger("minitrade.optimize")
-# Trials are written at most this often: an open of the state file costs 20-60 ms, which at 1 s was
-# 6 % of a serial sweep; the command shows each trial as it arrives, DuckDB has it within 5 s.
+# Trials are written at most this often: a flush opens the state file and commits a transaction, which
+# at 1 s was 6 % of a serial sweep; the command shows each trial as it arrives, DuckDB has it within 5 s.
 FLUSH_SECONDS = 5.0
 SWEEP, BASELINE, TRAIN, TEST = "sweep", "baseline", "train", "test"
 
