@@ -17,9 +17,10 @@ plans on the shipped sample prices, which end 2013-03-01), so its peak RSS is it
 3. README's replay, `python -m minitrade replay --from 2013-02-01 --to 2013-02-28` as a whole
    process (start-up, apply, report site included) beside the in-process replay() time, over the
    sum of its bare backtests (target <= 3x, or <= 20 s).
-4. An open of an already-migrated state file: `Store.transaction()` (whose schema check is one
-   `max(version)` query, there to migrate a file deleted under a running process again) against
-   a bare duckdb connect/BEGIN/COMMIT/close of the same file, best of alternated rounds.
+4. An open of an already-migrated state file: `Store.transaction()` (an ATTACH of the file to the
+   process's DuckDB instance, a schema check of one `max(version)` query, there to migrate a file
+   deleted under a running process again, BEGIN/COMMIT, DETACH) against a bare duckdb
+   connect/BEGIN/COMMIT/close of the same file, best of alternated rounds.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def opens(rounds: int = 5, per_round: int = 40) -> None:
                 best[name] = min(best[name], _best(fn, per_round))
     print(f"4. open of a migrated file: Store.transaction() {best['ours'] * 1000:.2f} ms, bare duckdb "
           f"{best['bare'] * 1000:.2f} ms ({best['ours'] / best['bare']:.2f}x); the schema check query alone "
-          f"{check * 1000:.3f} ms = {100 * check / best['bare']:.1f} % of an open")
+          f"{check * 1000:.3f} ms = {100 * check / best['ours']:.1f} % of ours")
 
 
 def _best(fn: Callable[[], object], times: int) -> float:
