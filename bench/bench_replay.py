@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -202,7 +203,8 @@ def readme(repo: Path, snapshot: Snapshot, short: dict[str, Any]) -> None:
     cpu_before = _children_cpu()
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "minitrade", "replay", "--from", README_FROM.isoformat(),
-                    "--to", END.isoformat(), "--repo", str(repo)], check=True, capture_output=True, cwd=repo)
+                    "--to", END.isoformat(), "--repo", str(repo)], check=True, capture_output=True, cwd=repo,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout, installed or not
     whole, cpu = time.perf_counter() - began, _children_cpu() - cpu_before
     days = [s.day for s in get_calendar("XNYS").sessions(README_FROM, END)]
     bare = sum(bare_backtests(snapshot, days).values())
