@@ -6,7 +6,9 @@
 Prints, for the same grid over AAPL 2003-01-02..2013-03-01 (the shipped sample prices):
 (a) in one process: the sweep serially in this process (InlineExecutor), on the local executor
     (ProcessExecutor, 2 workers) and through a Dask cluster started here with dask's own command line
-    (`dask scheduler` + 2 `dask worker --nthreads 1`, on 127.0.0.1): seconds, trials/s and ratios;
+    (`dask scheduler` + 2 `dask worker --nthreads 1`, on 127.0.0.1): seconds, trials/s and ratios,
+    beside this machine's ceiling: the bare backtests of (b) split over 2 processes running at once
+    (a shared machine's second core gives less than a second core's worth);
 (b) per-trial overhead of the serial sweep over a bare backtrader run of the same trials (the same
     strategy as a plain bt.Strategy, the same numpy feed), which is what each trial costs beyond
     backtrader itself: price checks, fills, books, statistics, the trial's RunInput;
@@ -118,8 +120,12 @@ def sweep_seconds(repo: Path, trials: int, executor: Any) -> tuple[float, dict[s
     return seconds, stats
 
 
-def bare_seconds(repo: Path, trials: int) -> float:
-    """The same backtests in plain backtrader: the floor each trial's overhead is measured against."""
+def bare_seconds(repo: Path, trials: int, share: tuple[int, int] = (0, 1), ready: Any = None) -> float:
+    """The same backtests in plain backtrader: the floor each trial's overhead is measured against.
+
+    `share` (k, n) runs every n-th backtest from the k-th only; `ready` (a barrier) is waited on
+    once everything is loaded, so processes running their shares at once start together.
+    """
     import backtrader as bt
 
     from minitrade.data.registry import source_for
@@ -134,7 +140,9 @@ def bare_seconds(repo: Path, trials: int) -> float:
     namespace: dict[str, Any] = {}
     exec(compile(PLAIN, "plain.py", "exec"), namespace)
     # the sweep also runs the plan's own params (its baseline trial): the same backtests here
-    combos = [{}] + opt.grid([opt.parse_param(a) for a in grid_args(trials)[1::2]])
+    combos = ([{}] + opt.grid([opt.parse_param(a) for a in grid_args(trials)[1::2]]))[share[0]::share[1]]
+    if ready is not None:
+        ready.wait()
     start = time.perf_counter()
     for combo in combos:
         cerebro = bt.Cerebro(stdstats=False)
@@ -145,6 +153,26 @@ def bare_seconds(repo: Path, trials: int) -> float:
         cerebro.addstrategy(namespace["SmaCrossover"], **{**plan.params, **combo})
         cerebro.run()
     return time.perf_counter() - start
+
+
+def bare_in_parallel(repo: Path, trials: int, workers: int = 2) -> float:
+    """Wall seconds of the bare backtests split over `workers` processes running at once: what this
+    machine's cores give plain backtrader, the ceiling for any executor's speed-up."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, results = context.Barrier(workers), context.SimpleQueue()
+    procs = [context.Process(target=_bare_share, args=(repo, trials, (k, workers), ready, results))
+             for k in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    return max(results.get() for _ in procs)
+
+
+def _bare_share(repo: Path, trials: int, share: tuple[int, int], ready: Any, results: Any) -> None:
+    results.put(bare_seconds(repo, trials, share, ready))
 
 
 def whole_process(repo: Path, trials: int, executor: str) -> float:
@@ -172,6 +200,7 @@ def main() -> None:
             for _ in range(repeat):
                 # bare right before serial: the pair behind the overhead figure sees the same load
                 best["bare"] = min(best.get("bare", float("inf")), bare_seconds(repo, trials))
+                best["bare x2"] = min(best.get("bare x2", float("inf")), bare_in_parallel(repo, trials))
                 for name, make in (("serial", InlineExecutor), ("local", lambda: ProcessExecutor(2)),
                                    ("dask", lambda: _dask(address))):
                     executor = make()
@@ -193,6 +222,10 @@ def main() -> None:
         print(f"    dask (2 workers) vs local:   {best['local'] / best['dask']:.2f}x "
               f"({'faster' if best['dask'] < best['local'] else 'slower'})")
         print(f"    identical statistics on every executor: {same}")
+        ceiling = best["bare"] / best["bare x2"]
+        print(f"    this machine's ceiling: the bare backtests split over 2 processes at once run {ceiling:.2f}x "
+              f"faster than serially; local's {best['serial'] / best['local']:.2f}x is "
+              f"{100 * best['serial'] / best['local'] / ceiling:.0f} % of it")
         print(f"(b) bare backtrader, the same {n} trials + the plan's own params serially: {bare:.2f} s "
               f"({1000 * bare / (n + 1):.1f} ms/backtest); "
               f"serial sweep overhead {100 * (best['serial'] / bare - 1):+.1f} % (target <= 15 %)")
