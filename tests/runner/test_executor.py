@@ -94,11 +94,15 @@ def unit(run_id: str, source: str, *, timeout: float = 120.0, plan_name: str | N
                     frozen_before=plan.trade_start, timeout=timeout)
 
 
-@pytest.fixture
-def pool() -> Iterator[ProcessExecutor]:
-    executor = ProcessExecutor(2, memory_limit=1024**3)
+def workers(count: int) -> Iterator[ProcessExecutor]:
+    executor = ProcessExecutor(count, memory_limit=1024**3)
     yield executor
     executor.close()
+
+
+@pytest.fixture
+def pool() -> Iterator[ProcessExecutor]:
+    yield from workers(2)
 
 
 def test_a_looping_strategy_times_out_while_a_good_one_finishes(pool: ProcessExecutor) -> None:
@@ -145,9 +149,7 @@ def test_a_stop_request_interrupts_what_is_still_computing(pool: ProcessExecutor
 
 @pytest.fixture
 def one_worker() -> Iterator[ProcessExecutor]:
-    executor = ProcessExecutor(1, memory_limit=1024**3)
-    yield executor
-    executor.close()
+    yield from workers(1)
 
 
 def test_a_plans_units_share_a_worker_and_another_plans_never_do(one_worker: ProcessExecutor) -> None:
