@@ -89,12 +89,12 @@ def drawdown_episodes(drawdown: np.ndarray, days: np.ndarray) -> list[tuple[floa
     `days` are the sessions as day numbers. An episode is a run of days below the peak; its peak
     is the day before the run (the first day for a run that starts the curve).
     """
-    under = np.concatenate(([0], (drawdown < 0).view(np.int8), [0]))
-    edges = np.diff(under)
+    below = drawdown < 0
+    edges = np.diff(np.concatenate(([0], below.view(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # stop: first day back
     if not len(starts):
         return []
-    depths = np.minimum.reduceat(np.where(drawdown < 0, drawdown, 0.0), starts)
+    depths = np.minimum.reduceat(np.where(below, drawdown, 0.0), starts)
     peaks = np.maximum(starts - 1, 0)
     ends = np.minimum(stops, len(drawdown) - 1)
     return [(float(d), int(n)) for d, n in zip(depths, days[ends] - days[peaks], strict=True)]

@@ -57,7 +57,8 @@ class _Attachments:
             alias, users = self._files.get(key, ("", 0))
             if not users:
                 alias = f"state_{next(self._aliases)}"
-                base.execute(f"ATTACH '{key.replace(chr(39), chr(39) * 2)}' AS {alias}")
+                quoted = key.replace("'", "''")
+                base.execute(f"ATTACH '{quoted}' AS {alias}")
             self._files[key] = (alias, users + 1)
             cursor = base.cursor()
         try:

@@ -105,11 +105,11 @@ def write_results(con: duckdb.DuckDBPyConnection, run_id: str, *, equity: pd.Dat
     insert_frame(con, "equity", rows, ["run_id", "date", "equity", "cash", "positions"])
     if len(trade_rows) > link.trades_from:
         insert_frame(con, "backtest_trades", trade_rows.iloc[link.trades_from:].assign(run_id=run_id),
-                ["run_id", "seq", "ticker", "size", "entry_date", "exit_date", "entry_price", "exit_price", "pnl",
-                 "return_pct"])
+                     ["run_id", "seq", "ticker", "size", "entry_date", "exit_date", "entry_price", "exit_price",
+                      "pnl", "return_pct"])
     if len(fill_rows) > link.fills_from:
         insert_frame(con, "backtest_fills", fill_rows.iloc[link.fills_from:].assign(run_id=run_id),
-                ["run_id", "seq", "date", "ticker", "size", "price", "commission"])
+                     ["run_id", "seq", "date", "ticker", "size", "price", "commission"])
     last = frame["date"].iloc[-1] if len(frame) else None
     trades_before = _leading(trade_rows, "exit_date", last)
     fills_before = _leading(fill_rows, "date", last)
