@@ -315,8 +315,7 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
     if prof:  # the pass alone; the report site is timed apart below
         prof.disable()
         out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(
-            *(() if os.environ.get("BENCH_SORT") else (r"minitrade",)), 60)
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(r"minitrade", 60)
         print(out.getvalue())
     site_start, site_cpu0 = time.perf_counter(), time.process_time()
     publish(snap, store, [r.plan for r in result.runs])  # what the daemon does after such a pass
