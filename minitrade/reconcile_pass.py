@@ -26,6 +26,8 @@ from enum import Enum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
+
 from minitrade import failpoints, gitrepo
 from minitrade.brokers.registry import BrokerPool, reports_fills
 from minitrade.clock import now as real_now
@@ -470,15 +472,19 @@ def _run_admitted(env: RunEnv, result: PassResult, admitted: list[tuple[str, dat
         return
     ticks = {run_id: (name, tick) for name, tick, run_id in admitted}
 
-    def close(outcome: RunOutcome) -> None:
-        name, tick = ticks[outcome.run_id]
-        status = TickStatus.FINISHED if outcome.status is RunStatus.FINISHED else TickStatus.FAILED
-        with env.store.transaction() as con:
-            order_sql.finish_tick(con, name, tick, status, error=outcome.error)
-        log.log(logging.INFO if status is TickStatus.FINISHED else logging.WARNING, "plan %s: tick %s %s%s", name,
-                tick.isoformat(), status.value, f": {outcome.error}" if outcome.error else "",
-                extra={"plan": name, "run_id": outcome.run_id})
-        result.runs.append(outcome)
+    def close(con: duckdb.DuckDBPyConnection, outcomes: list[RunOutcome]) -> None:
+        """Close the runs' ticks, in the transaction that records the runs ended."""
+        ends = []
+        for outcome in outcomes:
+            name, tick = ticks[outcome.run_id]
+            status = TickStatus.FINISHED if outcome.status is RunStatus.FINISHED else TickStatus.FAILED
+            ends.append((name, tick, status, outcome.error))
+        order_sql.finish_ticks(con, ends)
+        for (name, tick, status, _), outcome in zip(ends, outcomes, strict=True):
+            log.log(logging.INFO if status is TickStatus.FINISHED else logging.WARNING, "plan %s: tick %s %s%s", name,
+                    tick.isoformat(), status.value, f": {outcome.error}" if outcome.error else "",
+                    extra={"plan": name, "run_id": outcome.run_id})
+        result.runs += outcomes
 
     try:
         run_plans(env, admitted, on_done=close, should_stop=should_stop)

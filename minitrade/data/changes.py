@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -150,7 +151,15 @@ def check_unchanged(store: Store, plan: str, prices: Mapping[str, pd.DataFrame],
 
 
 def record_history(store: Store, plan: str, run_id: str, prices: Mapping[str, pd.DataFrame]) -> str:
-    """Remember the final bars this run used; returns their digest (for runs.data_digest).
+    """Remember the final bars this run used; returns their digest (for runs.data_digest)."""
+    with store.transaction() as con:
+        return record_histories(con, [(plan, run_id, prices)])[run_id]
+
+
+def record_histories(con: duckdb.DuckDBPyConnection,
+                     runs: Sequence[tuple[str, str, Mapping[str, pd.DataFrame]]]) -> dict[str, str]:
+    """Remember the final bars each run (plan, run id, prices) used, one run per plan, in one query
+    and one insert for them all; returns each run's digest (for runs.data_digest).
 
     Append-only: a strict run follows `check_unchanged`, so the bars recorded already are the ones
     it used (to the tolerance) and stay as first recorded; only bars after a ticker's last recorded
@@ -158,13 +167,22 @@ def record_history(store: Store, plan: str, run_id: str, prices: Mapping[str, pd
     not grow with the history. A date that appeared inside the recorded span is added too, and a
     ticker the plan no longer trades is forgotten, as a whole rewrite would do.
     """
-    final = {str(t): _final_bars(f) for t, f in prices.items()}
-    with store.transaction() as con:
-        spans = sql.history_spans(con, plan)
-        new, gaps = _unrecorded(final, spans)
-        sql.append_history(con, plan, run_id, new, fill_gaps=gaps,
-                           drop=sorted(set(spans) - {t for t, (days, _) in final.items() if len(days)}))
-    return _digest(final)
+    spans = sql.history_spans(con, [plan for plan, _, _ in runs])
+    new: list[pd.DataFrame] = []
+    gaps: list[pd.DataFrame] = []
+    drop: list[tuple[str, str]] = []
+    digests: dict[str, str] = {}
+    for plan, run_id, prices in runs:
+        final = {str(t): _final_bars(f) for t, f in prices.items()}
+        added, missing = _unrecorded(final, spans[plan])
+        new.append(added.assign(plan=plan, run_id=run_id))
+        if missing is not None:
+            gaps.append(missing.assign(plan=plan, run_id=run_id))
+        drop += [(plan, t) for t in sorted(set(spans[plan]) - {t for t, (days, _) in final.items() if len(days)})]
+        digests[run_id] = _digest(final)
+    sql.append_history(con, pd.concat(new, ignore_index=True) if new else used_bars({}),
+                       fill_gaps=pd.concat(gaps, ignore_index=True) if gaps else None, drop=drop)
+    return digests
 
 
 def _unrecorded(final: Mapping[str, tuple[np.ndarray, np.ndarray]], spans: Mapping[str, tuple[date, date, int]]

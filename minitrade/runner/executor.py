@@ -97,17 +97,25 @@ class InlineExecutor:
         """Nothing to release."""
 
 
+IDLE_SECONDS = 0.25  # no result for this long: the caller's `on_idle` lets go of what it holds
+
+
 def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
-                  should_stop: Callable[[], bool] = lambda: False) -> Generator[list[RunResult], None, None]:
+                  should_stop: Callable[[], bool] = lambda: False,
+                  on_idle: Callable[[], None] = lambda: None) -> Generator[list[RunResult], None, None]:
     """The executor's results in batches of those ready together, for a caller that commits them.
 
     A thread drives the executor, so it starts the next unit while the caller is busy with the last
     result: workers never wait on the caller's bookkeeping, and a caller slower than its workers gets
-    everything that finished meanwhile as one batch (one open of the state file for all of them).
-    The inline executor computes in the caller's thread: its results come one at a time.
+    everything that finished meanwhile as one batch (one transaction for all of them).
+    `on_idle` is called before a wait of more than IDLE_SECONDS for the next result (the daemon lets
+    go of the state file then). The inline executor computes in the caller's thread: its results
+    come one at a time, `on_idle` called before each.
     """
     if isinstance(executor, InlineExecutor):
-        yield from ([result] for result in executor.run(inputs, should_stop=should_stop))
+        for inp in inputs:
+            on_idle()
+            yield from ([result] for result in executor.run([inp], should_stop=should_stop))
         return
     feed: queue.SimpleQueue[RunResult | BaseException | None] = queue.SimpleQueue()
     cancelled = threading.Event()
@@ -123,7 +131,7 @@ def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
     thread = threading.Thread(target=pump, name="minitrade-executor", daemon=True)
     thread.start()
     try:
-        yield from _drain(feed)
+        yield from _drain(feed, on_idle)
     finally:
         cancelled.set()  # the caller stopped early: what still computes comes back interrupted
         # worker processes notice within STOP_POLL; a Dask sweep only at its next result, so the
@@ -131,11 +139,16 @@ def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
         thread.join(JOIN_SECONDS)
 
 
-def _drain(feed: queue.SimpleQueue[RunResult | BaseException | None]) -> Iterator[list[RunResult]]:
+def _drain(feed: queue.SimpleQueue[RunResult | BaseException | None],
+           on_idle: Callable[[], None]) -> Iterator[list[RunResult]]:
     """Block for the next item, then take whatever else is already there; None ends the feed."""
     while True:
         batch: list[RunResult] = []
-        item = feed.get()
+        try:
+            item = feed.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            on_idle()
+            item = feed.get()
         while True:
             if item is None or isinstance(item, BaseException):
                 if batch:

@@ -18,13 +18,13 @@ in its own state folder with a simulated broker.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
+import duckdb
 import pandas as pd
 
 from minitrade import failpoints
@@ -48,10 +48,12 @@ from minitrade.scheduler import GRACE, next_run_times, plan_zone
 from minitrade.store import Store, plan_state
 from minitrade.store import orders as order_sql
 from minitrade.store import runs as run_sql
+from minitrade.store import suspensions as suspension_sql
+from minitrade.store.suspensions import Override
 from minitrade.trading_calendar import get_calendar
 
 log = logging.getLogger("minitrade.run")
-HOLD_SECONDS = 1.0  # the longest the state file is held for one batch of results before the CLI gets a turn
+HOLD_SECONDS = 1.0  # the longest the state file is held for results coming one after another before the CLI gets a turn
 
 @dataclass
 class RunEnv:
@@ -113,85 +115,117 @@ def run_plan(env: RunEnv, name: str, tick_at: datetime, *, run_id: str | None = 
     return outcome
 
 
-def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *,
-              on_done: Callable[[RunOutcome], None] | None = None,
+def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_done: OnDone | None = None,
               should_stop: Callable[[], bool] = lambda: False) -> list[RunOutcome]:
     """Run several (plan, tick, run id) at once: prepare each here, compute them together on the
     executor, commit results in batches as they arrive. Never raises for a plan's own failures; a bug of
     ours in one run is recorded FAILED and raised after the others are committed.
 
+    `on_done` gets the runs that ended (finished or failed), inside the transaction that records them
+    ended: the caller's bookkeeping (the daemon closes their ticks) commits with theirs.
     `should_stop` abandons computations still running (the daemon is stopping): their runs are
-    recorded FAILED as interrupted, and `on_done` is not called for them (their ticks stay open
-    and are resumed within their grace period).
+    recorded FAILED as interrupted, and `on_done` does not get them (their ticks stay open and are
+    resumed within their grace period).
     """
     prepared: dict[str, _Prepared] = {}
     outcomes: list[RunOutcome] = []
-    bug: Exception | None = None
+    ends: list[_End] = []
     digests = env.snapshot.digests()  # hashes every resource: once per batch, not twice per run
     # Every run's prepare shares one open of the state file; fetches, broker calls and notifications
     # inside let go of it (Store.released), so the CLI is locked out only while the database works.
     with env.store.held_open():
-        for name, tick_at, run_id in ticks:
-            digest = digests[("plan", name)]
-            outcome = _start(env, name, tick_at, run_id, digest)
+        for outcome, digest in _start_all(env, ticks, digests):
             try:
-                prepared[run_id] = _prepare(env, outcome, tick_at, digest, should_stop)
+                prepared[outcome.run_id] = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop)
             except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
-                _interrupted(env, outcome, f"interrupted: {e}")
+                ends.append(_interrupted(env, outcome, f"interrupted: {e}"))
             except MinitradeError as e:
-                _fail(env, outcome, e)
-                outcomes.append(outcome)
-                if on_done is not None:
-                    on_done(outcome)
+                ends.append(_failed(env, outcome, e))
             except Exception as e:  # a bug of ours: record it, run the others, then let it surface
-                _record_bug(env, outcome, e)
-                bug = bug or e
-    for batch in ready_batches(env.executor, [p.input for p in prepared.values()], should_stop=should_stop):
-        done, notices, batch_bug = _commit_batch(env, [(prepared.pop(r.run_id), r) for r in batch], on_done)
-        outcomes += done
-        bug = bug or batch_bug
-        for notice in notices:  # sent once the state file is let go
-            _notify(env, notice)
+                ends.append(_bug(env, outcome, e))
+        notices, bug = _finish(env, ends, on_done)
+        outcomes += [e.outcome for e in ends if e.closes]
+        _send(env, notices)
+        # the file stays open from one batch of results to the next while they come quickly; it is
+        # let go when none came for IDLE_SECONDS, and every HOLD_SECONDS (see _commit_batch)
+        for batch in ready_batches(env.executor, [p.input for p in prepared.values()], should_stop=should_stop,
+                                   on_idle=env.store.let_go):
+            done, notices, batch_bug = _commit_batch(env, [(prepared.pop(r.run_id), r) for r in batch], on_done)
+            outcomes += done
+            bug = bug or batch_bug
+            _send(env, notices)
     if bug is not None:
         raise bug
     return outcomes
 
 
-def _commit_batch(env: RunEnv, batch: list[tuple[_Prepared, RunResult]],
-                  on_done: Callable[[RunOutcome], None] | None
-                  ) -> tuple[list[RunOutcome], list[messages.Message], Exception | None]:
-    """Commit results that arrived together; returns the outcomes, their closing notices and a bug of ours.
+OnDone = Callable[[duckdb.DuckDBPyConnection, list[RunOutcome]], None]
+CHUNK = 16  # runs committed in one transaction at most: the CLI's wait stays short
 
-    Their bookkeeping and the caller's (`on_done` closes the tick) share one open of the state file,
-    let go of every HOLD_SECONDS so the CLI gets its turn; submission and notifications inside let
-    go of it too (Store.released).
+
+@dataclass
+class _End:
+    """How a run ends, to record with the others of its batch in one transaction."""
+
+    outcome: RunOutcome
+    record: run_sql.RunEnd
+    closes: bool = True  # False: interrupted, or a bug of ours; the caller's on_done does not get it
+    notice: messages.Message | None = None
+    bug: Exception | None = None
+
+
+def _finish(env: RunEnv, ends: list[_End], on_done: OnDone | None
+            ) -> tuple[list[messages.Message], Exception | None]:
+    """Record runs ended, and the caller's bookkeeping of them, in one transaction; returns their
+    notices (sent once the state file is let go) and the first bug of ours among them."""
+    if not ends:
+        return [], None
+    closed = [e.outcome for e in ends if e.closes]
+    with env.store.transaction() as con:
+        run_sql.finish_runs(con, [e.record for e in ends])
+        if on_done is not None and closed:
+            on_done(con, closed)
+    return [e.notice for e in ends if e.notice is not None], next((e.bug for e in ends if e.bug), None)
+
+
+def _send(env: RunEnv, notices: list[messages.Message]) -> None:
+    for notice in notices:
+        _notify(env, notice)
+
+
+def _commit_batch(env: RunEnv, batch: list[tuple[_Prepared, RunResult]], on_done: OnDone | None
+                  ) -> tuple[list[RunOutcome], list[messages.Message], Exception | None]:
+    """Commit results that arrived together; returns the outcomes, their notices and a bug of ours.
+
+    In chunks (a plan at most once in each): one transaction records every run's output, orders
+    (before any broker call), results, storage and price history; then each run's orders are
+    submitted; then one transaction records the runs ended, with the caller's `on_done`. The state
+    file is let go of for submission and notifications that go over the network (Store.released),
+    and between chunks every HOLD_SECONDS so the CLI gets its turn.
     """
     outcomes: list[RunOutcome] = []
     notices: list[messages.Message] = []
     bug: Exception | None = None
     with env.store.held_open():
-        opened = time.monotonic()
-        for run, result in batch:
-            if time.monotonic() - opened > HOLD_SECONDS:
-                env.store.let_go()
-                opened = time.monotonic()
-            if result.interrupted:
-                _interrupted(env, run.outcome, result.error or "interrupted")
-                continue
-            try:
-                notice = _commit(env, run, result)
-            except MinitradeError as e:
-                _fail(env, run.outcome, e)
-                notice = None
-            except Exception as e:  # a bug of ours: recorded, the others committed, then raised
-                _record_bug(env, run.outcome, e)
-                bug = bug or e
-                continue
-            notices += [notice] if notice is not None else []
-            outcomes.append(run.outcome)
-            if on_done is not None:
-                on_done(run.outcome)
+        for chunk in _chunks(batch):
+            env.store.give_turn(HOLD_SECONDS)
+            recorded, ends, suspended = _record_chunk(env, chunk)
+            ends += [_submit(env, run, staged, suspended) for run, staged in recorded]
+            chunk_notices, chunk_bug = _finish(env, ends, on_done)
+            outcomes += [e.outcome for e in ends if e.closes]
+            notices += chunk_notices
+            bug = bug or chunk_bug
     return outcomes, notices, bug
+
+
+def _chunks(batch: list[tuple[_Prepared, RunResult]]) -> list[list[tuple[_Prepared, RunResult]]]:
+    """At most CHUNK runs each, a plan at most once (its second run decides on its first one's orders)."""
+    chunks: list[list[tuple[_Prepared, RunResult]]] = [[]]
+    for item in batch:
+        if len(chunks[-1]) >= CHUNK or any(run.plan.name == item[0].plan.name for run, _ in chunks[-1]):
+            chunks.append([])
+        chunks[-1].append(item)
+    return [c for c in chunks if c]
 
 
 @dataclass
@@ -207,48 +241,55 @@ class _Prepared:
     input: RunInput
 
 
-def _start(env: RunEnv, name: str, tick_at: datetime, run_id: str, digest: str) -> RunOutcome:
-    snapshot = env.snapshot
-    rehearsal = env.is_rehearsal(tick_at)
+def _start_all(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]],
+               digests: Mapping[tuple[str, str], str]) -> list[tuple[RunOutcome, str]]:
+    """Record every run RUNNING in one transaction; returns each run's outcome-to-be and plan digest."""
+    snapshot, started_at = env.snapshot, env.clock()
+    starts, runs = [], []
+    for name, tick_at, run_id in ticks:
+        rehearsal = env.is_rehearsal(tick_at)
+        digest = digests[("plan", name)]
+        starts.append(run_sql.RunStart(run_id, name, "rehearsal" if rehearsal else env.kind, started_at,
+                                       snapshot.commit, digest, tick_at))
+        outcome = RunOutcome(run_id, name, RunStatus.FAILED, rehearsal=rehearsal, tick_at=tick_at)
+        if rehearsal:
+            outcome.notes.append(f"rehearsal: the tick {tick_at.isoformat()} is not the present (now "
+                                 f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
+                                 "submitted, and nothing at the broker changes")
+        runs.append((outcome, digest))
     with env.store.transaction() as con:
-        run_sql.start_run(con, run_id=run_id, plan=name, kind="rehearsal" if rehearsal else env.kind,
-                          commit_sha=snapshot.commit, plan_digest=digest,
-                          tick_at=tick_at, started_at=env.clock())
-    outcome = RunOutcome(run_id, name, RunStatus.FAILED, rehearsal=rehearsal, tick_at=tick_at)
-    log.debug("plan %s: run started for the tick %s%s", name, tick_at.isoformat(), " (rehearsal)" if rehearsal else "",
-              extra=_about(outcome))
-    if rehearsal:
-        outcome.notes.append(f"rehearsal: the tick {tick_at.isoformat()} is not the present (now "
-                             f"{env.real_clock():%Y-%m-%d %H:%M} UTC): orders are recorded REHEARSAL, never "
-                             "submitted, and nothing at the broker changes")
-    return outcome
+        run_sql.start_runs(con, starts)
+    for outcome, _ in runs:
+        log.debug("plan %s: run started for the tick %s%s", outcome.plan, outcome.tick_at and outcome.tick_at.isoformat(),
+                  " (rehearsal)" if outcome.rehearsal else "", extra=_about(outcome))
+    return runs
 
 
-def _fail(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> None:
+def _failed(env: RunEnv, outcome: RunOutcome, error: MinitradeError) -> _End:
+    """The plan's own failure: recorded FAILED with its error and notified; its tick closes."""
     outcome.status, outcome.error = RunStatus.FAILED, str(error)
-    with env.store.transaction() as con:
-        run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock(), notes=outcome.notes)
     log.warning("plan %s: run failed: %s", outcome.plan, outcome.error, extra=_about(outcome))
     name, run_id = outcome.plan, outcome.run_id
-    _notify(env, messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(error, DataChanged)
-            else messages.run_failed(name, outcome.error, run_id=run_id, commit=env.snapshot.commit,
-                                     dirty=env.snapshot.dirty, next_run=_next_run(env, name, outcome.tick_at)))
+    notice = (messages.data_changed(name, outcome.error, run_id=run_id) if isinstance(error, DataChanged)
+              else messages.run_failed(name, outcome.error, run_id=run_id, commit=env.snapshot.commit,
+                                       dirty=env.snapshot.dirty, next_run=_next_run(env, name, outcome.tick_at)))
+    return _End(outcome, run_sql.RunEnd(run_id, env.clock(), error=outcome.error, notes=tuple(outcome.notes)),
+                notice=notice)
 
 
-def _interrupted(env: RunEnv, outcome: RunOutcome, error: str) -> None:
+def _interrupted(env: RunEnv, outcome: RunOutcome, error: str) -> _End:
     """The daemon is stopping: not the plan's failure, so recorded and not notified; its tick stays
     open and is resumed within its grace period."""
     outcome.error = error
-    with env.store.transaction() as con:
-        run_sql.finish_run(con, outcome.run_id, error=error, finished_at=env.clock())
     log.warning("plan %s: run %s", outcome.plan, error, extra=_about(outcome))
+    return _End(outcome, run_sql.RunEnd(outcome.run_id, env.clock(), error=error), closes=False)
 
 
-def _record_bug(env: RunEnv, outcome: RunOutcome, error: Exception) -> None:
+def _bug(env: RunEnv, outcome: RunOutcome, error: Exception) -> _End:
+    """A bug of ours in this run: recorded FAILED, the others go on, then it is raised."""
     outcome.error = f"internal error: {type(error).__name__}: {error}"
-    with env.store.transaction() as con:
-        run_sql.finish_run(con, outcome.run_id, error=outcome.error, finished_at=env.clock())
     log.error("plan %s: run failed: %s", outcome.plan, outcome.error, exc_info=error, extra=_about(outcome))
+    return _End(outcome, run_sql.RunEnd(outcome.run_id, env.clock(), error=outcome.error), closes=False, bug=error)
 
 
 def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
@@ -289,36 +330,154 @@ def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
                      run_input)
 
 
-def _commit(env: RunEnv, run: _Prepared, computed: RunResult) -> messages.Message | None:
-    """Record the compute phase's output, then orders (before any broker call), submit, notify;
-    returns the run's closing notice, sent by the caller once the state file is let go."""
-    store, outcome, plan, rehearsal = env.store, run.outcome, run.plan, run.outcome.rehearsal
-    with store.held_open():  # the caller's, when it holds one: the database part up to the broker
-        new, book_notes, result, data_digest = _record_computed(env, run, computed)
+@dataclass
+class _Staged:
+    """A run's commit decided, before it is written: what its transaction records, then submits."""
 
-    to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
-    if book_notes:
-        _notify(env, messages.book_checked(plan.name, book_notes, run_id=outcome.run_id))
-    if rehearsal:
-        outcome.orders = new
-    elif to_send:
-        _notify(env, messages.orders_generated(plan.name, to_send, trading_enabled=plan.trading_enabled))
-        with store.released() if _submission_is_slow(env, plan) else nullcontext():
-            outcome.orders = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier,
-                                        now=env.real_clock())
-    outcome.orders += [o for o in new if o.status is OrderStatus.REJECTED]
-    with store.transaction() as con:
-        first = pd.DatetimeIndex(result.equity.index)[0].date() if len(result.equity) else None
-        run_sql.finish_run(con, outcome.run_id, stats=result.stats, start_date=first, end_date=result.last_date,
-                           data_digest=data_digest, finished_at=env.clock(), notes=outcome.notes)
+    result: BacktestResult
+    new: list[Order]
+    book_notes: list[str]
+    notes: list[str]
+    storage: str | None
+    data_digest: str
+
+
+def _record_chunk(env: RunEnv, chunk: list[tuple[_Prepared, RunResult]]
+                  ) -> tuple[list[tuple[_Prepared, _Staged]], list[_End], Mapping[str, Override]]:
+    """The commit's database part for a chunk, in one transaction; a transaction that fails (a bug
+    of ours, a full disk) is tried again run by run, so one run cannot keep the others' orders out.
+    Returns the runs recorded with what to submit, the runs ended here, and the suspended plans."""
+    ends = [_interrupted(env, run.outcome, computed.error or "interrupted") for run, computed in chunk
+            if computed.interrupted]
+    items = [(run, computed) for run, computed in chunk if not computed.interrupted]
+    if not items:
+        return [], ends, {}
+    try:
+        staged, failed, suspended = _write_chunk(env, items)
+    except Exception as e:
+        if len(items) > 1:
+            log.warning("recording %d runs together failed (%s); recording them one by one", len(items), e)
+            return _record_one_by_one(env, items, ends)
+        failed, staged, suspended = [(items[0][0], e)], [], {}
+    if staged:
+        failpoints.hit("order-recorded")
+    for run, error in failed:
+        ends.append(_failed(env, run.outcome, error) if isinstance(error, MinitradeError) else _bug(env, run.outcome, error))
+    return staged, ends, suspended
+
+
+def _record_one_by_one(env: RunEnv, items: list[tuple[_Prepared, RunResult]], ends: list[_End]
+                       ) -> tuple[list[tuple[_Prepared, _Staged]], list[_End], Mapping[str, Override]]:
+    recorded: list[tuple[_Prepared, _Staged]] = []
+    suspended: Mapping[str, Override] = {}
+    for item in items:
+        one, one_ends, suspended = _record_chunk(env, [item])
+        recorded += one
+        ends += one_ends
+    return recorded, ends, suspended
+
+
+def _write_chunk(env: RunEnv, items: list[tuple[_Prepared, RunResult]]
+                 ) -> tuple[list[tuple[_Prepared, _Staged]], list[tuple[_Prepared, Exception]], dict[str, Override]]:
+    """One transaction: every run's output, orders (checked against the book), results, storage and
+    strict price history, one statement per table for them all; the runs whose commit failed before
+    anything was written (a strategy's error) come back apart."""
+    staged: list[tuple[_Prepared, _Staged]] = []
+    failed: list[tuple[_Prepared, Exception]] = []
+    with env.store.transaction() as con:
+        plans = [run.plan.name for run, _ in items]
+        existing = order_sql.orders_by_plan(con, plans)
+        fills = order_sql.fills_by_plan(con, plans)
+        suspended = suspension_sql.suspended(con)
+        for run, computed in items:
+            try:
+                staged.append((run, _stage(env, run, computed, existing[run.plan.name], fills[run.plan.name])))
+            except Exception as e:  # the run's own error (MinitradeError) or a bug of ours: the others go on
+                failed.append((run, e))
+        for run, computed in items:
+            if computed.output_bytes:
+                run_sql.record_output(con, run.outcome.run_id, computed.output, computed.output_bytes)
+        order_sql.insert_orders(con, [o for _, st in staged for o in st.new], now=env.clock())
+        run_sql.write_many(con, [run_sql.Results(run.outcome.run_id, run.plan.name, st.result.equity,
+                                                 st.result.positions, st.result.trades, st.result.fills)
+                                 for run, st in staged])
+        plan_state.save_encoded(con, {run.plan.name: st.storage for run, st in staged if st.storage is not None})
+        strict = [(run, st) for run, st in staged if run.plan.mode is Mode.STRICT and not run.outcome.rehearsal]
+        digests = price_changes.record_histories(con, [(run.plan.name, run.outcome.run_id, run.prices)
+                                                       for run, _ in strict])
+    for run, st in strict:
+        st.data_digest = digests[run.outcome.run_id]
+    return staged, failed, suspended
+
+
+def _stage(env: RunEnv, run: _Prepared, computed: RunResult, existing: list[Order], fills: list[Fill]) -> _Staged:
+    """Decide a run's commit from its computed result and its plan's book; writes nothing, so a
+    chunk that fails can decide it again."""
+    snapshot, outcome, plan = env.snapshot, run.outcome, run.plan
+    rehearsal, day, tick_at = outcome.rehearsal, outcome.signal_day, run.tick_at
+    assert day is not None
+    result = raise_for_error(computed)
+    intents, notes = result.intents, list[str]()
+    if intents and result.last_date != day:
+        notes.append(f"no bar for {day} yet (last bar {result.last_date}): no orders")
+        intents = []
+    decision = order_book.decide_orders(plan, intents, run_id=outcome.run_id, trading_day=day,
+                                        tick_at=tick_at, existing=existing, commit_sha=snapshot.commit,
+                                        plan_digest=run.digest, broker=plan.broker, rehearsal=rehearsal)
+    new, book_notes = decision.new, list[str]()
+    notes += [note for _, note in decision.kept]
+    if plan.trading_enabled and not rehearsal:
+        new, book_notes = _check_against_book(plan, new, existing, fills, result, closes=_last_closes(run.prices),
+                                              commission=run.commission)
+        notes += book_notes
+    storage = (plan_state.encode_storage(plan.name, computed.storage)
+               if computed.storage is not None and not rehearsal else None)
+    return _Staged(result, new, book_notes, notes, storage, price_changes.history_digest(run.prices))
+
+
+def _submit(env: RunEnv, run: _Prepared, staged: _Staged, suspended: Mapping[str, Override]) -> _End:
+    """After the chunk's transaction: submit the run's orders (or hold them) and say how it ended."""
+    outcome, plan, new = run.outcome, run.plan, staged.new
+    outcome.result = staged.result
+    outcome.notes += staged.notes
+    for o in new:
+        log.log(logging.WARNING if o.status is OrderStatus.REJECTED else logging.INFO, "order %s recorded %s: %s %g %s "
+                "%s%s", o.client_id, o.status.value, o.side.value, o.quantity, o.ticker, o.order_type.value,
+                f" ({o.note})" if o.note else "", extra=_about(outcome))
+    try:
+        outcome.orders = _send_orders(env, run, staged, suspended)
+    except MinitradeError as e:
+        return _failed(env, outcome, e)
+    except Exception as e:  # a bug of ours: recorded, the others committed, then raised
+        return _bug(env, outcome, e)
+    result = staged.result
     outcome.status = RunStatus.FINISHED
     log.info("plan %s: run finished for %s: %d order(s)", plan.name, outcome.signal_day, len(outcome.orders),
              extra=_about(outcome))
-    if rehearsal:
-        return None
-    return messages.run_finished(plan.name, run_id=outcome.run_id, stats=result.stats, orders=outcome.orders,
-                                 commit=env.snapshot.commit, dirty=env.snapshot.dirty,
-                                 next_run=_next_run(env, plan.name, run.tick_at))
+    first = pd.DatetimeIndex(result.equity.index)[0].date() if len(result.equity) else None
+    record = run_sql.RunEnd(outcome.run_id, env.clock(), stats=result.stats, start_date=first,
+                            end_date=result.last_date, data_digest=staged.data_digest, notes=tuple(outcome.notes))
+    notice = None if outcome.rehearsal else messages.run_finished(
+        plan.name, run_id=outcome.run_id, stats=result.stats, orders=outcome.orders, commit=env.snapshot.commit,
+        dirty=env.snapshot.dirty, next_run=_next_run(env, plan.name, run.tick_at))
+    return _End(outcome, record, notice=notice)
+
+
+def _send_orders(env: RunEnv, run: _Prepared, staged: _Staged, suspended: Mapping[str, Override]) -> list[Order]:
+    """The run's new orders after submission (a rehearsal's as recorded); refused ones stay as they are."""
+    plan, new = run.plan, staged.new
+    to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
+    if staged.book_notes:
+        _notify(env, messages.book_checked(plan.name, staged.book_notes, run_id=run.outcome.run_id))
+    if run.outcome.rehearsal:
+        return list(new)
+    sent: list[Order] = []
+    if to_send:
+        _notify(env, messages.orders_generated(plan.name, to_send, trading_enabled=plan.trading_enabled))
+        with env.store.released() if _submission_is_slow(env, plan) else nullcontext():
+            sent = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier, now=env.real_clock(),
+                              suspended=suspended)
+    return sent + [o for o in new if o.status is OrderStatus.REJECTED]
 
 
 def _submission_is_slow(env: RunEnv, plan: Plan) -> bool:
@@ -337,53 +496,6 @@ def _next_run(env: RunEnv, name: str, tick_at: datetime | None) -> datetime | No
     after = env.clock() if tick_at is None else max(tick_at, env.clock())
     upcoming = next_run_times(plan, after, 1)
     return upcoming[0] if upcoming else None
-
-
-def _record_computed(env: RunEnv, run: _Prepared, computed: RunResult
-                     ) -> tuple[list[Order], list[str], BacktestResult, str]:
-    """The commit's database part: output, then orders (checked against the book), results, storage,
-    price history. Returns the new orders, the book notes, the backtest and the data digest."""
-    store, snapshot, outcome, plan = env.store, env.snapshot, run.outcome, run.plan
-    rehearsal, day, tick_at = outcome.rehearsal, outcome.signal_day, run.tick_at
-    assert day is not None
-    if computed.output_bytes:
-        with store.transaction() as con:
-            run_sql.record_output(con, outcome.run_id, computed.output, computed.output_bytes)
-    result = raise_for_error(computed)
-    outcome.result = result
-    intents = result.intents
-    if intents and result.last_date != day:
-        outcome.notes.append(f"no bar for {day} yet (last bar {result.last_date}): no orders")
-        intents = []
-
-    with store.transaction() as con:
-        existing = order_sql.orders_of(con, plan.name)
-        decision = order_book.decide_orders(plan, intents, run_id=outcome.run_id, trading_day=day,
-                                            tick_at=tick_at, existing=existing, commit_sha=snapshot.commit,
-                                            plan_digest=run.digest, broker=plan.broker, rehearsal=rehearsal)
-        new, book_notes = decision.new, list[str]()
-        outcome.notes += [note for _, note in decision.kept]
-        if plan.trading_enabled and not rehearsal:
-            new, book_notes = _check_against_book(plan, new, existing, order_sql.fills_of(con, plan.name),
-                                                  result, closes=_last_closes(run.prices),
-                                                  commission=run.commission)
-            outcome.notes += book_notes
-        order_sql.insert_orders(con, new, now=env.clock())
-        for o in new:
-            log.log(logging.WARNING if o.status is OrderStatus.REJECTED else logging.INFO, "order %s recorded %s: %s %g %s "
-                    "%s%s", o.client_id, o.status.value, o.side.value, o.quantity, o.ticker, o.order_type.value,
-                    f" ({o.note})" if o.note else "", extra=_about(outcome))
-        run_sql.write_results(con, outcome.run_id, equity=result.equity, positions=result.positions,
-                              trades=result.trades, fills=result.fills, plan=plan.name)
-        if computed.storage is not None and not rehearsal:
-            plan_state.save_storage(con, plan.name, computed.storage)
-    failpoints.hit("order-recorded")
-    if plan.mode is Mode.STRICT and not rehearsal:
-        data_digest = price_changes.record_history(store, plan.name, outcome.run_id, run.prices)
-    else:
-        data_digest = price_changes.history_digest(run.prices)
-
-    return new, book_notes, result, data_digest
 
 
 def _last_closes(prices: Mapping[str, pd.DataFrame]) -> dict[str, float]:

@@ -10,7 +10,7 @@ for its entry type: a TOC order after the close-auction cutoff has expired and i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from minitrade import failpoints
@@ -26,6 +26,7 @@ from minitrade.scheduler import CLOSE_AUCTION_CUTOFF
 from minitrade.store import Store
 from minitrade.store import orders as order_sql
 from minitrade.store import suspensions as suspension_sql
+from minitrade.store.suspensions import Override
 from minitrade.trading_calendar import get_calendar
 
 BrokerFor = Callable[[str], Broker]
@@ -93,13 +94,17 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
 
 
 def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
-               notify: Notifier | None, now: datetime) -> list[Order]:
-    """Submit a run's new orders, or hold them (broker not ready) or park them (trading disabled)."""
+               notify: Notifier | None, now: datetime, suspended: Mapping[str, Override] | None = None) -> list[Order]:
+    """Submit a run's new orders, or hold them (broker not ready) or park them (trading disabled).
+
+    `suspended` is the plans suspended now, when the caller read them already (a batch of runs, once)."""
     if not plan.trading_enabled:
         return [_set(store, o, OrderStatus.CANCELLED, note="trading disabled: recorded, never submitted")
                 for o in orders]
-    with store.transaction() as con:
-        paused = suspension_sql.suspended(con).get(plan.name)
+    if suspended is None:
+        with store.transaction() as con:
+            suspended = suspension_sql.suspended(con)
+    paused = suspended.get(plan.name)
     if paused is not None:  # a run started by hand while suspended (the daemon skips the plan's ticks)
         return [_set(store, o, OrderStatus.CANCELLED, note=f"plan {skip_reason(paused)}: "
                      "recorded, never submitted") for o in orders]

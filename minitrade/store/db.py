@@ -101,6 +101,7 @@ class Store:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_since = 0.0
         self._holding = False
 
     def __repr__(self) -> str:
@@ -132,6 +133,12 @@ class Store:
         """Inside `held_open`: close the file now (the CLI gets its turn); the next transaction opens it again."""
         self._close_held()
 
+    def give_turn(self, after: float) -> None:
+        """Inside `held_open`: let go if the file has been held `after` seconds, so the CLI gets its turn
+        while a long stream of work keeps the file otherwise."""
+        if self._held is not None and time.monotonic() - self._held_since > after:
+            self._close_held()
+
     def _close_held(self) -> None:
         if self._held is not None:
             held, self._held = self._held, None
@@ -142,6 +149,7 @@ class Store:
         """Open the file, yield a connection inside BEGIN, COMMIT on success, always close (unless held)."""
         if self._holding and self._held is None:
             self._held = self._connect()
+            self._held_since = time.monotonic()
             self._migrate(self._held)
         held = self._held
         con = held if held is not None else self._connect()

@@ -7,7 +7,7 @@ only refuses what would corrupt the record (a second row for one client id or on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,6 +17,7 @@ import duckdb
 from minitrade.errors import StoreError
 from minitrade.models import OrderType
 from minitrade.records import Fill, Order, OrderStatus, Side, TickStatus
+from minitrade.store.frames import insert_rows, update_rows
 
 _ORDER_COLUMNS = ("client_id, plan, run_id, trading_day, ticker, side, quantity, order_type, broker, status, "
                   "tick_at, broker_order_id, commit_sha, plan_digest, conid, note")
@@ -61,8 +62,7 @@ def insert_orders(con: duckdb.DuckDBPyConnection, orders: Iterable[Order], *, no
     taken = con.execute(f"SELECT client_id FROM orders WHERE client_id IN ({placeholders})", ids).fetchall()
     if taken:
         raise StoreError(f"order(s) already recorded, not written again: {', '.join(sorted(r[0] for r in taken))}")
-    con.executemany(f"INSERT INTO orders ({_ORDER_COLUMNS}, created_at, updated_at) "
-                    f"VALUES ({', '.join('?' for _ in rows[0])})", rows)
+    insert_rows(con, "orders", [*(c.strip() for c in _ORDER_COLUMNS.split(",")), "created_at", "updated_at"], rows)
 
 
 def get_order(con: duckdb.DuckDBPyConnection, client_id: str) -> Order | None:
@@ -83,6 +83,16 @@ def orders_of(con: duckdb.DuckDBPyConnection, plan: str | None = None, *,
         params += wanted
     rows = con.execute(sql + " ORDER BY created_at, plan, tick_at, client_id", params).fetchall()
     return [_order(r) for r in rows]
+
+
+def orders_by_plan(con: duckdb.DuckDBPyConnection, plans: Sequence[str]) -> dict[str, list[Order]]:
+    """Each of `plans`' orders, oldest first, in one query (a batch of runs decides together)."""
+    rows = con.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE list_contains(?, plan) "
+                       "ORDER BY created_at, plan, tick_at, client_id", [list(plans)]).fetchall()
+    found: dict[str, list[Order]] = {p: [] for p in plans}
+    for row in rows:
+        found[row[1]].append(_order(row))
+    return found
 
 
 def open_orders(con: duckdb.DuckDBPyConnection, plan: str | None = None) -> list[Order]:
@@ -138,6 +148,16 @@ def fills_of(con: duckdb.DuckDBPyConnection, plan: str | None = None, client_id:
     return [_fill(r) for r in rows]
 
 
+def fills_by_plan(con: duckdb.DuckDBPyConnection, plans: Sequence[str]) -> dict[str, list[Fill]]:
+    """Each of `plans`' fills in time order, in one query."""
+    rows = con.execute(f"SELECT o.plan, {_FILL_COLUMNS} FROM fills f JOIN orders o ON o.client_id = f.client_id "
+                       "WHERE list_contains(?, o.plan) ORDER BY f.filled_at, f.fill_id", [list(plans)]).fetchall()
+    found: dict[str, list[Fill]] = {p: [] for p in plans}
+    for row in rows:
+        found[row[0]].append(_fill(row[1:]))
+    return found
+
+
 def filled_quantities(con: duckdb.DuckDBPyConnection, plan: str | None = None) -> dict[str, float]:
     """Filled quantity per client id (orders without fills are absent)."""
     rows = con.execute("SELECT f.client_id, sum(f.quantity) FROM fills f LEFT JOIN orders o "
@@ -168,32 +188,67 @@ def _tick(row: tuple[Any, ...]) -> TickRow:
 def start_tick(con: duckdb.DuckDBPyConnection, plan: str, scheduled_at: datetime, run_id: str, *,
                now: datetime | None = None) -> bool:
     """Record the tick STARTED; False (and nothing written) if it has a row already: a tick never runs twice."""
-    _aware(scheduled_at)
-    if _has_tick(con, plan, scheduled_at):
-        return False
-    con.execute("INSERT INTO ticks (plan, scheduled_at, status, run_id, started_at) VALUES (?, ?, ?, ?, ?)",
-                [plan, scheduled_at, TickStatus.STARTED.value, run_id, now or datetime.now(UTC)])
-    return True
+    return bool(start_ticks(con, [(plan, scheduled_at, run_id)], now=now))
+
+
+def start_ticks(con: duckdb.DuckDBPyConnection, ticks: Sequence[tuple[str, datetime, str]], *,
+                now: datetime | None = None) -> list[tuple[str, datetime, str]]:
+    """Record ticks (plan, scheduled time, run id) STARTED in one statement; returns those recorded.
+
+    A tick that has a row already is left as it is and not returned: a tick never runs twice. They
+    are looked up before a plain INSERT, which costs half of DuckDB's INSERT ... ON CONFLICT DO NOTHING;
+    the primary key still refuses a second row, and the file's lock keeps other processes out between.
+    """
+    for _, at, _ in ticks:
+        _aware(at)
+    if not ticks:
+        return []
+    taken = _ticks_recorded(con, [(plan, at) for plan, at, _ in ticks])
+    new = [t for t in ticks if (t[0], t[1].astimezone(UTC)) not in taken]
+    if len(set((p, at.astimezone(UTC)) for p, at, _ in new)) != len(new):
+        raise StoreError(f"ticks to start repeat a tick: {sorted((p, at.isoformat()) for p, at, _ in new)}")
+    at = now or datetime.now(UTC)
+    insert_rows(con, "ticks", ["plan", "scheduled_at", "status", "run_id", "started_at"],
+                [[plan, scheduled, TickStatus.STARTED.value, run_id, at] for plan, scheduled, run_id in new])
+    return new
+
+
+def _ticks_recorded(con: duckdb.DuckDBPyConnection, ticks: Sequence[tuple[str, datetime]]) -> set[tuple[str, datetime]]:
+    """Which of the ticks (plan, scheduled time) have a row, as (plan, time in UTC)."""
+    pairs = ", ".join("(?::VARCHAR, ?::TIMESTAMPTZ)" for _ in ticks)
+    rows = con.execute(f"SELECT t.plan, t.scheduled_at FROM ticks t JOIN (VALUES {pairs}) v(plan, scheduled_at) "
+                       "ON t.plan = v.plan AND t.scheduled_at = v.scheduled_at",
+                       [value for tick in ticks for value in tick]).fetchall()
+    return {(str(plan), at.astimezone(UTC)) for plan, at in rows}
 
 
 def _has_tick(con: duckdb.DuckDBPyConnection, plan: str, scheduled_at: datetime) -> bool:
-    """Whether the tick has a row. Looked up before a plain INSERT, which costs half of DuckDB's
-    INSERT ... ON CONFLICT DO NOTHING (1.3 against 2.6 ms); the primary key still refuses a second
-    row, and the file's lock keeps other processes out between the two statements."""
+    """Whether the tick has a row (see start_ticks)."""
     return con.execute("SELECT 1 FROM ticks WHERE plan = ? AND scheduled_at = ?", [plan, scheduled_at]).fetchone() is not None
 
 
 def finish_tick(con: duckdb.DuckDBPyConnection, plan: str, scheduled_at: datetime, status: TickStatus,
                 error: str | None = None, *, now: datetime | None = None) -> None:
     """Close a STARTED tick as FINISHED or FAILED."""
-    status = TickStatus(status)
-    if status not in (TickStatus.FINISHED, TickStatus.FAILED):
-        raise StoreError(f"a started tick ends FINISHED or FAILED, not {status.value}")
-    row = con.execute("UPDATE ticks SET status = ?, error = ?, finished_at = ? WHERE plan = ? AND scheduled_at = ? "
-                      "AND status = 'STARTED' RETURNING plan",
-                      [status.value, error, now or datetime.now(UTC), plan, scheduled_at]).fetchone()
-    if row is None:
-        raise StoreError(f"plan {plan}: no STARTED tick at {scheduled_at.isoformat()} to mark {status.value}")
+    finish_ticks(con, [(plan, scheduled_at, TickStatus(status), error)], now=now)
+
+
+def finish_ticks(con: duckdb.DuckDBPyConnection, ends: Sequence[tuple[str, datetime, TickStatus, str | None]], *,
+                 now: datetime | None = None) -> None:
+    """Close STARTED ticks (plan, scheduled time, FINISHED or FAILED, error) in one statement."""
+    for _, _, status, _ in ends:
+        if TickStatus(status) not in (TickStatus.FINISHED, TickStatus.FAILED):
+            raise StoreError(f"a started tick ends FINISHED or FAILED, not {TickStatus(status).value}")
+    at = now or datetime.now(UTC)
+    rows = [[plan, scheduled, TickStatus(status).value, error, at] for plan, scheduled, status, error in ends]
+    closed = {(str(p), t.astimezone(UTC)) for p, t in update_rows(
+        con, "ticks", [("plan", "VARCHAR"), ("scheduled_at", "TIMESTAMPTZ")],
+        [("status", "VARCHAR"), ("error", "VARCHAR"), ("finished_at", "TIMESTAMPTZ")], rows,
+        where="ticks.status = 'STARTED'")}
+    missing = [(p, t, s) for p, t, s, _ in ends if (p, t.astimezone(UTC)) not in closed]
+    if missing:
+        plan, scheduled, status = missing[0]
+        raise StoreError(f"plan {plan}: no STARTED tick at {scheduled.isoformat()} to mark {TickStatus(status).value}")
 
 
 def skip_tick(con: duckdb.DuckDBPyConnection, plan: str, scheduled_at: datetime, reason: str, *,

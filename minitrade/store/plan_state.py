@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 
 from minitrade.errors import StrategyError
+from minitrade.store.frames import insert_rows
 
 
 def load_storage(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
@@ -16,10 +17,21 @@ def load_storage(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, Any]:
     return dict(json.loads(row[0])) if row else {}
 
 
-def save_storage(con: duckdb.DuckDBPyConnection, plan: str, storage: dict[str, Any]) -> None:
+def encode_storage(plan: str, storage: dict[str, Any]) -> str:
+    """The storage as JSON; a value JSON cannot hold is the strategy's error (raised before anything is written)."""
     try:
-        text = json.dumps(storage, sort_keys=True)
+        return json.dumps(storage, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise StrategyError(f"strategy storage must hold JSON values (numbers, strings, lists, dicts): {e}",
                             plan=plan) from e
-    con.execute("INSERT OR REPLACE INTO plan_storage VALUES (?, ?, ?)", [plan, text, datetime.now(UTC)])
+
+
+def save_storage(con: duckdb.DuckDBPyConnection, plan: str, storage: dict[str, Any]) -> None:
+    save_encoded(con, {plan: encode_storage(plan, storage)})
+
+
+def save_encoded(con: duckdb.DuckDBPyConnection, storages: dict[str, str]) -> None:
+    """Replace plans' storage by the given JSON texts, in one statement."""
+    at = datetime.now(UTC)
+    insert_rows(con, "plan_storage", ["plan", "data", "updated_at"], [[p, text, at] for p, text in storages.items()],
+                verb="INSERT OR REPLACE")

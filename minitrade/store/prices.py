@@ -7,6 +7,7 @@ registering a DataFrame and `INSERT ... SELECT` (executemany is 1000x slower for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -138,26 +139,30 @@ def read_history(con: duckdb.DuckDBPyConnection, plan: str) -> pd.DataFrame:
     return frame
 
 
-def history_spans(con: duckdb.DuckDBPyConnection, plan: str) -> dict[str, tuple[date, date, int]]:
-    """Per ticker of a plan's recorded history: its first and last date and how many bars."""
-    rows = con.execute("SELECT ticker, min(date), max(date), count(*) FROM price_history WHERE plan = ? "
-                       "GROUP BY ticker", [plan]).fetchall()
-    return {str(r[0]): (r[1], r[2], int(r[3])) for r in rows}
+def history_spans(con: duckdb.DuckDBPyConnection, plans: Sequence[str]) -> dict[str, dict[str, tuple[date, date, int]]]:
+    """Per plan and ticker of the plans' recorded history: its first and last date and how many bars."""
+    rows = con.execute("SELECT plan, ticker, min(date), max(date), count(*) FROM price_history "
+                       "WHERE list_contains(?, plan) GROUP BY plan, ticker", [list(plans)]).fetchall()
+    spans: dict[str, dict[str, tuple[date, date, int]]] = {p: {} for p in plans}
+    for plan, ticker, first, last, count in rows:
+        spans[str(plan)][str(ticker)] = (first, last, int(count))
+    return spans
 
 
-def append_history(con: duckdb.DuckDBPyConnection, plan: str, run_id: str, rows: pd.DataFrame, *,
-                   fill_gaps: pd.DataFrame | None = None, drop: list[str] | None = None) -> None:
-    """Add bars to a plan's recorded history without rewriting what is there.
+def append_history(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame, *, fill_gaps: pd.DataFrame | None = None,
+                   drop: Sequence[tuple[str, str]] = ()) -> None:
+    """Add bars to plans' recorded history without rewriting what is there, in one insert for them all.
 
-    `rows` (ticker, date, OHLC) must be new to the history; `fill_gaps` may hold bars some of which
-    are recorded already (those are left as they are); the tickers in `drop` are forgotten.
+    `rows` (plan, ticker, date, OHLC, run_id) must be new to the history; `fill_gaps` may hold bars
+    some of which are recorded already (those are left as they are); the (plan, ticker) in `drop`
+    are forgotten.
     """
-    if drop:
-        con.execute("DELETE FROM price_history WHERE plan = ? AND list_contains(?, ticker)", [plan, drop])
+    for plan, ticker in drop:
+        con.execute("DELETE FROM price_history WHERE plan = ? AND ticker = ?", [plan, ticker])
     for frame, verb in ((rows, "INSERT"), (fill_gaps, "INSERT OR IGNORE")):
         if frame is None or not len(frame):
             continue
-        table = frame[["ticker", "date", *OHLC]].assign(plan=plan, run_id=run_id)
+        table = frame[["plan", "ticker", "date", *OHLC, "run_id"]].copy()
         table["date"] = pd.DatetimeIndex(table["date"]).date
         insert_frame(con, "price_history", table, ["plan", "ticker", "date", *OHLC, "run_id"], verb=verb)
 

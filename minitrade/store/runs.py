@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from minitrade.store.frames import insert_frame
+from minitrade.store.frames import insert_frame, insert_rows, update_rows
 
 RUN_COLUMNS = ("run_id, plan, kind, tick_at, started_at, finished_at, status, error, commit_sha, plan_digest, "
                "data_digest, start_date, end_date, stats, notes")
@@ -47,9 +48,39 @@ def start_run(con: duckdb.DuckDBPyConnection, *, run_id: str, plan: str, kind: s
               commit_sha: str | None = None, plan_digest: str | None = None,
               tick_at: datetime | None = None, started_at: datetime | None = None) -> None:
     """Record a run as RUNNING before any work is done."""
-    con.execute("INSERT INTO runs (run_id, plan, kind, tick_at, started_at, status, commit_sha, plan_digest) "
-                "VALUES (?, ?, ?, ?, ?, 'RUNNING', ?, ?)",
-                [run_id, plan, kind, tick_at, started_at or datetime.now(UTC), commit_sha, plan_digest])
+    start_runs(con, [RunStart(run_id, plan, kind, started_at or datetime.now(UTC), commit_sha, plan_digest, tick_at)])
+
+
+@dataclass(frozen=True)
+class RunStart:
+    run_id: str
+    plan: str
+    kind: str
+    started_at: datetime
+    commit_sha: str | None = None
+    plan_digest: str | None = None
+    tick_at: datetime | None = None
+
+
+def start_runs(con: duckdb.DuckDBPyConnection, starts: Sequence[RunStart]) -> None:
+    """Record runs as RUNNING, in one statement (a daemon pass starts its due runs together)."""
+    insert_rows(con, "runs", ["run_id", "plan", "kind", "tick_at", "started_at", "status", "commit_sha", "plan_digest"],
+                [[s.run_id, s.plan, s.kind, s.tick_at, s.started_at, "RUNNING", s.commit_sha, s.plan_digest]
+                 for s in starts])
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended: FAILED when `error` is given, else FINISHED with its statistics."""
+
+    run_id: str
+    finished_at: datetime
+    error: str | None = None
+    stats: dict[str, Any] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    data_digest: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, error: str | None = None,
@@ -57,11 +88,25 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, error: str | None
                end_date: date | None = None, data_digest: str | None = None,
                finished_at: datetime | None = None, notes: list[str] | None = None) -> None:
     """Mark a run FINISHED (or FAILED when `error` is given) with its statistics and notes."""
-    con.execute("UPDATE runs SET status = ?, error = ?, finished_at = ?, stats = ?, start_date = ?, "
-                "end_date = ?, data_digest = coalesce(?, data_digest), notes = ? WHERE run_id = ?",
-                ["FAILED" if error else "FINISHED", error, finished_at or datetime.now(UTC),
-                 None if stats is None else json.dumps(_jsonable(stats), sort_keys=True),
-                 start_date, end_date, data_digest, "\n".join(notes) if notes else None, run_id])
+    finish_runs(con, [RunEnd(run_id, finished_at or datetime.now(UTC), error, stats, start_date, end_date,
+                             data_digest, tuple(notes or ()))])
+
+
+_END_KEYS = [("run_id", "VARCHAR")]
+_END_VALUES = [("status", "VARCHAR"), ("error", "VARCHAR"), ("finished_at", "TIMESTAMPTZ"), ("stats", "JSON"),
+               ("start_date", "DATE"), ("end_date", "DATE"), ("data_digest", "VARCHAR"), ("notes", "VARCHAR")]
+
+
+def finish_runs(con: duckdb.DuckDBPyConnection, ends: Sequence[RunEnd]) -> None:
+    """Mark runs FINISHED or FAILED, in one statement (a batch of the daemon's runs ends together)."""
+    if not ends:
+        return
+    rows = [[e.run_id, "FAILED" if e.error else "FINISHED", e.error, e.finished_at,
+             None if e.stats is None else json.dumps(_jsonable(e.stats), sort_keys=True),
+             e.start_date, e.end_date, e.data_digest, "\n".join(e.notes) if e.notes else None] for e in ends]
+    sets = [f"{name} = v.{name}" for name, _ in _END_VALUES if name != "data_digest"]
+    update_rows(con, "runs", _END_KEYS, _END_VALUES, rows,
+                set_sql=[*sets, "data_digest = coalesce(v.data_digest, runs.data_digest)"])
 
 
 def record_output(con: duckdb.DuckDBPyConnection, run_id: str, output: str, total: int) -> None:
@@ -77,50 +122,139 @@ def read_output(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[str | None
 def write_results(con: duckdb.DuckDBPyConnection, run_id: str, *, equity: pd.DataFrame,
                   positions: pd.DataFrame | None = None, trades: pd.DataFrame | None = None,
                   fills: pd.DataFrame | None = None, plan: str | None = None) -> None:
-    """Store a run's daily equity/cash (+ positions as JSON), closed trades and simulated fills.
+    """Store one run's results (see `write_many`); its plan is looked up when not given."""
+    if plan is None:
+        plan_rows = con.execute("SELECT plan FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        plan = str(plan_rows[0][0]) if plan_rows else run_id
+    write_many(con, [Results(run_id, plan, equity, positions, trades, fills)])
+
+
+@dataclass(frozen=True)
+class Results:
+    """A run's daily equity/cash (+ positions), closed trades and simulated fills.
 
     `equity` is indexed by date with columns equity, cash; `positions` has one column per ticker;
     `trades` has ticker, size, entry_date, exit_date, entry_price, exit_price, pnl, return_pct;
     `fills` has date, ticker, size, price, commission.
+    """
 
-    A strict plan replays the same past every tick, so when this run's results before the plan's
+    run_id: str
+    plan: str
+    equity: pd.DataFrame
+    positions: pd.DataFrame | None = None
+    trades: pd.DataFrame | None = None
+    fills: pd.DataFrame | None = None
+
+
+EQUITY_COLUMNS = ["run_id", "date", "equity", "cash", "positions"]
+RESULT_COLUMNS = ["run_id", "plan", "base_run", "equity_from", "trades_from", "fills_from", "depth", "last_date",
+                  "trades_before", "fills_before", "digest"]
+
+
+def write_many(con: duckdb.DuckDBPyConnection, results: Sequence[Results]) -> None:
+    """Store runs' results (equity as JSON positions, trades, fills): one statement per table for
+    them all, as a daemon pass commits its runs together. One run per plan: each continues its plan's head.
+
+    A strict plan replays the same past every tick, so when a run's results before the plan's
     previous run's last date are that run's exactly (checked by digest), only the rest is written,
     continuing that run (`run_results`); the read_* functions join the chain back together. The
     cost of a tick then follows what changed, not the length of the history.
     """
-    frame = pd.DataFrame({"date": pd.DatetimeIndex(equity.index).date,
-                          "equity": equity["equity"].to_numpy(float), "cash": equity["cash"].to_numpy(float)})
-    held = positions if positions is not None and not positions.empty else None
-    trade_rows = _dated(trades, ["entry_date", "exit_date"])
-    fill_rows = _dated(fills, ["date"])
-    if plan is None:  # the run's own row says (a caller that knows passes it: one query less a tick)
-        plan_rows = con.execute("SELECT plan FROM runs WHERE run_id = ?", [run_id]).fetchall()
-        plan = str(plan_rows[0][0]) if plan_rows else run_id
-    link = _continue(con, plan, frame, held, trade_rows, fill_rows)
-    own = frame["date"] >= link.equity_from if link.equity_from is not None else frame["date"] == frame["date"]
-    rows = frame[own].assign(run_id=run_id)
-    rows["positions"] = (None if held is None else
-                         [json.dumps({t: float(v) for t, v in row.items() if v})
-                          for row in held[own.to_numpy()].to_dict("records")])
-    insert_frame(con, "equity", rows, ["run_id", "date", "equity", "cash", "positions"])
-    if len(trade_rows) > link.trades_from:
-        insert_frame(con, "backtest_trades", trade_rows.iloc[link.trades_from:].assign(run_id=run_id),
-                     ["run_id", "seq", "ticker", "size", "entry_date", "exit_date", "entry_price", "exit_price",
-                      "pnl", "return_pct"])
-    if len(fill_rows) > link.fills_from:
-        insert_frame(con, "backtest_fills", fill_rows.iloc[link.fills_from:].assign(run_id=run_id),
-                     ["run_id", "seq", "date", "ticker", "size", "price", "commission"])
-    last = frame["date"].iloc[-1] if len(frame) else None
-    trades_before = _leading(trade_rows, "exit_date", last)
-    fills_before = _leading(fill_rows, "date", last)
-    con.execute("INSERT INTO run_results (run_id, plan, base_run, equity_from, trades_from, fills_from, depth, "
-                "last_date, trades_before, fills_before, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, plan, link.base_run, link.equity_from, link.trades_from, link.fills_from, link.depth,
-                 last, trades_before, fills_before,
-                 _digest(frame, held, trade_rows, fill_rows, last, trades_before, fills_before)])
-    # an UPDATE, and an INSERT for a plan's first results: a third of DuckDB's INSERT OR REPLACE
-    if con.execute("UPDATE result_heads SET run_id = ? WHERE plan = ? RETURNING plan", [run_id, plan]).fetchone() is None:
-        con.execute("INSERT INTO result_heads (plan, run_id) VALUES (?, ?)", [plan, run_id])
+    plans = [r.plan for r in results]
+    if len(set(plans)) != len(plans):
+        raise ValueError(f"write_many takes one run per plan, got {sorted(plans)}")
+    heads = _heads(con, plans)
+    equity, trades, fills, links = [], [], [], []
+    for r in results:
+        rows = _result_rows(r, heads.get(r.plan))
+        equity.append(rows.equity)
+        trades.append(rows.trades)
+        fills.append(rows.fills)
+        links.append(rows.link)
+    insert_frame(con, "equity", _joined(equity), EQUITY_COLUMNS)
+    insert_frame(con, "backtest_trades", _joined(trades), ["run_id", "seq", *TRADE_COLUMNS])
+    insert_frame(con, "backtest_fills", _joined(fills), ["run_id", "seq", *FILL_COLUMNS])
+    insert_rows(con, "run_results", RESULT_COLUMNS, links)
+    # an UPDATE of the plans' heads, and an INSERT for a plan's first results (a third of INSERT OR REPLACE)
+    moved = [[r.plan, r.run_id] for r in results if r.plan in heads]
+    update_rows(con, "result_heads", [("plan", "VARCHAR")], [("run_id", "VARCHAR")], moved)
+    insert_rows(con, "result_heads", ["plan", "run_id"], [[r.plan, r.run_id] for r in results if r.plan not in heads])
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """One run's rows to insert: its own equity, trades and fills, and its `run_results` row."""
+
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    fills: pd.DataFrame
+    link: list[Any]
+
+
+class _Book:
+    """A run's results as arrays, for the digests and row selection (pandas per-row work cost ~6 ms a run)."""
+
+    def __init__(self, r: Results) -> None:
+        self.dates = np.array(pd.DatetimeIndex(r.equity.index).date, dtype="datetime64[D]")
+        self.values = np.column_stack([r.equity["equity"].to_numpy(float), r.equity["cash"].to_numpy(float)])
+        held = r.positions if r.positions is not None and not r.positions.empty else None
+        self.held_columns = None if held is None else [str(c) for c in held.columns]
+        self.held = None if held is None else held.to_numpy(float)
+        self.trades = _dated(r.trades, ["entry_date", "exit_date"])
+        self.fills = _dated(r.fills, ["date"])
+        self.trade_columns = _columns(self.trades, TRADE_COLUMNS)
+        self.fill_columns = _columns(self.fills, FILL_COLUMNS)
+
+    @property
+    def last(self) -> date | None:
+        return self.dates[-1].astype(object) if len(self.dates) else None
+
+    def leading(self, last: date | None) -> tuple[int, int]:
+        """How many leading trades (by exit date) and fills are dated before `last`."""
+        return _leading(self.trades, "exit_date", last), _leading(self.fills, "date", last)
+
+
+def _columns(rows: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray | list[str]]:
+    """The digest's view of each column: numbers as float64, anything else as its text (NaT for a missing date)."""
+    if not len(rows):
+        return {}
+    return {name: rows[name].to_numpy("float64") if pd.api.types.is_numeric_dtype(rows[name].dtype)
+            else [str(v) for v in rows[name].tolist()] for name in names}
+
+
+def _result_rows(r: Results, head: tuple[Any, ...] | None) -> _Rows:
+    book = _Book(r)
+    link = _continue(head, book)
+    own = book.dates >= np.datetime64(link.equity_from, "D") if link.equity_from is not None \
+        else np.ones(len(book.dates), bool)
+    rows = pd.DataFrame({"run_id": r.run_id, "date": book.dates[own].astype(object),
+                         "equity": book.values[own, 0], "cash": book.values[own, 1]})
+    rows["positions"] = (None if book.held is None or book.held_columns is None else
+                         [json.dumps({t: float(v) for t, v in zip(book.held_columns, row, strict=True) if v})
+                          for row in book.held[own]])
+    last = book.last
+    trades_before, fills_before = book.leading(last)
+    return _Rows(rows, book.trades.iloc[link.trades_from:].assign(run_id=r.run_id),
+                 book.fills.iloc[link.fills_from:].assign(run_id=r.run_id),
+                 [r.run_id, r.plan, link.base_run, link.equity_from, link.trades_from, link.fills_from, link.depth,
+                  last, trades_before, fills_before, _digest(book, last, trades_before, fills_before)])
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    kept = [f for f in frames if len(f)]
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+
+
+def _heads(con: duckdb.DuckDBPyConnection, plans: Sequence[str]) -> dict[str, tuple[Any, ...] | None]:
+    """Each plan's latest results (run, last date, leading trades and fills, digest, depth); None for a
+    head whose run has no `run_results` row."""
+    if not plans:
+        return {}
+    rows = con.execute("SELECT h.plan, r.run_id, r.last_date, r.trades_before, r.fills_before, r.digest, r.depth "
+                       "FROM result_heads h LEFT JOIN run_results r ON r.run_id = h.run_id "
+                       "WHERE list_contains(?, h.plan)", [list(plans)]).fetchall()
+    # fetchall: a join's half-read result would block the next statement
+    return {str(row[0]): (None if row[1] is None else tuple(row[1:])) for row in rows}
 
 
 # A full write every so many runs keeps the chain a report reads short (amortised: one in 200 ticks).
@@ -140,18 +274,14 @@ class _Link:
     depth: int = 0
 
 
-def _continue(con: duckdb.DuckDBPyConnection, plan: str, frame: pd.DataFrame, held: pd.DataFrame | None,
-              trades: pd.DataFrame, fills: pd.DataFrame) -> _Link:
-    """Continue the plan's latest results if this run's leading rows are theirs exactly."""
-    heads = con.execute("SELECT r.run_id, r.last_date, r.trades_before, r.fills_before, r.digest, r.depth "
-                        "FROM result_heads h JOIN run_results r ON r.run_id = h.run_id WHERE h.plan = ?",
-                        [plan]).fetchall()  # fetchall: a join's half-read result would block the next statement
-    if not heads or heads[0][1] is None or heads[0][5] + 1 >= MAX_CHAIN:
+def _continue(head: tuple[Any, ...] | None, book: _Book) -> _Link:
+    """Continue the plan's latest results (`head`) if this run's leading rows are theirs exactly."""
+    if head is None or head[1] is None or head[5] + 1 >= MAX_CHAIN:
         return _Link()
-    base, last, trades_before, fills_before, digest, depth = heads[0]
-    if (len(trades) < trades_before or len(fills) < fills_before or not len(frame)
-            or frame["date"].iloc[-1] < last
-            or _digest(frame, held, trades, fills, last, trades_before, fills_before) != digest):
+    base, last, trades_before, fills_before, digest, depth = head
+    if (len(book.trades) < trades_before or len(book.fills) < fills_before or not len(book.dates)
+            or book.dates[-1] < np.datetime64(last, "D")
+            or _digest(book, last, trades_before, fills_before) != digest):
         return _Link()
     return _Link(str(base), last, int(trades_before), int(fills_before), int(depth) + 1)
 
@@ -174,24 +304,25 @@ def _leading(rows: pd.DataFrame, column: str, last: date | None) -> int:
     return int(before.argmin()) if not before.all() else len(rows)
 
 
-def _digest(frame: pd.DataFrame, held: pd.DataFrame | None, trades: pd.DataFrame, fills: pd.DataFrame,
-            last: date | None, trades_before: int, fills_before: int) -> str:
+def _digest(book: _Book, last: date | None, trades_before: int, fills_before: int) -> str:
     """sha256 of the equity, cash and positions dated before `last` and the leading trades and fills."""
     digest = hashlib.sha256()
-    before = (frame["date"] < last).to_numpy(bool) if last is not None else np.zeros(len(frame), bool)
-    digest.update(pd.DatetimeIndex(frame["date"][before]).asi8.tobytes())
-    digest.update(frame[["equity", "cash"]][before].to_numpy(float).tobytes())
-    if held is not None:
-        digest.update("\0".join(map(str, held.columns)).encode())
-        digest.update(held[before].to_numpy(float).tobytes())
-    for rows, count, columns in ((trades, trades_before, TRADE_COLUMNS), (fills, fills_before, FILL_COLUMNS)):
+    before = book.dates < np.datetime64(last, "D") if last is not None else np.zeros(len(book.dates), bool)
+    # seconds since the epoch: what the digests recorded so far hold (pandas 3 reads dates as seconds)
+    digest.update(book.dates[before].astype("datetime64[s]").view(np.int64).tobytes())
+    digest.update(book.values[before].tobytes())
+    if book.held is not None and book.held_columns is not None:
+        digest.update("\0".join(book.held_columns).encode())
+        digest.update(book.held[before].tobytes())
+    for columns, count, names in ((book.trade_columns, trades_before, TRADE_COLUMNS),
+                                  (book.fill_columns, fills_before, FILL_COLUMNS)):
         digest.update(b"|%d|" % count)
-        for column in columns if count else ():
-            values = rows[column].iloc[:count]
-            if pd.api.types.is_numeric_dtype(values.dtype):
-                digest.update(values.to_numpy("float64").tobytes())
+        for name in names if count else ():
+            values = columns[name]
+            if isinstance(values, np.ndarray):
+                digest.update(values[:count].tobytes())
             else:  # tickers and dates: their text (NaT for a missing date)
-                digest.update("\x1f".join(map(str, values.tolist())).encode())
+                digest.update("\x1f".join(values[:count]).encode())
     return digest.hexdigest()
 
 
