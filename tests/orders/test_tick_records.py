@@ -83,3 +83,24 @@ def test_only_a_started_tick_can_finish(store: Store) -> None:
 def test_a_tick_time_without_timezone_is_refused(store: Store) -> None:
     with pytest.raises(StoreError, match="no timezone"), store.transaction() as con:
         order_sql.start_tick(con, "p", datetime(2026, 11, 25, 15, 45), "run-1")
+
+
+def test_ticks_start_and_finish_together(store: Store) -> None:
+    """A daemon pass starts its due ticks in one statement and closes a batch's in another; a tick
+    that has a row already is not started again, and only STARTED ticks close."""
+    ticks = [(f"p{i}", AT, f"run-{i}") for i in range(3)]
+    with store.transaction() as con:
+        assert order_sql.start_tick(con, "p1", AT, "earlier") is True
+    with store.transaction() as con:
+        started = order_sql.start_ticks(con, ticks)
+    assert started == [ticks[0], ticks[2]]
+    with store.transaction() as con:
+        order_sql.finish_ticks(con, [("p0", AT, TickStatus.FINISHED, None), ("p2", AT, TickStatus.FAILED, "boom")])
+        rows = {t.plan: t for t in order_sql.ticks_of(con)}
+    assert (rows["p0"].status, rows["p1"].status, rows["p2"].status, rows["p2"].error) == (
+        TickStatus.FINISHED, TickStatus.STARTED, TickStatus.FAILED, "boom")
+    assert rows["p1"].run_id == "earlier"
+    with pytest.raises(StoreError, match="no STARTED tick"), store.transaction() as con:
+        order_sql.finish_ticks(con, [("p1", AT, TickStatus.FINISHED, None), ("p0", AT, TickStatus.FINISHED, None)])
+    with store.transaction() as con:  # the refused batch changed nothing
+        assert order_sql.ticks_of(con, "p1")[0].status is TickStatus.STARTED

@@ -125,3 +125,63 @@ def test_a_few_rows_and_many_store_missing_values_alike(tmp_path: Path, rows: in
         back = store_runs.read_trades(con, "r1")
     assert nulls == (1, 1, 0, rows)
     assert back["pnl"].iloc[:-1].tolist() == [1.0] * (rows - 1) and back["exit_date"].isna().tolist()[-1]
+
+
+def test_runs_written_together_read_back_as_each_written_alone(tmp_path: Path) -> None:
+    """`write_many` (a daemon batch: one statement per table) stores what `write_results` stores run by
+    run, each run continuing its own plan's previous results."""
+    plan = make_plan(backtest_start=date(2020, 1, 1))
+    sma = load_strategy(SMA_SOURCE, "strategies/sma.py")
+    walks = {name: random_walk(300, seed=seed) for name, seed in (("p", 11), ("q", 12), ("r", 13))}
+    first = {name: run_backtest(plan, {"AAA": w.iloc[:290]}, sma, commission=0.001) for name, w in walks.items()}
+    then = {name: run_backtest(plan, {"AAA": w.iloc[:291]}, sma, commission=0.001) for name, w in walks.items()}
+    alone, together = Store(tmp_path / "alone.duckdb"), Store(tmp_path / "together.duckdb")
+    for name in walks:
+        write(alone, f"{name}-1", first[name], plan=name)
+        write(alone, f"{name}-2", then[name], plan=name)
+    write(together, "p-1", first["p"], plan="p")  # q and r start in the batch below
+    for batch in ([("q", "-1", first), ("r", "-1", first)], [("p", "-2", then), ("q", "-2", then), ("r", "-2", then)]):
+        with together.transaction() as con:
+            for name, suffix, _ in batch:
+                store_runs.start_run(con, run_id=name + suffix, plan=name, kind="replay")
+            store_runs.write_many(con, [store_runs.Results(name + suffix, name, results[name].equity,
+                                                           results[name].positions, results[name].trades,
+                                                           results[name].fills) for name, suffix, results in batch])
+    for run_id in ("p-1", "p-2", "q-1", "q-2", "r-1", "r-2"):
+        assert results_of(together, run_id) == results_of(alone, run_id) == expected(
+            (first if run_id.endswith("1") else then)[run_id[0]]), run_id
+    with together.transaction() as con:
+        own = dict(con.execute("SELECT run_id, count(*) FROM equity GROUP BY run_id").fetchall())
+        heads = dict(con.execute("SELECT plan, run_id FROM result_heads").fetchall())
+    assert own == {"p-1": 290, "q-1": 290, "r-1": 290, "p-2": 2, "q-2": 2, "r-2": 2}  # each continued its plan
+    assert heads == {"p": "p-2", "q": "q-2", "r": "r-2"}
+
+
+def test_write_many_takes_a_plan_once(tmp_path: Path) -> None:
+    plan = make_plan(backtest_start=date(2020, 1, 1))
+    result = run_backtest(plan, {"AAA": random_walk(40, seed=3)}, load_strategy(SMA_SOURCE, "strategies/sma.py"),
+                          commission=0.001)
+    twice = [store_runs.Results(f"r{i}", "p", result.equity) for i in (1, 2)]
+    with Store(tmp_path / "db.duckdb").transaction() as con, pytest.raises(ValueError, match="one run per plan"):
+        store_runs.write_many(con, twice)
+
+
+def test_runs_start_and_end_together(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 27, 20, 45, tzinfo=UTC)
+    store = Store(tmp_path / "db.duckdb")
+    ends = [store_runs.RunEnd(f"r{i}", at, stats={"return": float(i)}, start_date=date(2026, 1, 2),
+                              end_date=date(2026, 11, 27), data_digest=f"d{i}", notes=(f"note {i}", "second"))
+            for i in range(SMALL_INSERT + 2)]  # more than one statement's worth
+    ends[1] = store_runs.RunEnd("r1", at, error="plan p: boom")
+    with store.transaction() as con:
+        store_runs.start_runs(con, [store_runs.RunStart(e.run_id, "p", "scheduled", at, "abc", "pd", at) for e in ends])
+        con.execute("UPDATE runs SET data_digest = 'kept' WHERE run_id = 'r1'")
+        store_runs.finish_runs(con, ends)
+        rows = {r.run_id: r for r in store_runs.list_runs(con, plan="p")}
+    assert len(rows) == len(ends)
+    assert (rows["r0"].status, rows["r0"].stats, rows["r0"].notes, rows["r0"].data_digest) == (
+        "FINISHED", {"return": 0.0}, "note 0\nsecond", "d0")
+    assert (rows["r1"].status, rows["r1"].error, rows["r1"].data_digest) == ("FAILED", "plan p: boom", "kept")
+    assert rows[f"r{len(ends) - 1}"].end_date == date(2026, 11, 27) and rows["r5"].tick_at == at
