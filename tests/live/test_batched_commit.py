@@ -5,11 +5,12 @@ one run cannot keep the others' orders out, and each run's orders are still reco
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import duckdb
+import pandas as pd
 import pytest
 
 from minitrade.data import changes
@@ -93,7 +94,8 @@ def test_a_failed_transaction_is_retried_run_by_run(env: RunEnv, monkeypatch, ca
     transaction rolls back, then alt and gamma are recorded and submitted alone, and beta fails alone."""
     record = changes.record_histories
 
-    def refusing(con: duckdb.DuckDBPyConnection, runs):  # type: ignore[no-untyped-def]
+    def refusing(con: duckdb.DuckDBPyConnection, runs: Sequence[tuple[str, str, Mapping[str, pd.DataFrame]]]
+                 ) -> dict[str, str]:
         if any(plan == "beta" for plan, _, _ in runs):
             con.execute("INSERT INTO no_such_table VALUES (1)")  # a real error inside the transaction
         return record(con, runs)
