@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -69,11 +69,12 @@ class DaskExecutor:
     def __repr__(self) -> str:
         return f"DaskExecutor({self.address!r})"
 
-    def run(self, inputs: Sequence[RunInput], *,
+    def run(self, inputs: Iterable[RunInput], *,
             should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
-        """Submit every unit, then yield each result once as it completes (any order)."""
+        """Submit every unit (a feed's once it is closed), then yield each result once as it completes (any order)."""
         import distributed
 
+        inputs = list(inputs)
         if not inputs:
             return
         tasks = self._submit(inputs)

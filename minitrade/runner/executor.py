@@ -51,9 +51,10 @@ MAX_UNITS_PER_WORKER = 200       # a worker is replaced after this many units (b
 
 
 class Executor(Protocol):
-    """Runs compute units; yields each result as it is ready (any order)."""
+    """Runs compute units; yields each result as it is ready (any order). `inputs` may be a UnitFeed,
+    whose units arrive while the executor runs."""
 
-    def run(self, inputs: Sequence[RunInput], *,
+    def run(self, inputs: Iterable[RunInput], *,
             should_stop: Callable[[], bool] = ...) -> Iterator[RunResult]: ...
 
     def close(self) -> None: ...
@@ -88,7 +89,7 @@ def executor_label(spec: ExecutorSpec, override: str | None = None) -> str:
 class InlineExecutor:
     """In this process, one unit after another; no deadline, nothing captured."""
 
-    def run(self, inputs: Sequence[RunInput], *,
+    def run(self, inputs: Iterable[RunInput], *,
             should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
         for inp in inputs:
             yield _interrupted(inp) if should_stop() else compute(inp)
@@ -97,71 +98,148 @@ class InlineExecutor:
         """Nothing to release."""
 
 
+class UnitFeed:
+    """Units handed to a running executor one by one until `close()`: the daemon prepares its next
+    run while workers compute the ones before. Iterating it blocks for the next unit, to the close;
+    an executor that waits on several things waits on it too (it has a `fileno`)."""
+
+    def __init__(self) -> None:
+        self._units: queue.SimpleQueue[RunInput | None] = queue.SimpleQueue()
+        self._wake, self._waker = multiprocessing.Pipe(duplex=False)
+        self.closed = False  # the consumer took the close
+
+    def put(self, unit: RunInput) -> None:
+        self._units.put(unit)
+        self._waker.send_bytes(b"")
+
+    def close(self) -> None:
+        self._units.put(None)
+        self._waker.send_bytes(b"")
+
+    def fileno(self) -> int:
+        return self._wake.fileno()
+
+    def take(self) -> list[RunInput]:
+        """The units put since the last take, without waiting."""
+        while self._wake.poll():
+            self._wake.recv_bytes()
+        taken: list[RunInput] = []
+        while not self.closed:
+            try:
+                unit = self._units.get_nowait()
+            except queue.Empty:
+                break
+            if unit is None:
+                self.closed = True
+            else:
+                taken.append(unit)
+        return taken
+
+    def __iter__(self) -> Iterator[RunInput]:
+        while not self.closed:
+            unit = self._units.get()
+            if unit is None:
+                self.closed = True
+            else:
+                yield unit
+
+
 IDLE_SECONDS = 0.25  # no result for this long: the caller's `on_idle` lets go of what it holds
 
 
-def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
-                  should_stop: Callable[[], bool] = lambda: False,
-                  on_idle: Callable[[], None] = lambda: None) -> Generator[list[RunResult], None, None]:
-    """The executor's results in batches of those ready together, for a caller that commits them.
+class Results:
+    """An executor's results for a caller that commits them, in batches of those ready together.
 
     A thread drives the executor, so it starts the next unit while the caller is busy with the last
     result: workers never wait on the caller's bookkeeping, and a caller slower than its workers gets
     everything that finished meanwhile as one batch (one transaction for all of them).
     `on_idle` is called before a wait of more than IDLE_SECONDS for the next result (the daemon lets
-    go of the state file then). The inline executor computes in the caller's thread: its results
-    come one at a time, `on_idle` called before each.
+    go of the state file then). The inline executor computes in the caller's thread when it asks
+    for `batches()`: its results come one at a time, `on_idle` called before each.
     """
-    if isinstance(executor, InlineExecutor):
-        for inp in inputs:
-            on_idle()
-            yield from ([result] for result in executor.run([inp], should_stop=should_stop))
-        return
-    feed: queue.SimpleQueue[RunResult | BaseException | None] = queue.SimpleQueue()
-    cancelled = threading.Event()
 
-    def pump() -> None:
+    def __init__(self, executor: Executor, inputs: Iterable[RunInput], *,
+                 should_stop: Callable[[], bool] = lambda: False, on_idle: Callable[[], None] = lambda: None) -> None:
+        self._executor, self._inputs, self._should_stop, self._on_idle = executor, inputs, should_stop, on_idle
+        self._feed: queue.SimpleQueue[RunResult | BaseException | None] = queue.SimpleQueue()
+        self._cancelled = threading.Event()
+        self._ended = False
+        self._thread: threading.Thread | None = None
+        if not isinstance(executor, InlineExecutor):
+            self._thread = threading.Thread(target=self._pump, name="minitrade-executor", daemon=True)
+            self._thread.start()
+
+    def _pump(self) -> None:
         try:
-            for result in executor.run(inputs, should_stop=lambda: cancelled.is_set() or should_stop()):
-                feed.put(result)
+            for result in self._executor.run(self._inputs,
+                                             should_stop=lambda: self._cancelled.is_set() or self._should_stop()):
+                self._feed.put(result)
         except BaseException as e:  # handed to the caller's thread, raised there
-            feed.put(e)
-        feed.put(None)
+            self._feed.put(e)
+        self._feed.put(None)
 
-    thread = threading.Thread(target=pump, name="minitrade-executor", daemon=True)
-    thread.start()
-    try:
-        yield from _drain(feed, on_idle)
-    finally:
-        cancelled.set()  # the caller stopped early: what still computes comes back interrupted
-        # worker processes notice within STOP_POLL; a Dask sweep only at its next result, so the
-        # wait is bounded and the caller's close() of the executor ends the rest
-        thread.join(JOIN_SECONDS)
-
-
-def _drain(feed: queue.SimpleQueue[RunResult | BaseException | None],
-           on_idle: Callable[[], None]) -> Iterator[list[RunResult]]:
-    """Block for the next item, then take whatever else is already there; None ends the feed."""
-    while True:
+    def ready(self) -> list[RunResult]:
+        """The results ready now, without waiting (none from the inline executor: it computes in `batches`)."""
         batch: list[RunResult] = []
-        try:
-            item = feed.get(timeout=IDLE_SECONDS)
-        except queue.Empty:
-            on_idle()
-            item = feed.get()
-        while True:
-            if item is None or isinstance(item, BaseException):
-                if batch:
-                    yield batch
-                if item is None:
-                    return
-                raise item
-            batch.append(item)
+        while not self._ended and self._thread is not None:
             try:
-                item = feed.get_nowait()
+                item = self._feed.get_nowait()
             except queue.Empty:
                 break
-        yield batch
+            if not self._take(item, batch):
+                break
+        return batch
+
+    def batches(self) -> Iterator[list[RunResult]]:
+        """Block for the next results, then take whatever else is ready too; to the last result."""
+        if self._thread is None:
+            for inp in self._inputs:
+                self._on_idle()
+                yield from ([result] for result in self._executor.run([inp], should_stop=self._should_stop))
+            return
+        while not self._ended:
+            try:
+                item = self._feed.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                self._on_idle()
+                item = self._feed.get()
+            batch: list[RunResult] = []
+            if self._take(item, batch):
+                batch += self.ready()
+            if batch:
+                yield batch
+
+    def _take(self, item: RunResult | BaseException | None, batch: list[RunResult]) -> bool:
+        """Add a result to `batch`; False at the end (a BaseException from the executor is raised)."""
+        if item is None or isinstance(item, BaseException):
+            self._ended = True
+            if isinstance(item, BaseException):
+                raise item
+            return False
+        batch.append(item)
+        return True
+
+    def close(self) -> None:
+        """The caller stopped (or is done): what still computes comes back interrupted and is dropped."""
+        self._cancelled.set()
+        if self._thread is not None:
+            # worker processes notice within STOP_POLL; a Dask sweep only at its next result, so the
+            # wait is bounded and the caller's close() of the executor ends the rest
+            self._thread.join(JOIN_SECONDS)
+
+    def __enter__(self) -> Results:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ready_batches(executor: Executor, inputs: Sequence[RunInput], *,
+                  should_stop: Callable[[], bool] = lambda: False,
+                  on_idle: Callable[[], None] = lambda: None) -> Generator[list[RunResult], None, None]:
+    """All of `inputs`' results in batches of those ready together (see Results)."""
+    with Results(executor, inputs, should_stop=should_stop, on_idle=on_idle) as results:
+        yield from results.batches()
 
 
 class BoundedText(io.TextIOBase):
@@ -302,17 +380,22 @@ class ProcessExecutor:
         self._context.set_forkserver_preload(["minitrade.runner.compute"])
         self._pool: list[_Worker] = []
 
-    def run(self, inputs: Sequence[RunInput], *,
+    def run(self, inputs: Iterable[RunInput], *,
             should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
-        """Results as units finish; once `should_stop()` says so, the rest come back interrupted."""
-        waiting = list(inputs)
+        """Results as units finish; once `should_stop()` says so, the rest come back interrupted
+        (a feed's units still to come are the caller's to account for)."""
+        feed = inputs if isinstance(inputs, UnitFeed) else None
+        waiting = [] if feed is not None else list(inputs)
         try:
-            while waiting or self._busy():
+            while True:
+                waiting += feed.take() if feed is not None else []
+                if not (waiting or self._busy() or (feed is not None and not feed.closed)):
+                    return
                 if should_stop():
                     yield from (_interrupted(inp) for inp in self.abandon() + waiting)
                     return
                 self._dispatch(waiting)
-                yield from self._collect()
+                yield from self._collect(feed if feed is not None and not feed.closed else None)
         finally:
             self.abandon()
 
@@ -352,13 +435,15 @@ class ProcessExecutor:
             worker.conn.send(inp)
         worker.unit, worker.deadline = inp, time.monotonic() + inp.timeout
 
-    def _collect(self) -> Iterable[RunResult]:
-        """Wait for the first result, death or deadline among the busy workers; report those."""
+    def _collect(self, feed: UnitFeed | None) -> Iterable[RunResult]:
+        """Wait for the first result, death or deadline among the busy workers, or a new unit in the
+        feed; report the results."""
         busy = self._busy()
         now = time.monotonic()
         # wake at least every STOP_POLL seconds to honour a stop request promptly
-        timeout = min(STOP_POLL, max(0.0, min(w.deadline for w in busy) - now))
-        ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout)
+        timeout = min(STOP_POLL, max(0.0, min((w.deadline for w in busy), default=math.inf) - now))
+        waited: list[Connection | int] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = wait(waited + ([feed.fileno()] if feed is not None else []), timeout)
         return [result for worker in busy if (result := self._outcome(worker, ready)) is not None]
 
     def _outcome(self, worker: _Worker, ready: Sequence[object]) -> RunResult | None:

@@ -42,7 +42,7 @@ from minitrade.records import Fill, Order, OrderStatus, RunStatus
 from minitrade.runner import orders as order_book
 from minitrade.runner.backtest import BacktestResult
 from minitrade.runner.compute import RunInput, RunResult, raise_for_error
-from minitrade.runner.executor import Executor, InlineExecutor, ready_batches
+from minitrade.runner.executor import Executor, InlineExecutor, Results, UnitFeed
 from minitrade.runner.submit import submit_new
 from minitrade.scheduler import GRACE, next_run_times, plan_zone
 from minitrade.store import Store, plan_state
@@ -130,32 +130,51 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     prepared: dict[str, _Prepared] = {}
     outcomes: list[RunOutcome] = []
     ends: list[_End] = []
+    bugs: list[Exception] = []
     digests = env.snapshot.digests()  # hashes every resource: once per batch, not twice per run
-    # Every run's prepare shares one open of the state file; fetches, broker calls and notifications
-    # inside let go of it (Store.released), so the CLI is locked out only while the database works.
-    with env.store.held_open():
+
+    def commit(batch: list[RunResult]) -> None:
+        done, notices, bug = _commit_batch(env, [(prepared.pop(r.run_id), r) for r in batch], on_done)
+        outcomes.extend(done)
+        bugs.extend([bug] if bug else [])
+        _send(env, notices)
+
+    def end(ended: list[_End]) -> None:
+        notices, bug = _finish(env, ended, on_done)
+        outcomes.extend(e.outcome for e in ended if e.closes)
+        bugs.extend([bug] if bug else [])
+        _send(env, notices)
+
+    # One open of the state file for the whole: fetches, broker calls and notifications let go of it
+    # (Store.released), and so does a wait of IDLE_SECONDS for results, so the CLI gets in between.
+    # Workers compute a run as soon as it is prepared; what they finished meanwhile is committed
+    # between two prepares, so the first runs' orders do not wait for the last runs' prices.
+    feed = UnitFeed()
+    with env.store.held_open(), Results(env.executor, feed, should_stop=should_stop,
+                                        on_idle=env.store.let_go) as results:
         for outcome, digest in _start_all(env, ticks, digests):
             try:
-                prepared[outcome.run_id] = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop)
+                run = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop)
             except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
                 ends.append(_interrupted(env, outcome, f"interrupted: {e}"))
             except MinitradeError as e:
                 ends.append(_failed(env, outcome, e))
             except Exception as e:  # a bug of ours: record it, run the others, then let it surface
                 ends.append(_bug(env, outcome, e))
-        notices, bug = _finish(env, ends, on_done)
-        outcomes += [e.outcome for e in ends if e.closes]
-        _send(env, notices)
-        # the file stays open from one batch of results to the next while they come quickly; it is
-        # let go when none came for IDLE_SECONDS, and every HOLD_SECONDS (see _commit_batch)
-        for batch in ready_batches(env.executor, [p.input for p in prepared.values()], should_stop=should_stop,
-                                   on_idle=env.store.let_go):
-            done, notices, batch_bug = _commit_batch(env, [(prepared.pop(r.run_id), r) for r in batch], on_done)
-            outcomes += done
-            bug = bug or batch_bug
-            _send(env, notices)
-    if bug is not None:
-        raise bug
+            else:
+                prepared[outcome.run_id] = run
+                feed.put(run.input)
+            if batch := results.ready():
+                commit(batch)
+        feed.close()
+        end(ends)  # the runs that failed to prepare
+        for batch in results.batches():
+            commit(batch)
+        # runs the executor never reported: it stopped (the daemon is stopping) before they started
+        end([_interrupted(env, run.outcome, "interrupted: the daemon stopped before this run started")
+             for run in prepared.values()])
+    if bugs:
+        raise bugs[0]
     return outcomes
 
 

@@ -5,7 +5,7 @@ one run cannot keep the others' orders out, and each run's orders are still reco
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ class AllAtOnce:
     """Computes every unit for real, then hands the results over back to back: they reach the
     committing side as one batch."""
 
-    def run(self, inputs: Sequence[RunInput], *,
+    def run(self, inputs: Iterable[RunInput], *,
             should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
         results = [compute(i) for i in inputs]
         yield from results

@@ -5,7 +5,7 @@ the executor enforces, the tests only check what it reports)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 
 import pandas as pd
@@ -199,7 +199,7 @@ class Scripted:
         self.go, self.given = threading.Event(), threading.Event()
         self.stopped = False
 
-    def run(self, inputs: Sequence[RunInput], *,
+    def run(self, inputs: Iterable[RunInput], *,
             should_stop: Callable[[], bool] = lambda: False) -> Iterator[RunResult]:
         first, *rest = self.ids
         yield RunResult(first)
