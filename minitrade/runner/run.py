@@ -18,8 +18,9 @@ in its own state folder with a simulated broker.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -149,7 +150,7 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     # (Store.released), and so does a wait of IDLE_SECONDS for results, so the CLI gets in between.
     # Workers compute a run as soon as it is prepared; what they finished meanwhile is committed
     # between two prepares, so the first runs' orders do not wait for the last runs' prices.
-    feed = UnitFeed()
+    feed, waiting = UnitFeed(), _Waiting()
     with env.store.held_open(), Results(env.executor, feed, should_stop=should_stop,
                                         on_idle=env.store.let_go) as results:
         for outcome, digest in _start_all(env, ticks, digests):
@@ -164,11 +165,12 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
             else:
                 prepared[outcome.run_id] = run
                 feed.put(run.input)
-            if batch := results.ready():
-                commit(batch)
+            waiting.add(results.ready())
+            if waiting.due():
+                commit(waiting.take())
         feed.close()
         end(ends)  # the runs that failed to prepare
-        for batch in results.batches():
+        for batch in waiting.then(results.batches()):
             commit(batch)
         # runs the executor never reported: it stopped (the daemon is stopping) before they started
         end([_interrupted(env, run.outcome, "interrupted: the daemon stopped before this run started")
@@ -178,6 +180,35 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     return outcomes
 
 
+class _Waiting:
+    """Results that arrived while runs were still being prepared: committed when there is a chunk of
+    them or the first has waited COMMIT_WAIT, not one by one (a commit's cost is mostly per statement,
+    whatever the number of runs in it), and never later than the last prepare."""
+
+    def __init__(self) -> None:
+        self.results: list[RunResult] = []
+        self.since = 0.0
+
+    def add(self, results: list[RunResult]) -> None:
+        if results and not self.results:
+            self.since = time.monotonic()
+        self.results += results
+
+    def due(self) -> bool:
+        return bool(self.results) and (len(self.results) >= CHUNK or time.monotonic() - self.since > COMMIT_WAIT)
+
+    def take(self) -> list[RunResult]:
+        taken, self.results = self.results, []
+        return taken
+
+    def then(self, batches: Iterator[list[RunResult]]) -> Iterator[list[RunResult]]:
+        """What is waiting, then the executor's next batches."""
+        if self.results:
+            yield self.take()
+        yield from batches
+
+
+COMMIT_WAIT = 1.0  # seconds a result may wait for the runs still being prepared before it is committed
 OnDone = Callable[[duckdb.DuckDBPyConnection, list[RunOutcome]], None]
 CHUNK = 16  # runs committed in one transaction at most: the CLI's wait stays short
 
