@@ -15,6 +15,8 @@ from typing import Any
 
 import duckdb
 
+from minitrade.store.frames import insert_rows
+
 OPT_COLUMNS = ("optimization_id, plan, commit_sha, dirty, started_at, finished_at, status, method, metric, "
                "space, constraints, walk_forward, period_start, period_end, executor, best_params")
 TRIAL_COLUMNS = ("optimization_id, trial_id, number, phase, window_no, window_start, window_end, params, "
@@ -89,13 +91,21 @@ def record_trials(con: duckdb.DuckDBPyConnection, rows: list[TrialRow]) -> int:
         return 0
     before = _count(con, rows[0].optimization_id)
     now = datetime.now(UTC)
-    con.executemany(
-        f"INSERT INTO optimization_trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 14)}) "
-        "ON CONFLICT (optimization_id, trial_id) DO NOTHING",
-        [[r.optimization_id, r.trial_id, r.number, r.phase, r.window_no, r.window_start, r.window_end,
-          _json(r.params), None if r.stats is None else _json(r.stats), _finite(r.score), r.error, r.seconds,
-          r.worker, r.recorded_at or now] for r in rows])
+    # one statement for many rows (executemany ran one a row: ~2.6 ms each, a second per 200 trials)
+    insert_rows(con, "optimization_trials", [c.strip() for c in TRIAL_COLUMNS.split(",")],
+                [[r.optimization_id, r.trial_id, r.number, r.phase, r.window_no, r.window_start, r.window_end,
+                  _json(r.params), None if r.stats is None else _json(r.stats), _finite(r.score), r.error, r.seconds,
+                  r.worker, r.recorded_at or now] for r in _first_of_each(rows)],
+                verb="INSERT OR IGNORE")
     return _count(con, rows[0].optimization_id) - before
+
+
+def _first_of_each(rows: list[TrialRow]) -> list[TrialRow]:
+    """The first row of each trial id (one statement cannot ignore a row that conflicts with itself)."""
+    first: dict[str, TrialRow] = {}
+    for row in rows:
+        first.setdefault(row.trial_id, row)
+    return list(first.values())
 
 
 def _count(con: duckdb.DuckDBPyConnection, optimization_id: str) -> int:

@@ -14,7 +14,7 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 
-from minitrade.store.frames import insert_frame
+from minitrade.store.frames import insert_frame, insert_rows
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 OHLC = ["open", "high", "low", "close"]
@@ -53,9 +53,8 @@ def price_checks(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]
 def write_checks(con: duckdb.DuckDBPyConnection, source: str,
                  items: list[tuple[str, str | None, datetime]]) -> None:
     """Record (ticker, digest, verified_at) after the whole history of each ticker was read again."""
-    if items:
-        con.executemany("INSERT OR REPLACE INTO price_checks (source, ticker, digest, verified_at) "
-                        "VALUES (?, ?, ?, ?)", [[source, t, d, v] for t, d, v in items])
+    insert_rows(con, "price_checks", ["source", "ticker", "digest", "verified_at"],
+                [[source, t, d, v] for t, (d, v) in {t: (d, v) for t, d, v in items}.items()], verb="INSERT OR REPLACE")
 
 
 def last_dates(con: duckdb.DuckDBPyConnection, source: str, tickers: list[str]) -> dict[str, date]:

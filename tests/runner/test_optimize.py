@@ -270,3 +270,24 @@ def test_walk_forward_picks_each_windows_best_and_scores_it_out_of_sample(tmp_pa
     result = invoke("optimize", "trend", "-p", "mode=long,flat", "--metric", "return",
                     "--walk-forward", "1y/1y", "--repo", str(repo.path))
     assert "in-sample vs out-of-sample" in result.output
+
+
+def test_trials_are_recorded_once_each_in_batches_of_any_size(tmp_path: Path) -> None:
+    """A flush writes many trials in one statement; a trial id seen before (a Dask task run twice),
+    in the same flush or an earlier one, is ignored and not counted."""
+    from datetime import UTC, datetime
+
+    def trial(n: int, score: float = 1.0) -> store_opt.TrialRow:
+        return store_opt.TrialRow("opt-1", f"t{n:04d}", n, "sweep", None, None, None, {"fast": n},
+                                  {"sharpe_ratio": score}, score, None, 0.2, "pid 1")
+
+    store = Store(tmp_path / "minitrade.duckdb")
+    with store.transaction() as con:
+        store_opt.start_optimization(con, store_opt.OptimizationRow(
+            "opt-1", "p", None, False, datetime.now(UTC), None, "RUNNING", "grid", "sharpe_ratio", {"fast": [1]}, [],
+            None, None, None, "local", None))
+        assert store_opt.record_trials(con, [trial(n) for n in range(120)] + [trial(5, score=9.0)]) == 120
+        assert store_opt.record_trials(con, [trial(119, score=9.0), trial(120)]) == 1
+        recorded = store_opt.trials(con, "opt-1")
+    assert [t.number for t in recorded] == list(range(121))
+    assert {t.score for t in recorded} == {1.0}  # the first of each trial id stands
