@@ -345,9 +345,13 @@ def run_due_ticks(env: RunEnv, result: PassResult, *, before_run: Callable[[], N
     book.record(store, result)
     _notify_moves(env, [m for m in found.moved if any(m.moved_to == t and m.plan == n for t, n, _ in due)])
     late: list[tuple[str, datetime, str]] = []
-    with store.held_open():  # admitting every due tick: one open of the state file, not one each
-        admitted = [(name, tick, run_id) for tick, name, was_started in sorted(due, key=lambda d: _work_order(env, d))
-                    if (run_id := _admit(env, result, tick, name, was_started, late)) is not None]
+    with store.held_open():  # admitting every due tick: one open of the state file, one statement for the new ones
+        decided = [(name, tick, was_started, _admit(env, result, tick, name, was_started, late))
+                   for tick, name, was_started in sorted(due, key=lambda d: _work_order(env, d))]
+        started = _start_ticks(env, [(name, tick, run_id) for name, tick, was_started, run_id in decided
+                                     if run_id is not None and not was_started])
+    admitted = [(name, tick, run_id) for name, tick, was_started, run_id in decided
+                if run_id is not None and (was_started or (name, tick, run_id) in started)]
     _run_admitted(env, result, admitted, should_stop)
     book.notify(env, late)
 
@@ -421,8 +425,8 @@ def _since(plan: Plan, last_tick: datetime | None, applied_at: datetime | None,
 
 def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: bool,
            late: list[tuple[str, datetime, str]]) -> str | None:
-    """The run id a due tick runs under, recorded STARTED; None when it must not run (too late,
-    already run elsewhere, or an interrupted tick that may not be retried)."""
+    """The run id a due tick runs under (a new tick is recorded STARTED by `_start_ticks`); None when
+    it must not run (too late, or an interrupted tick that may not be retried)."""
     store = env.store
     is_late = env.clock() - tick > GRACE
     tries = _tries(env, name, tick) if resumed else 0
@@ -443,16 +447,26 @@ def _admit(env: RunEnv, result: PassResult, tick: datetime, name: str, resumed: 
         log.warning("plan %s: tick %s SKIPPED: %s", name, tick.isoformat(), reason, extra={"plan": name})
         return None
     run_id = new_run_id(name, tick)
-    if not resumed:
-        with store.transaction() as con:
-            if not order_sql.start_tick(con, name, tick, run_id):
-                return None  # already ran (another pass or before a restart)
-        failpoints.hit("tick-started")
-    elif tries:
-        log.warning("plan %s: retrying the run of %s once: the daemon stopped during it", name, tick)
-    log.info("plan %s: tick %s %s as run %s", name, tick.isoformat(), "resumed" if resumed else "started", run_id,
-             extra={"plan": name, "run_id": run_id})
+    if resumed:
+        if tries:
+            log.warning("plan %s: retrying the run of %s once: the daemon stopped during it", name, tick)
+        log.info("plan %s: tick %s resumed as run %s", name, tick.isoformat(), run_id,
+                 extra={"plan": name, "run_id": run_id})
     return run_id
+
+
+def _start_ticks(env: RunEnv, fresh: list[tuple[str, datetime, str]]) -> set[tuple[str, datetime, str]]:
+    """Record the new due ticks STARTED in one statement; the ones that already had a row (run by
+    another pass, or before a restart) are left out and never run twice."""
+    if not fresh:
+        return set()
+    with env.store.transaction() as con:
+        started = order_sql.start_ticks(con, fresh)
+    failpoints.hit("tick-started")
+    for name, tick, run_id in started:
+        log.info("plan %s: tick %s started as run %s", name, tick.isoformat(), run_id,
+                 extra={"plan": name, "run_id": run_id})
+    return set(started)
 
 
 MAX_TRIES = 2  # runs of one tick: the first, and one retry after an interruption within the grace
