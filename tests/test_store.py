@@ -191,3 +191,26 @@ def test_a_deleted_file_is_created_and_migrated_again_in_the_same_process(store:
     with store.transaction() as con:
         assert con.execute("SELECT count(*) FROM reconciliations").fetchone() == (0,)
     assert store.schema_version() == LATEST
+
+
+def test_a_held_files_token_changes_whenever_another_process_could_have_written(store: Store) -> None:
+    """A batch of runs reads the suspended plans once and trusts that reading only while its token
+    stands: the same open of the file, so no other process wrote in between."""
+    assert store.held_token() is None  # not held: nothing read earlier can be trusted
+    with store.held_open():
+        assert store.held_token() is None  # held_open opens the file at its first transaction
+        with store.transaction():
+            pass
+        first = store.held_token()
+        with store.transaction():
+            pass
+        assert first is not None and store.held_token() == first
+        with store.released():  # a broker call: another process may write meanwhile
+            assert store.held_token() is None
+            out = subprocess.run([sys.executable, "-c", WRITER, str(store.path)], capture_output=True, text=True,
+                                 timeout=60)
+            assert out.returncode == 0, out.stderr
+        with store.transaction():
+            pass
+        assert store.held_token() not in (None, first)
+    assert store.held_token() is None

@@ -380,6 +380,18 @@ def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
                      run_input)
 
 
+@dataclass(frozen=True)
+class _Suspended:
+    """The plans suspended, as a chunk's transaction read them, and the open of the file it read them under."""
+
+    plans: Mapping[str, Override]
+    token: int | None
+
+    def current(self, store: Store) -> Mapping[str, Override] | None:
+        """The reading while the file was held ever since (nobody else could suspend), else None."""
+        return self.plans if self.token is not None and store.held_token() == self.token else None
+
+
 @dataclass
 class _Staged:
     """A run's commit decided, before it is written: what its transaction records, then submits."""
@@ -393,22 +405,23 @@ class _Staged:
 
 
 def _record_chunk(env: RunEnv, chunk: list[tuple[_Prepared, RunResult]]
-                  ) -> tuple[list[tuple[_Prepared, _Staged]], list[_End], Mapping[str, Override]]:
+                  ) -> tuple[list[tuple[_Prepared, _Staged]], list[_End], _Suspended | None]:
     """The commit's database part for a chunk, in one transaction; a transaction that fails (a bug
     of ours, a full disk) is tried again run by run, so one run cannot keep the others' orders out.
-    Returns the runs recorded with what to submit, the runs ended here, and the suspended plans."""
+    Returns the runs recorded with what to submit, the runs ended here, and the plans suspended as
+    the transaction read them (None when unknown: submission reads them again)."""
     ends = [_interrupted(env, run.outcome, computed.error or "interrupted") for run, computed in chunk
             if computed.interrupted]
     items = [(run, computed) for run, computed in chunk if not computed.interrupted]
     if not items:
-        return [], ends, {}
+        return [], ends, None
     try:
         staged, failed, suspended = _write_chunk(env, items)
     except Exception as e:
         if len(items) > 1:
             log.warning("recording %d runs together failed (%s); recording them one by one", len(items), e)
             return _record_one_by_one(env, items, ends)
-        failed, staged, suspended = [(items[0][0], e)], [], {}
+        failed, staged, suspended = [(items[0][0], e)], [], None
     if staged:
         failpoints.hit("order-recorded")
     for run, error in failed:
@@ -417,18 +430,18 @@ def _record_chunk(env: RunEnv, chunk: list[tuple[_Prepared, RunResult]]
 
 
 def _record_one_by_one(env: RunEnv, items: list[tuple[_Prepared, RunResult]], ends: list[_End]
-                       ) -> tuple[list[tuple[_Prepared, _Staged]], list[_End], Mapping[str, Override]]:
+                       ) -> tuple[list[tuple[_Prepared, _Staged]], list[_End], None]:
+    """Each run in a transaction of its own; the suspended plans are read again at submission."""
     recorded: list[tuple[_Prepared, _Staged]] = []
-    suspended: Mapping[str, Override] = {}
     for item in items:
-        one, one_ends, suspended = _record_chunk(env, [item])
+        one, one_ends, _ = _record_chunk(env, [item])
         recorded += one
         ends += one_ends
-    return recorded, ends, suspended
+    return recorded, ends, None
 
 
 def _write_chunk(env: RunEnv, items: list[tuple[_Prepared, RunResult]]
-                 ) -> tuple[list[tuple[_Prepared, _Staged]], list[tuple[_Prepared, Exception]], dict[str, Override]]:
+                 ) -> tuple[list[tuple[_Prepared, _Staged]], list[tuple[_Prepared, Exception]], _Suspended]:
     """One transaction: every run's output, orders (checked against the book), results, storage and
     strict price history, one statement per table for them all; the runs whose commit failed before
     anything was written (a strategy's error) come back apart."""
@@ -438,7 +451,7 @@ def _write_chunk(env: RunEnv, items: list[tuple[_Prepared, RunResult]]
         plans = [run.plan.name for run, _ in items]
         existing = order_sql.orders_by_plan(con, plans)
         fills = order_sql.fills_by_plan(con, plans)
-        suspended = suspension_sql.suspended(con)
+        suspended = _Suspended(suspension_sql.suspended(con), env.store.held_token())
         for run, computed in items:
             try:
                 staged.append((run, _stage(env, run, computed, existing[run.plan.name], fills[run.plan.name])))
@@ -485,7 +498,7 @@ def _stage(env: RunEnv, run: _Prepared, computed: RunResult, existing: list[Orde
     return _Staged(result, new, book_notes, notes, storage, price_changes.history_digest(run.prices))
 
 
-def _submit(env: RunEnv, run: _Prepared, staged: _Staged, suspended: Mapping[str, Override]) -> _End:
+def _submit(env: RunEnv, run: _Prepared, staged: _Staged, suspended: _Suspended | None) -> _End:
     """After the chunk's transaction: submit the run's orders (or hold them) and say how it ended."""
     outcome, plan, new = run.outcome, run.plan, staged.new
     outcome.result = staged.result
@@ -513,8 +526,13 @@ def _submit(env: RunEnv, run: _Prepared, staged: _Staged, suspended: Mapping[str
     return _End(outcome, record, notice=notice)
 
 
-def _send_orders(env: RunEnv, run: _Prepared, staged: _Staged, suspended: Mapping[str, Override]) -> list[Order]:
-    """The run's new orders after submission (a rehearsal's as recorded); refused ones stay as they are."""
+def _send_orders(env: RunEnv, run: _Prepared, staged: _Staged, suspended: _Suspended | None
+                 ) -> list[Order]:
+    """The run's new orders after submission (a rehearsal's as recorded); refused ones stay as they are.
+
+    The chunk's reading of the suspended plans stands only while the state file stayed held since:
+    once it was let go (a broker call, a notification), `minitrade suspend` may have come in between.
+    """
     plan, new = run.plan, staged.new
     to_send = [o for o in new if o.status is OrderStatus.PENDING_SUBMIT]
     if staged.book_notes:
@@ -524,9 +542,10 @@ def _send_orders(env: RunEnv, run: _Prepared, staged: _Staged, suspended: Mappin
     sent: list[Order] = []
     if to_send:
         _notify(env, messages.orders_generated(plan.name, to_send, trading_enabled=plan.trading_enabled))
-        with env.store.released() if _submission_is_slow(env, plan) else nullcontext():
+        slow = _submission_is_slow(env, plan)
+        with env.store.released() if slow else nullcontext():
             sent = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier, now=env.real_clock(),
-                              suspended=suspended)
+                              suspended=None if slow or suspended is None else suspended.current(env.store))
     return sent + [o for o in new if o.status is OrderStatus.REJECTED]
 
 

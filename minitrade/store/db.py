@@ -102,6 +102,7 @@ class Store:
         self.lock_timeout = lock_timeout
         self._held: duckdb.DuckDBPyConnection | None = None
         self._held_since = 0.0
+        self._opens = 0
         self._holding = False
 
     def __repr__(self) -> str:
@@ -133,6 +134,12 @@ class Store:
         """Inside `held_open`: close the file now (the CLI gets its turn); the next transaction opens it again."""
         self._close_held()
 
+    def held_token(self) -> int | None:
+        """Which open of the held file this is (None when it is not held). What was read under one
+        token is still what the file holds while the token stays the same: no other process can
+        write to a file this one holds."""
+        return self._opens if self._held is not None else None
+
     def give_turn(self, after: float) -> None:
         """Inside `held_open`: let go if the file has been held `after` seconds, so the CLI gets its turn
         while a long stream of work keeps the file otherwise."""
@@ -149,7 +156,7 @@ class Store:
         """Open the file, yield a connection inside BEGIN, COMMIT on success, always close (unless held)."""
         if self._holding and self._held is None:
             self._held = self._connect()
-            self._held_since = time.monotonic()
+            self._held_since, self._opens = time.monotonic(), self._opens + 1
             self._migrate(self._held)
         held = self._held
         con = held if held is not None else self._connect()
