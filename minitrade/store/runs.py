@@ -53,6 +53,8 @@ def start_run(con: duckdb.DuckDBPyConnection, *, run_id: str, plan: str, kind: s
 
 @dataclass(frozen=True)
 class RunStart:
+    """A run as recorded RUNNING before any work is done."""
+
     run_id: str
     plan: str
     kind: str
