@@ -106,15 +106,20 @@ class UnitFeed:
     def __init__(self) -> None:
         self._units: queue.SimpleQueue[RunInput | None] = queue.SimpleQueue()
         self._wake, self._waker = multiprocessing.Pipe(duplex=False)
-        self.closed = False  # the consumer took the close
+        self._signalled = False  # a wake-up is in the pipe: at most one, so a consumer that never
+        self.closed = False      # drains it (one that iterates) cannot fill the pipe and block `put`
 
     def put(self, unit: RunInput) -> None:
-        self._units.put(unit)
-        self._waker.send_bytes(b"")
+        self._push(unit)
 
     def close(self) -> None:
-        self._units.put(None)
-        self._waker.send_bytes(b"")
+        self._push(None)
+
+    def _push(self, item: RunInput | None) -> None:
+        self._units.put(item)
+        if not self._signalled:
+            self._signalled = True
+            self._waker.send_bytes(b"")
 
     def fileno(self) -> int:
         return self._wake.fileno()
@@ -123,6 +128,7 @@ class UnitFeed:
         """The units put since the last take, without waiting."""
         while self._wake.poll():
             self._wake.recv_bytes()
+        self._signalled = False  # after the drain: a put from now on wakes the consumer again
         taken: list[RunInput] = []
         while not self.closed:
             try:

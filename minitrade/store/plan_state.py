@@ -26,10 +26,6 @@ def encode_storage(plan: str, storage: dict[str, Any]) -> str:
                             plan=plan) from e
 
 
-def save_storage(con: duckdb.DuckDBPyConnection, plan: str, storage: dict[str, Any]) -> None:
-    save_encoded(con, {plan: encode_storage(plan, storage)})
-
-
 def save_encoded(con: duckdb.DuckDBPyConnection, storages: dict[str, str]) -> None:
     """Replace plans' storage by the given JSON texts, in one statement."""
     at = datetime.now(UTC)

@@ -5,6 +5,7 @@ the executor enforces, the tests only check what it reports)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 
@@ -13,7 +14,14 @@ import pytest
 
 from minitrade.models import Plan
 from minitrade.runner.compute import RunInput, RunResult, compute, raise_for_error
-from minitrade.runner.executor import BoundedText, InlineExecutor, ProcessExecutor, ready_batches
+from minitrade.runner.executor import (
+    BoundedText,
+    InlineExecutor,
+    ProcessExecutor,
+    Results,
+    UnitFeed,
+    ready_batches,
+)
 
 GOOD = '''import backtrader as bt
 
@@ -255,3 +263,38 @@ def test_worker_batches_hold_every_result_once(pool: ProcessExecutor) -> None:
 def test_inline_results_come_one_at_a_time() -> None:
     batches = list(ready_batches(InlineExecutor(), [unit("x", GOOD), unit("y", GOOD)]))
     assert [[r.run_id for r in b] for b in batches] == [["x"], ["y"]]
+
+
+def test_units_fed_while_the_executor_runs_compute_as_they_come(pool: ProcessExecutor) -> None:
+    """The daemon hands each run to the workers once it is prepared: the first computes (and its
+    result is ready) before the second is even fed."""
+    feed = UnitFeed()
+    with Results(pool, feed) as results:
+        feed.put(unit("first", GOOD))
+        deadline = time.monotonic() + 60
+        early: list[RunResult] = []
+        while not early and time.monotonic() < deadline:
+            early = results.ready()
+            time.sleep(0.05)
+        assert [r.run_id for r in early] == ["first"] and early[0].error is None
+        feed.put(unit("second", GOOD))
+        feed.close()
+        later = [r.run_id for batch in results.batches() for r in batch]
+    assert later == ["second"]
+
+
+def test_a_feed_never_blocks_the_one_who_fills_it() -> None:
+    """Units put before anyone takes them (an inline executor reads the feed only once it is
+    closed) never fill the wake-up pipe: one wake-up is pending at most."""
+    feed, one = UnitFeed(), unit("x", GOOD)
+
+    def fill() -> None:
+        for _ in range(100_000):
+            feed.put(one)
+        feed.close()
+
+    filler = threading.Thread(target=fill, daemon=True)
+    filler.start()
+    filler.join(60)
+    assert not filler.is_alive()
+    assert sum(1 for _ in feed) == 100_000 and feed.closed
