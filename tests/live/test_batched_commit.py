@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -115,3 +115,20 @@ def test_a_failed_transaction_is_retried_run_by_run(env: RunEnv, monkeypatch, ca
     with env.store.transaction() as con:  # beta's rolled-back results left nothing behind
         left = con.execute("SELECT count(*) FROM equity e JOIN runs r USING (run_id) WHERE r.plan = 'beta'").fetchone()
     assert left == (0,)
+
+
+def test_a_plans_two_runs_in_one_batch_are_committed_one_after_the_other(env: RunEnv, caplog) -> None:
+    """A plan due twice in one pass (an interrupted tick resumed beside the next one): its two runs
+    go in separate transactions, the first before the second, so the second is decided on the first's
+    orders and continues its results (one transaction for both would refuse the plan twice)."""
+    earlier = TICK - timedelta(days=1)  # Wednesday 2013-01-02, the plan's first trading day
+    ticks = [("alt", earlier, new_run_id("alt", earlier)), ("alt", TICK, new_run_id("alt", TICK)),
+             ("beta", TICK, new_run_id("beta", TICK))]
+    with caplog.at_level(logging.WARNING, logger="minitrade.run"):
+        outcomes = run_plans(env, ticks)
+    assert "together failed" not in caplog.text  # split into chunks, not rescued by the retry
+    assert [o.status for o in outcomes] == [RunStatus.FINISHED] * 3
+    with env.store.transaction() as con:
+        head = con.execute("SELECT run_id FROM result_heads WHERE plan = 'alt'").fetchone()
+        base = con.execute("SELECT base_run FROM run_results WHERE run_id = ?", [ticks[1][2]]).fetchone()
+    assert head == (ticks[1][2],) and base == (ticks[0][2],)  # the later run continues the earlier one
