@@ -51,10 +51,8 @@ def expiry(order: Order, plan: Plan) -> datetime:
 def _set(store: Store, order: Order, status: OrderStatus, *, broker_order_id: str | None = None,
          note: str | None = None, clear_note: bool = False) -> Order:
     with store.transaction() as con:
-        order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id, note=note,
-                             clear_note=clear_note)
-        updated = order_sql.get_order(con, order.client_id)
-    assert updated is not None
+        updated = order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id, note=note,
+                                       clear_note=clear_note)
     log.log(logging.WARNING if status in (OrderStatus.REJECTED, OrderStatus.EXPIRED) else logging.INFO,
             "order %s %s -> %s%s", order.client_id, order.status.value, status.value, f": {note}" if note else "",
             extra={"plan": order.plan})

@@ -102,18 +102,20 @@ def open_orders(con: duckdb.DuckDBPyConnection, plan: str | None = None) -> list
 
 def set_status(con: duckdb.DuckDBPyConnection, client_id: str, status: OrderStatus, *,
                broker_order_id: str | None = None, note: str | None = None, clear_note: bool = False,
-               now: datetime | None = None) -> None:
+               now: datetime | None = None) -> Order:
     """Move an order to `status`; a given broker id or note replaces the stored one, None keeps it.
+    Returns the order as it is now (one statement: the UPDATE returns it).
 
     `clear_note` drops the stored note (e.g. a hold reason once the order reached the broker).
     """
     row = con.execute("UPDATE orders SET status = ?, broker_order_id = coalesce(?, broker_order_id), "
                       "note = CASE WHEN ? THEN NULL ELSE coalesce(?, note) END, updated_at = ? "
-                      "WHERE client_id = ? RETURNING client_id",
+                      f"WHERE client_id = ? RETURNING {_ORDER_COLUMNS}",
                       [OrderStatus(status).value, broker_order_id, clear_note and note is None, note,
                        now or datetime.now(UTC), client_id]).fetchone()
     if row is None:
         raise StoreError(f"no order {client_id!r} to set {OrderStatus(status).value}")
+    return _order(row)
 
 
 # -- fills -------------------------------------------------------------------------------------

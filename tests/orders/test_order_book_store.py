@@ -55,9 +55,10 @@ def test_set_status_keeps_broker_id_and_note_unless_given(store: Store) -> None:
     with store.transaction() as con:
         order_sql.insert_orders(con, [order])
         order_sql.set_status(con, order.client_id, OrderStatus.SUBMITTED, broker_order_id="42", note="sent")
-        order_sql.set_status(con, order.client_id, OrderStatus.CANCELLED)
+        returned = order_sql.set_status(con, order.client_id, OrderStatus.CANCELLED)
         got = order_sql.get_order(con, order.client_id)
         assert got is not None and (got.status, got.broker_order_id, got.note) == (OrderStatus.CANCELLED, "42", "sent")
+        assert returned == got  # the order as stored now, returned by the UPDATE itself
         with pytest.raises(StoreError, match="no order 'ghost'"):
             order_sql.set_status(con, "ghost", OrderStatus.FILLED)
 
