@@ -168,7 +168,7 @@ def _record(snapshot: Snapshot, run_id: str, result: BacktestResult | MinitradeE
     name = result.plan
     with store.transaction() as con:
         store_runs.write_results(con, run_id, equity=result.equity, positions=result.positions,
-                                 trades=result.trades, fills=result.fills)
+                                 trades=result.trades, fills=result.fills, plan=name)
         store_runs.finish_run(con, run_id, stats=result.stats, start_date=result.equity.index[0].date(),
                               end_date=result.last_date)
     folder = _write_files(snapshot.state_dir / "backtests" / name, run_id, snapshot, result)
