@@ -159,7 +159,7 @@ class _Staged:
     book_notes: list[str]
     notes: list[str]
     storage: str | None
-    data_digest: str
+    data_digest: str | None  # None until its transaction records its price history (strict, not a rehearsal)
 
 
 def _record_chunk(env: RunEnv, chunk: list[tuple[Prepared, RunResult]]
@@ -223,7 +223,7 @@ def _write_chunk(env: RunEnv, items: list[tuple[Prepared, RunResult]]
                                                  st.result.positions, st.result.trades, st.result.fills)
                                  for run, st in staged])
         plan_state.save_encoded(con, {run.plan.name: st.storage for run, st in staged if st.storage is not None})
-        strict = [(run, st) for run, st in staged if run.plan.mode is Mode.STRICT and not run.outcome.rehearsal]
+        strict = [(run, st) for run, st in staged if st.data_digest is None]
         digests = price_changes.record_histories(con, [(run.plan.name, run.outcome.run_id, run.prices)
                                                        for run, _ in strict])
     for run, st in strict:
@@ -253,7 +253,10 @@ def _stage(env: RunEnv, run: Prepared, computed: RunResult, existing: list[Order
         notes += book_notes
     storage = (plan_state.encode_storage(plan.name, computed.storage)
                if computed.storage is not None and not rehearsal else None)
-    return _Staged(result, new, book_notes, notes, storage, price_changes.history_digest(run.prices))
+    # a strict run's digest comes with its recorded history (computed there once, not here as well)
+    keeps_history = plan.mode is Mode.STRICT and not rehearsal
+    return _Staged(result, new, book_notes, notes, storage,
+                   None if keeps_history else price_changes.history_digest(run.prices))
 
 
 def _submit(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended | None) -> End:
