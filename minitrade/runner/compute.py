@@ -105,7 +105,7 @@ def compute(inp: RunInput) -> RunResult:
 def plan_strategy(plan: Plan, source: str) -> type:
     """The strategy class `plan` runs, compiled from `source`; errors name the plan and file:line."""
     try:
-        return load_strategy(source, plan.strategy, plan.class_name)
+        return load_strategy(source, plan.strategy, plan.class_name, owner=plan.name)
     except StrategyError as e:
         where = f"{e.file}:{e.line}: " if e.file and e.line else (f"{e.file}: " if e.file else "")
         raise StrategyError(str(e).removeprefix(where), plan=plan.name, file=e.file, line=e.line) from e

@@ -134,7 +134,7 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
                 commit(waiting.take())
         feed.close()
         end(ends)  # the runs that failed to prepare
-        for batch in waiting.then(results.batches()):
+        for batch in waiting.then(results.batches(gather=CHUNK, linger=COMMIT_WAIT)):
             commit(batch)
         # runs the executor never reported: it stopped (the daemon is stopping) before they started
         end([interrupted_end(env, run.outcome, "interrupted: the daemon stopped before this run started")

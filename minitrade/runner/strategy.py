@@ -27,8 +27,11 @@ MODULE_PREFIX = "minitrade_strategies."
 MAX_MESSAGE = 300
 
 
-def load_strategy(source: str, filename: str, class_name: str | None = None) -> type:
+def load_strategy(source: str, filename: str, class_name: str | None = None, *, owner: str = "") -> type:
     """Compile `source` (the text of `filename`) and return the strategy class a plan runs.
+
+    Each `owner` (a plan) gets a module of its own: plans that share a strategy file never share
+    its module-level state, even in one process.
 
     The class is `class_name` if given; else the one class marked `@entry_strategy`; else the only
     strategy class defined in the file. Anything else is a StrategyError naming the file and line.
@@ -37,7 +40,7 @@ def load_strategy(source: str, filename: str, class_name: str | None = None) -> 
     >>> cls.__name__
     'S'
     """
-    module = _execute(source, filename)
+    module = _execute(source, filename, owner)
     defined = [obj for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, bt.Strategy)
                and obj not in (bt.Strategy, Strategy) and obj.__module__ == module.__name__]
@@ -102,13 +105,13 @@ def check_params(cls: type, params: Mapping[str, Any], *, plan: str | None, file
                             plan=plan, file=file)
 
 
-def _execute(source: str, filename: str) -> types.ModuleType:
+def _execute(source: str, filename: str, owner: str) -> types.ModuleType:
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
         # e.msg only: e.text is the offending line, which is never repeated in a message
         raise StrategyError(f"syntax error: {_bounded(e.msg)}", file=filename, line=e.lineno) from None
-    digest = hashlib.sha256(f"{filename}\0{source}".encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{owner}\0{filename}\0{source}".encode()).hexdigest()[:12]
     stem = re.sub(r"\W", "_", filename.rsplit("/", 1)[-1].removesuffix(".py"))
     name = f"{MODULE_PREFIX}{stem}_{digest}"
     # Let tracebacks and `inspect` show the user's lines although no file is read.

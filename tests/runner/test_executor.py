@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from importlib import resources
 
 import pandas as pd
@@ -78,6 +79,18 @@ class Trusts(bt.Strategy):
             raise RuntimeError("another plan's code ran in this process")
 '''
 
+COUNTS = '''import backtrader as bt
+
+starts = 0  # module-level state: each plan has its own
+
+
+class Counts(bt.Strategy):
+    def start(self):
+        global starts
+        starts += 1
+        print(f"start {starts}")
+'''
+
 BROKEN = '''import backtrader as bt
 
 
@@ -94,7 +107,8 @@ def aapl() -> pd.DataFrame:
 
 
 def unit(run_id: str, source: str, *, timeout: float = 120.0, plan_name: str | None = None) -> RunInput:
-    plan = Plan.model_validate({"name": plan_name or run_id, "strategy": f"strategies/{run_id}.py", "universe": ["AAPL"],
+    plan = Plan.model_validate({"name": plan_name or run_id, "strategy": f"strategies/{plan_name or run_id}.py",
+                                "universe": ["AAPL"],
                                 "data_source": "samples", "backtest_start": "2012-11-01",
                                 "trade_start": "2013-01-02", "run_at": "15:45", "cash": 100000})
     return RunInput(run_id=run_id, plan=plan, strategy_source=source, prices={"AAPL": aapl()}, cash=100000.0,
@@ -168,6 +182,17 @@ def test_a_plans_units_share_a_worker_and_another_plans_never_do(one_worker: Pro
     # each unit's output is its own, not the worker's so far
     assert results["a1"].output == results["a2"].output and results["a1"].output.startswith("1\n2\n")
     assert all(r.cpu_seconds > 0 for r in results.values())
+
+
+def test_plans_that_share_a_strategy_file_share_a_worker_but_not_its_module(one_worker: ProcessExecutor) -> None:
+    def counting(run_id: str, plan_name: str) -> RunInput:
+        shared = unit(run_id, COUNTS, plan_name=plan_name)
+        return replace(shared, plan=shared.plan.model_copy(update={"strategy": "strategies/counts.py"}))
+
+    results = {r.run_id: r for r in one_worker.run([counting("p1", "p"), counting("p2", "p"), counting("q1", "q")])}
+    assert results["p1"].worker == results["p2"].worker == results["q1"].worker  # no fork for plan q
+    # plan p's second unit continues p's module; plan q starts with a module of its own
+    assert [results[r].output for r in ("p1", "p2", "q1")] == ["start 1\n", "start 2\n", "start 1\n"]
 
 
 def test_after_a_timeout_the_plans_next_unit_gets_a_fresh_worker(one_worker: ProcessExecutor) -> None:
