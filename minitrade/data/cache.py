@@ -25,6 +25,11 @@ already cached, one query per batch) and once per batch; only the frames asked f
 The network is never used inside a transaction: a failed or interrupted fetch leaves the cached
 history of its ticker exactly as it was.
 
+A caller about to make many requests (a daemon pass: one per plan) can `preload` them: one
+transaction reads the ranges, checks and bars of all their tickers, and each later request that
+needs no fetch is answered from that reading without opening the store. A ticker's preloaded bars
+are forgotten as soon as this cache stores new ones for it, and all of them at `forget()`.
+
     cache = PriceCache(store, YahooDataSource("yahoo", spec))
     spy = cache.daily("SPY", date(2016, 1, 1))          # first run: one request
     spy = cache.daily("SPY", date(2016, 1, 1))          # again: no request (after the close)
@@ -34,7 +39,7 @@ history of its ticker exactly as it was.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -106,6 +111,7 @@ class PriceCache:
         self.verify_every: timedelta | None = every if isinstance(every, timedelta) else None
         self.fetches = 0   # requests made to the source by this object (for benchmarks and reports)
         self._count_lock = threading.Lock()
+        self._preloaded: _Preloaded | None = None
 
     def __repr__(self) -> str:
         return f"PriceCache({self.store!r}, {self.source!r})"
@@ -158,6 +164,8 @@ class PriceCache:
         now = self.clock()
         size = self.batch_size
         got = _Answer(names, start, last, keep)
+        if self._serve_preloaded(got, digests, now, progress):
+            return got.finish()
         with self.store.transaction() as con:
             jobs = self._plan(con, names, start, last, digests, now)
             waiting = [t for t in names if t in jobs]
@@ -193,9 +201,44 @@ class PriceCache:
                 break
         return got.finish()
 
+    def preload(self, requests: Mapping[str, date], last: date) -> None:
+        """Read at once what requests to come will need (ticker -> first date, all to `last`): the
+        cached ranges and checks of every ticker, and the bars of those cached from their first date.
+        At most `batch_size` tickers (a bounded result set, as a batch); replaces the last preload."""
+        self._preloaded = None
+        if not requests or len(requests) > self.batch_size:
+            return
+        names, start = list(requests), min(requests.values())
+        with self.store.transaction() as con:
+            ranges = sql.cached_ranges(con, self.name, names)
+            checks = sql.price_checks(con, self.name, names)
+            held = [t for t in names if t in ranges and ranges[t].first <= requests[t]]
+            bars = sql.read_many(con, self.name, held, start, last) if held else {}
+        self._preloaded = _Preloaded(ranges, checks, bars, start, last)
+
+    def forget(self) -> None:
+        """Drop what `preload` read: later requests read the store again."""
+        self._preloaded = None
+
+    def _serve_preloaded(self, got: _Answer, digests: dict[str, str | None], now: datetime,
+                         progress: Progress | None) -> bool:
+        """Answer `got`'s request from the preloaded reading if it has every ticker and none needs a fetch."""
+        memo = self._preloaded
+        names = got.names
+        if memo is None or not got.keep or not memo.serves(names, got.start, got.last):
+            return False
+        if self._jobs(memo.ranges, memo.checks, names, got.start, got.last, digests, now):
+            return False
+        got.keep_frames(self, {t: memo.between(t, got.start, got.last) for t in names})
+        for ticker in names:
+            got.answered(ticker, progress)
+        return True
+
     def _store(self, written: dict[str, _Job], following: list[str], jobs: dict[str, _Job], now: datetime,
                got: _Answer) -> None:
         """One transaction: store a batch's bars, read them back, and read the next batch's overlap."""
+        if self._preloaded is not None:
+            self._preloaded.drop(written)
         with self.store.transaction() as con:
             sql.write_many(con, self.name, [(t, j.bars, None if j.whole else j.first, j.covered)
                                             for t, j in written.items() if j.bars is not None],
@@ -209,8 +252,12 @@ class PriceCache:
     def _plan(self, con: duckdb.DuckDBPyConnection, names: list[str], start: date, last: date,
               digests: dict[str, str | None], now: datetime) -> dict[str, _Job]:
         """What each ticker needs fetched; tickers the cache has complete are absent."""
-        known = sql.cached_ranges(con, self.name, names)
-        checks = sql.price_checks(con, self.name, names)
+        return self._jobs(sql.cached_ranges(con, self.name, names), sql.price_checks(con, self.name, names),
+                          names, start, last, digests, now)
+
+    def _jobs(self, known: Mapping[str, sql.CachedRange], checks: Mapping[str, sql.PriceCheck], names: list[str],
+              start: date, last: date, digests: dict[str, str | None], now: datetime) -> dict[str, _Job]:
+        """`_plan` from the ranges and checks read."""
         jobs: dict[str, _Job] = {}
         for ticker in names:
             job = self._job(known.get(ticker), start, last)
@@ -334,7 +381,11 @@ class _Answer:
         if not self.keep or not tickers:
             return
         cached = sql.read_many(con, cache.name, tickers, self.start, self.last)
-        for ticker in tickers:
+        self.keep_frames(cache, {t: cached.get(t) for t in tickers})
+
+    def keep_frames(self, cache: PriceCache, cached: Mapping[str, pd.DataFrame | None]) -> None:
+        """Keep each ticker's cached bars (as `sql.read_many` gives them) as a canonical frame."""
+        for ticker in cached:
             bars = cached.get(ticker)
             if bars is None or bars.empty:
                 self.fail(ticker, DataError(f"no prices from {self.start} to {self.last}", source=cache.name,
@@ -386,6 +437,29 @@ class _Job:
     covered: tuple[date, date] | None = None
     digest: str | None = None          # a local file's digest taken before this fetch
     last_cached: date | None = None    # the last cached bar before this fetch
+
+
+@dataclass
+class _Preloaded:
+    """What `preload` read in one transaction: ranges, checks, and bars from `start` to `last`."""
+
+    ranges: dict[str, sql.CachedRange]
+    checks: dict[str, sql.PriceCheck]
+    bars: dict[str, pd.DataFrame]
+    start: date
+    last: date
+
+    def serves(self, names: list[str], start: date, last: date) -> bool:
+        return self.start <= start and last <= self.last and all(t in self.bars for t in names)
+
+    def between(self, ticker: str, start: date, last: date) -> pd.DataFrame:
+        """The ticker's bars from start to last inclusive, as `sql.read_many` would read them."""
+        bars = self.bars[ticker]
+        return bars[(bars.index >= pd.Timestamp(start)) & (bars.index <= pd.Timestamp(last))]
+
+    def drop(self, tickers: Iterable[str]) -> None:
+        for ticker in tickers:
+            self.bars.pop(ticker, None)
 
 
 def _revised(old: pd.DataFrame, new: pd.DataFrame) -> bool:

@@ -124,20 +124,30 @@ def _dates(nanoseconds: np.ndarray) -> tuple[date, ...]:
     return tuple(d.date() for d in pd.DatetimeIndex(nanoseconds.astype("datetime64[ns]")))
 
 
-def detect_changes(store: Store, plan: str, prices: Mapping[str, pd.DataFrame], *,
-                   rtol: float = DEFAULT_RTOL) -> list[PriceChange]:
-    """Changes of `prices` against the history recorded by the plan's previous run."""
+def recorded_histories(store: Store, plans: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The history each plan's previous runs recorded (see `check_unchanged`), one query for them all."""
+    if not plans:
+        return {}
     with store.transaction() as con:
-        previous = sql.read_history(con, plan)
+        return sql.read_histories(con, plans)
+
+
+def detect_changes(store: Store, plan: str, prices: Mapping[str, pd.DataFrame], *,
+                   rtol: float = DEFAULT_RTOL, previous: pd.DataFrame | None = None) -> list[PriceChange]:
+    """Changes of `prices` against the history recorded by the plan's previous run (`previous`,
+    when the caller read it already with `recorded_histories`)."""
+    if previous is None:
+        previous = recorded_histories(store, [plan])[plan]
     if previous.empty:
         return []
     return compare(previous, prices, rtol=rtol)
 
 
 def check_unchanged(store: Store, plan: str, prices: Mapping[str, pd.DataFrame], *,
-                    rtol: float = DEFAULT_RTOL, source: str | None = None) -> None:
+                    rtol: float = DEFAULT_RTOL, source: str | None = None,
+                    previous: pd.DataFrame | None = None) -> None:
     """Raise DataChanged (with `.changes`) if the past moved since the plan's previous run."""
-    changes = detect_changes(store, plan, prices, rtol=rtol)
+    changes = detect_changes(store, plan, prices, rtol=rtol, previous=previous)
     if not changes:
         return
     tickers = ", ".join(c.ticker for c in changes)

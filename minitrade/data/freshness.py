@@ -17,7 +17,7 @@ with FetchStopped; the answer is the same as asking the source ticker by ticker.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -84,6 +84,23 @@ def fresh_prices(source: DataSource, tickers: Iterable[str], start: date, end: d
     if stale:
         raise stale_error(source.name, stale, needed, at)
     return prices
+
+
+def preload(source: DataSource, requests: Mapping[str, date], last: date) -> None:
+    """Let a price cache read at once what several `fresh_prices` calls will ask it (see
+    PriceCache.preload); any other source reads when asked."""
+    from minitrade.data.cache import PriceCache
+
+    if isinstance(source, PriceCache):
+        source.preload(requests, last)
+
+
+def forget(source: DataSource) -> None:
+    """Drop what `preload` read."""
+    from minitrade.data.cache import PriceCache
+
+    if isinstance(source, PriceCache):
+        source.forget()
 
 
 def probe_last_bars(source: DataSource, tickers: Iterable[str], needed: date) -> dict[str, date | None]:

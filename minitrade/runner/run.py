@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from minitrade.data import changes as price_changes
 from minitrade.data import freshness
@@ -48,6 +49,11 @@ from minitrade.store import orders as order_sql
 from minitrade.store import plan_state
 from minitrade.store import runs as run_sql
 from minitrade.trading_calendar import get_calendar
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from minitrade.data.base import DataSource
 
 __all__ = ["OnDone", "RunEnv", "RunOutcome", "new_run_id", "run_plan", "run_plans", "signal_day"]
 log = logging.getLogger("minitrade.run")
@@ -99,7 +105,9 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     digests = env.snapshot.digests()  # hashes every resource: once per batch, not twice per run
 
     def commit(batch: list[RunResult]) -> None:
-        done, notices, bug = commit_batch(env, [(prepared.pop(r.run_id), r) for r in batch], on_done)
+        items = [(prepared.pop(r.run_id), r) for r in batch]
+        reads.committed([run.plan.name for run, _ in items])
+        done, notices, bug = commit_batch(env, items, on_done)
         outcomes.extend(done)
         bugs.extend([bug] if bug else [])
         send_notices(env, notices)
@@ -114,24 +122,28 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     # (Store.released), and so does a wait of IDLE_SECONDS for results, so the CLI gets in between.
     # Workers compute a run as soon as it is prepared; what they finished meanwhile is committed
     # between two prepares, so the first runs' orders do not wait for the last runs' prices.
-    feed, waiting = UnitFeed(), _Waiting()
+    feed, waiting, reads = UnitFeed(), _Waiting(), _Reads()
     with env.store.held_open(), Results(env.executor, feed, should_stop=should_stop,
                                         on_idle=env.store.let_go) as results:
-        for outcome, digest in _start_all(env, ticks, digests):
-            try:
-                run = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop)
-            except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
-                ends.append(interrupted_end(env, outcome, f"interrupted: {e}"))
-            except MinitradeError as e:
-                ends.append(failed_end(env, outcome, e))
-            except Exception as e:  # a bug of ours: record it, run the others, then let it surface
-                ends.append(bug_end(env, outcome, e))
-            else:
-                prepared[outcome.run_id] = run
-                feed.put(run.input)
-            waiting.add(results.ready())
-            if waiting.due():
-                commit(waiting.take())
+        starts = _start_all(env, ticks, digests)
+        for group in (starts[i:i + PRELOAD] for i in range(0, len(starts), PRELOAD)):
+            reads.load(env, group)
+            for outcome, digest in group:
+                try:
+                    run = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop, reads)
+                except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
+                    ends.append(interrupted_end(env, outcome, f"interrupted: {e}"))
+                except MinitradeError as e:
+                    ends.append(failed_end(env, outcome, e))
+                except Exception as e:  # a bug of ours: record it, run the others, then let it surface
+                    ends.append(bug_end(env, outcome, e))
+                else:
+                    prepared[outcome.run_id] = run
+                    feed.put(run.input)
+                waiting.add(results.ready())
+                if waiting.due():
+                    commit(waiting.take())
+        reads.forget()
         feed.close()
         end(ends)  # the runs that failed to prepare
         for batch in waiting.then(results.batches(gather=CHUNK, linger=COMMIT_WAIT)):
@@ -173,6 +185,48 @@ class _Waiting:
 
 
 COMMIT_WAIT = 1.0  # seconds a result may wait for the runs still being prepared before it is committed
+PRELOAD = 32  # runs whose prepares read their prices and histories together: memory stays at a group's
+
+
+class _Reads:
+    """The reads of a group of prepares, made at once: each price cache's bars of the group's
+    tickers (PriceCache.preload) and the strict plans' recorded histories, one query each instead
+    of a few per run. A plan's history is read again once one of its runs was committed."""
+
+    def __init__(self) -> None:
+        self.histories: dict[str, pd.DataFrame] = {}
+        self.sources: dict[int, DataSource] = {}
+
+    def load(self, env: RunEnv, group: Sequence[tuple[RunOutcome, str]]) -> None:
+        self.histories = {}
+        wanted: dict[int, tuple[dict[str, date], list[date]]] = {}
+        strict: list[str] = []
+        try:
+            for outcome, _ in group:
+                plan = env.snapshot.plans[outcome.plan]
+                source = env.prices(plan)
+                self.sources[id(source)] = source
+                requests, ends = wanted.setdefault(id(source), ({}, []))
+                for ticker in plan.tickers:
+                    requests[ticker] = min(requests.get(ticker, plan.backtest_start), plan.backtest_start)
+                ends.append(signal_day(plan, outcome.tick_at or env.clock()))
+                strict += [plan.name] if plan.mode is Mode.STRICT else []
+            for key, (requests, ends) in wanted.items():
+                freshness.preload(self.sources[key], requests, max(ends))
+            self.histories = price_changes.recorded_histories(env.store, list(dict.fromkeys(strict)))
+        except Exception as e:  # only a shortcut: each prepare then reads, and reports, on its own
+            log.debug("reading a group of prepares at once failed (%s); each reads on its own", e)
+
+    def history(self, plan: str) -> pd.DataFrame | None:
+        return self.histories.get(plan)
+
+    def committed(self, plans: Sequence[str]) -> None:
+        for plan in plans:
+            self.histories.pop(plan, None)
+
+    def forget(self) -> None:
+        for source in self.sources.values():
+            freshness.forget(source)
 
 
 def _start_all(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]],
@@ -200,7 +254,7 @@ def _start_all(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]],
 
 
 def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
-             should_stop: Callable[[], bool] = lambda: False) -> Prepared:
+             should_stop: Callable[[], bool] = lambda: False, reads: _Reads | None = None) -> Prepared:
     """Prices, the strict guard, the actual book and storage: everything compute needs, read here."""
     store, snapshot = env.store, env.snapshot
     plan = snapshot.plans[outcome.plan]
@@ -213,7 +267,8 @@ def _prepare(env: RunEnv, outcome: RunOutcome, tick_at: datetime, digest: str,
     prices = freshness.fresh_prices(source, plan.tickers, plan.backtest_start, day, needed=needed, at=tick_at,
                                     should_stop=should_stop)
     if plan.mode is Mode.STRICT:
-        price_changes.check_unchanged(store, plan.name, prices, source=plan.data_source)
+        price_changes.check_unchanged(store, plan.name, prices, source=plan.data_source,
+                                      previous=reads.history(plan.name) if reads is not None else None)
 
     cash, trade_start, storage = plan.cash, plan.trade_start, None
     positions: dict[str, float] = {t: float(q) for t, q in plan.positions.items()}

@@ -129,13 +129,16 @@ def write_many(con: duckdb.DuckDBPyConnection, source: str,
 
 # -- price_history: the final bars each plan's runs used -----------------------------------------
 
-def read_history(con: duckdb.DuckDBPyConnection, plan: str) -> pd.DataFrame:
-    """The bars a plan's runs recorded: columns ticker, date, open, high, low, close, run_id (the run
-    that first recorded the bar)."""
-    frame = con.execute("SELECT ticker, date, open, high, low, close, run_id FROM price_history "
-                        "WHERE plan = ? ORDER BY ticker, date", [plan]).df()
+def read_histories(con: duckdb.DuckDBPyConnection, plans: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The bars each plan's runs recorded, in one query: columns ticker, date, open, high, low, close,
+    run_id (the run that first recorded the bar); a plan with nothing recorded gets an empty frame."""
+    frame = con.execute("SELECT plan, ticker, date, open, high, low, close, run_id FROM price_history "
+                        "WHERE list_contains(?, plan) ORDER BY plan, ticker, date", [list(plans)]).df()
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
-    return frame
+    parts = {str(plan): part.drop(columns="plan").reset_index(drop=True)
+             for plan, part in frame.groupby("plan", sort=False)}
+    empty = frame.drop(columns="plan").iloc[:0]
+    return {plan: parts.get(plan, empty) for plan in plans}
 
 
 def history_spans(con: duckdb.DuckDBPyConnection, plans: Sequence[str]) -> dict[str, dict[str, tuple[date, date, int]]]:
