@@ -57,14 +57,16 @@ class End:
     bug: Exception | None = None
 
 
-def finish(env: RunEnv, ends: list[End], on_done: OnDone | None
-            ) -> tuple[list[messages.Message], Exception | None]:
-    """Record runs ended, and the caller's bookkeeping of them, in one transaction; returns their
+def finish(env: RunEnv, ends: list[End], on_done: OnDone | None, submitted: list[Order] | None = None
+           ) -> tuple[list[messages.Message], Exception | None]:
+    """Record runs ended, the statuses their orders got at a local broker (`submitted`, see
+    submit_new's `later`) and the caller's bookkeeping of them, in one transaction; returns their
     notices (sent once the state file is let go) and the first bug of ours among them."""
     if not ends:
         return [], None
     closed = [e.outcome for e in ends if e.closes]
     with env.store.transaction() as con:
+        order_sql.save_statuses(con, submitted or [])
         run_sql.finish_runs(con, [e.record for e in ends])
         if on_done is not None and closed:
             on_done(con, closed)
@@ -93,8 +95,9 @@ def commit_batch(env: RunEnv, batch: list[tuple[Prepared, RunResult]], on_done: 
         for chunk in _chunks(batch):
             env.store.give_turn(HOLD_SECONDS)
             recorded, ends, suspended = _record_chunk(env, chunk)
-            ends += [_submit(env, run, staged, suspended) for run, staged in recorded]
-            chunk_notices, chunk_bug = finish(env, ends, on_done)
+            submitted: list[Order] = []  # statuses at a local broker, written with the ends
+            ends += [_submit(env, run, staged, suspended, submitted) for run, staged in recorded]
+            chunk_notices, chunk_bug = finish(env, ends, on_done, submitted)
             outcomes += [e.outcome for e in ends if e.closes]
             notices += chunk_notices
             bug = bug or chunk_bug
@@ -259,8 +262,10 @@ def _stage(env: RunEnv, run: Prepared, computed: RunResult, existing: list[Order
                    None if keeps_history else price_changes.history_digest(run.prices))
 
 
-def _submit(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended | None) -> End:
-    """After the chunk's transaction: submit the run's orders (or hold them) and say how it ended."""
+def _submit(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended | None,
+            submitted: list[Order]) -> End:
+    """After the chunk's transaction: submit the run's orders (or hold them) and say how it ended;
+    the statuses orders get at a local broker are added to `submitted`, for `finish` to write."""
     outcome, plan, new = run.outcome, run.plan, staged.new
     outcome.result = staged.result
     outcome.notes += staged.notes
@@ -269,7 +274,7 @@ def _submit(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended |
                 "%s%s", o.client_id, o.status.value, o.side.value, o.quantity, o.ticker, o.order_type.value,
                 f" ({o.note})" if o.note else "", extra=about(outcome))
     try:
-        outcome.orders = _send_orders(env, run, staged, suspended)
+        outcome.orders = _send_orders(env, run, staged, suspended, submitted)
     except MinitradeError as e:
         return failed_end(env, outcome, e)
     except Exception as e:  # a bug of ours: recorded, the others committed, then raised
@@ -287,8 +292,8 @@ def _submit(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended |
     return End(outcome, record, notice=notice)
 
 
-def _send_orders(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended | None
-                 ) -> list[Order]:
+def _send_orders(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspended | None,
+                 submitted: list[Order]) -> list[Order]:
     """The run's new orders after submission (a rehearsal's as recorded); refused ones stay as they are.
 
     The chunk's reading of the suspended plans stands only while the state file stayed held since:
@@ -306,7 +311,8 @@ def _send_orders(env: RunEnv, run: Prepared, staged: _Staged, suspended: _Suspen
         slow = _submission_is_slow(env, plan)
         with env.store.released() if slow else nullcontext():
             sent = submit_new(env.store, plan, to_send, env.brokers, notify=env.notifier, now=env.real_clock(),
-                              suspended=None if slow or suspended is None else suspended.current(env.store))
+                              suspended=None if slow or suspended is None else suspended.current(env.store),
+                              later=None if slow else submitted)
     return sent + [o for o in new if o.status is OrderStatus.REJECTED]
 
 

@@ -49,10 +49,16 @@ def expiry(order: Order, plan: Plan) -> datetime:
 
 
 def _set(store: Store, order: Order, status: OrderStatus, *, broker_order_id: str | None = None,
-         note: str | None = None, clear_note: bool = False) -> Order:
-    with store.transaction() as con:
-        updated = order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id, note=note,
-                                       clear_note=clear_note)
+         note: str | None = None, clear_note: bool = False, later: list[Order] | None = None) -> Order:
+    """Record the order's new status now, or (given `later`) add it there for the caller to write."""
+    if later is not None:
+        updated = order_sql.with_status(order, status, broker_order_id=broker_order_id, note=note,
+                                        clear_note=clear_note)
+        later.append(updated)
+    else:
+        with store.transaction() as con:
+            updated = order_sql.set_status(con, order.client_id, status, broker_order_id=broker_order_id,
+                                           note=note, clear_note=clear_note)
     log.log(logging.WARNING if status in (OrderStatus.REJECTED, OrderStatus.EXPIRED) else logging.INFO,
             "order %s %s -> %s%s", order.client_id, order.status.value, status.value, f": {note}" if note else "",
             extra={"plan": order.plan})
@@ -70,16 +76,16 @@ def _ready(broker: Broker) -> tuple[bool, str, bool]:
     return state in READY, f"broker session: {state.value}", state is not SessionState.NOT_RUNNING
 
 
-def _send(store: Store, broker: Broker, order: Order) -> Order:
+def _send(store: Store, broker: Broker, order: Order, later: list[Order] | None = None) -> Order:
     """Send one order; a lost answer leaves it PENDING_SUBMIT for the next lookup, never resent blindly."""
     try:
         placed: BrokerOrder = broker.submit(order)
     except OrderRejected as e:
-        return _set(store, order, OrderStatus.REJECTED, note=str(e))
+        return _set(store, order, OrderStatus.REJECTED, note=str(e), later=later)
     except BrokerNotReady as e:
-        return _set(store, order, OrderStatus.HELD, note=str(e))
+        return _set(store, order, OrderStatus.HELD, note=str(e), later=later)
     except BrokerUnavailable as e:
-        return _set(store, order, OrderStatus.PENDING_SUBMIT, note=f"outcome unknown, will look up: {e}")
+        return _set(store, order, OrderStatus.PENDING_SUBMIT, note=f"outcome unknown, will look up: {e}", later=later)
     failpoints.hit("submit-sent")
     # the broker's word on the order stands; "not yet sent" states are ours alone
     status = OrderStatus.SUBMITTED if placed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.HELD) \
@@ -88,16 +94,22 @@ def _send(store: Store, broker: Broker, order: Order) -> Order:
     # a decision's note (an order clipped to the actual book) stays, and the broker's (a question confirmed) joins it
     held = order.status is OrderStatus.HELD
     note = "; ".join(n for n in (None if held else order.note, placed.note) if n) or None
-    return _set(store, order, status, broker_order_id=placed.broker_order_id, note=note, clear_note=held)
+    return _set(store, order, status, broker_order_id=placed.broker_order_id, note=note, clear_note=held,
+                later=later)
 
 
 def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor, *,
-               notify: Notifier | None, now: datetime, suspended: Mapping[str, Override] | None = None) -> list[Order]:
+               notify: Notifier | None, now: datetime, suspended: Mapping[str, Override] | None = None,
+               later: list[Order] | None = None) -> list[Order]:
     """Submit a run's new orders, or hold them (broker not ready) or park them (trading disabled).
 
-    `suspended` is the plans suspended now, when the caller read them already (a batch of runs, once)."""
+    `suspended` is the plans suspended now, when the caller read them already (a batch of runs, once).
+    `later` is only for a broker whose calls never leave this process (manual): the orders' new
+    statuses are added there instead of written one transaction each, and the caller writes them
+    together (order_sql.save_statuses). A crash before that leaves them PENDING_SUBMIT, and they
+    are sent again, which such a broker takes as the first time."""
     if not plan.trading_enabled:
-        return [_set(store, o, OrderStatus.CANCELLED, note="trading disabled: recorded, never submitted")
+        return [_set(store, o, OrderStatus.CANCELLED, note="trading disabled: recorded, never submitted", later=later)
                 for o in orders]
     if suspended is None:
         with store.transaction() as con:
@@ -105,19 +117,19 @@ def submit_new(store: Store, plan: Plan, orders: list[Order], brokers: BrokerFor
     paused = suspended.get(plan.name)
     if paused is not None:  # a run started by hand while suspended (the daemon skips the plan's ticks)
         return [_set(store, o, OrderStatus.CANCELLED, note=f"plan {skip_reason(paused)}: "
-                     "recorded, never submitted") for o in orders]
+                     "recorded, never submitted", later=later) for o in orders]
     broker = brokers(plan.broker)
     ready, why, login_helps = _ready(broker)
     if not ready:
-        held = [_set(store, o, OrderStatus.HELD, note=why) for o in orders]
+        held = [_set(store, o, OrderStatus.HELD, note=why, later=later) for o in orders]
         if notify is not None and not login_helps:
             notify.notify(messages.broker_unavailable(plan.name, held, broker=plan.broker, reason=why))
         else:  # held for want of a session: announced as any held order is (its note is `why`)
             _announce(notify, plan, held)
         return held
-    sent = [_send(store, broker, o) if now < expiry(o, plan) else
+    sent = [_send(store, broker, o, later) if now < expiry(o, plan) else
             _set(store, o, OrderStatus.EXPIRED, note=f"{o.order_type.value} order already too late at "
-                                                      f"{now:%Y-%m-%d %H:%M %Z}; not sent")
+                                                      f"{now:%Y-%m-%d %H:%M %Z}; not sent", later=later)
             for o in orders]
     _announce(notify, plan, sent)
     return sent

@@ -8,7 +8,7 @@ only refuses what would corrupt the record (a second row for one client id or on
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -116,6 +116,29 @@ def set_status(con: duckdb.DuckDBPyConnection, client_id: str, status: OrderStat
     if row is None:
         raise StoreError(f"no order {client_id!r} to set {OrderStatus(status).value}")
     return _order(row)
+
+
+def with_status(order: Order, status: OrderStatus, *, broker_order_id: str | None = None, note: str | None = None,
+                clear_note: bool = False) -> Order:
+    """`order` as `set_status` (same arguments) would leave it, without the database: changes made
+    this way are written together by `save_statuses`."""
+    kept = None if clear_note and note is None else (note if note is not None else order.note)
+    return replace(order, status=OrderStatus(status), note=kept,
+                   broker_order_id=broker_order_id if broker_order_id is not None else order.broker_order_id)
+
+
+def save_statuses(con: duckdb.DuckDBPyConnection, orders: Sequence[Order], *, now: datetime | None = None) -> None:
+    """Write the status, broker id and note of orders changed by `with_status`, in one statement (the
+    last change of an order stands)."""
+    last = {o.client_id: o for o in orders}
+    when = now or datetime.now(UTC)
+    updated = update_rows(con, "orders", [("client_id", "VARCHAR")],
+                          [("status", "VARCHAR"), ("broker_order_id", "VARCHAR"), ("note", "VARCHAR"),
+                           ("updated_at", "TIMESTAMPTZ")],
+                          [[o.client_id, o.status.value, o.broker_order_id, o.note, when] for o in last.values()])
+    if len(updated) != len(last):
+        missing = sorted(set(last) - {str(row[0]) for row in updated})
+        raise StoreError(f"no order {missing[0]!r} to set {last[missing[0]].status.value}")
 
 
 # -- fills -------------------------------------------------------------------------------------

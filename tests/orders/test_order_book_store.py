@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -61,6 +62,42 @@ def test_set_status_keeps_broker_id_and_note_unless_given(store: Store) -> None:
         assert returned == got  # the order as stored now, returned by the UPDATE itself
         with pytest.raises(StoreError, match="no order 'ghost'"):
             order_sql.set_status(con, "ghost", OrderStatus.FILLED)
+
+
+# (status, broker_order_id, note, clear_note) changes, applied one after another to a fresh order
+STATUS_CHANGES = [
+    [(OrderStatus.SUBMITTED, "42", "sent", False), (OrderStatus.CANCELLED, None, None, False)],
+    [(OrderStatus.HELD, None, "broker session: expired", False), (OrderStatus.SUBMITTED, "7", None, True)],
+    [(OrderStatus.HELD, None, "not ready", False), (OrderStatus.SUBMITTED, "8", "confirmed", True)],
+    [(OrderStatus.REJECTED, None, "refused", False)],
+    [(OrderStatus.EXPIRED, None, None, True)],
+]
+
+
+@pytest.mark.parametrize("changes", STATUS_CHANGES)
+def test_statuses_written_together_equal_set_status_one_by_one(
+        store: Store, changes: list[tuple[OrderStatus, str | None, str | None, bool]]) -> None:
+    """A local broker's submissions are written in one statement (`with_status` + `save_statuses`):
+    the orders they leave must be exactly those `set_status` leaves."""
+    one, together = make_order("AAPL", note="clipped"), make_order("MSFT", note="clipped")
+    with store.transaction() as con:
+        order_sql.insert_orders(con, [one, together])
+        later = [together]
+        for status, broker_id, note, clear in changes:
+            order_sql.set_status(con, one.client_id, status, broker_order_id=broker_id, note=note, clear_note=clear)
+            later.append(order_sql.with_status(later[-1], status, broker_order_id=broker_id, note=note,
+                                               clear_note=clear))
+        order_sql.save_statuses(con, later[1:])
+        by_set, by_batch = order_sql.get_order(con, one.client_id), order_sql.get_order(con, together.client_id)
+    assert by_set is not None and by_batch is not None
+    assert later[-1] == by_batch  # what the caller was told is what is stored
+    fields = lambda o: (o.status, o.broker_order_id, o.note)  # noqa: E731
+    assert fields(by_batch) == fields(by_set)
+
+
+def test_saving_the_status_of_an_unknown_order_fails(store: Store) -> None:
+    with pytest.raises(StoreError, match="no order 'ghost'"), store.transaction() as con:
+        order_sql.save_statuses(con, [replace(make_order(), client_id="ghost")])
 
 
 def test_fills_are_idempotent_by_id_and_a_conflicting_one_is_refused(store: Store) -> None:
