@@ -21,7 +21,11 @@
    would live (3a: each plan's first live tick), then the same a session later (3b: one new bar,
    the daemon's every day). The report site is written after the pass, as the daemon does, and
    counted apart. Prints the makespan, per-run cost, how many ran and how many were SKIPPED.
-   Baseline: the same backtests via `run_backtest` on the same prices (no store, no orders).
+   Baseline: the very units the pass computed (caught as the daemon fed them to its workers), each
+   as a plain `run_backtest` call with the same arguments (cash, positions, trade_start, end,
+   frozen_before), serially in this process after the pass: no store, no orders, no worker. (Until
+   2026-11-28 it ran research backtests, which trade from backtest_start where a live run trades
+   from trade_start only: 2-2.5x the work the workers do, which flattered every ratio to it.)
 `--profile` prints the top functions of one idle pass and of the due pass.
 """
 
@@ -49,8 +53,9 @@ from minitrade.loader import Snapshot, load_commit
 from minitrade.reconcile_pass import cached_prices, publish, reconcile_once
 from minitrade.reconciler import apply
 from minitrade.runner.backtest import run_backtest
-from minitrade.runner.executor import ProcessExecutor, executor_for
-from minitrade.runner.research import load_plan_strategy, research_input
+from minitrade.runner.compute import RunInput, plan_strategy
+from minitrade.runner.executor import ProcessExecutor, UnitFeed, executor_for
+from minitrade.runner.research import research_input
 from minitrade.runner.run import signal_day
 from minitrade.store import Store
 
@@ -277,23 +282,29 @@ def due_minute(base: Path, n: int, workload: tuple[str, str, int], profile: bool
 
 
 def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: datetime, n: int, profile: bool) -> None:
-    """One measured pass at `at` with every price cached; its baseline the same backtests, in process."""
+    """One measured pass at `at` with every price cached; its baseline the very units it computed,
+    each as a plain `run_backtest` call with the same arguments, serially in this process."""
     root = snap.root
     prices_of = cached_prices(snap, store)
     day = signal_day(next(iter(snap.plans.values())), at)
-    frames = {}
-    for plan in snap.plans.values():  # warm the price cache (and keep the frames for the baseline)
-        for t in plan.tickers:
-            frames[(plan.name, t)] = prices_of(plan).daily(t, plan.backtest_start, day)
+    for plan in snap.plans.values():  # warm the price cache
+        prices_of(plan).daily_many(plan.tickers, plan.backtest_start, day)
+    units: list[RunInput] = []  # as the daemon feeds them to its workers
+    feed_put = UnitFeed.put
 
-    def direct() -> None:
-        for plan in snap.plans.values():
-            strategy = load_plan_strategy(snap, plan)
-            run_backtest(plan, {t: frames[(plan.name, t)] for t in plan.tickers}, strategy,
-                         cash=plan.cash, trade_start=plan.trade_start, commission=snap.settings.commission,
-                         end=day)
+    def recorded(feed: UnitFeed, unit: RunInput) -> None:
+        units.append(unit)
+        feed_put(feed, unit)
 
-    base_s = min(timed(direct, 2))  # warm: the workers fork from a process that has run one already
+    def direct() -> None:  # compute() without the worker, the result boxing or the captured output
+        for unit in units:
+            strategy = plan_strategy(unit.plan, unit.strategy_source)
+            run_backtest(unit.plan, unit.prices, strategy, cash=unit.cash, positions=unit.positions,
+                         trade_start=unit.trade_start, commission=unit.commission,
+                         storage=dict(unit.storage) if unit.storage is not None else None, end=unit.end,
+                         frozen_before=unit.frozen_before)
+
+    UnitFeed.put = recorded  # type: ignore[method-assign]
     worker_cpu: list[float] = []  # each worker reports its own CPU: forkserver's children are not ours
     run_units = executor.run
 
@@ -323,12 +334,15 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
     workers_cpu = sum(worker_cpu)
     del os.environ["MINITRADE_NOW"]
     del executor.run
+    UnitFeed.put = feed_put  # type: ignore[method-assign]
     opened = opens()
+    base_s = min(timed(direct, 2))
+    per_backtest = base_s / max(len(units), 1)
     ran = len(result.runs)
     finished = sum(r.status == "FINISHED" for r in result.runs)
     orders = sum(len(r.orders) for r in result.runs)
-    line(f"baseline: {n} run_backtest calls (serial, best of 2)", base_s)
-    line("baseline per backtest", base_s / n)
+    line(f"baseline: {len(units)} run_backtest calls (serial, best of 2)", base_s)
+    line("baseline per backtest", per_backtest)
     line("makespan of the pass (ticks closed)", makespan)
     print(f"  {'makespan / serial backtests':<38} {makespan / base_s:9.2f} x   (target <= 0.6)")
     if ran:
@@ -337,10 +351,10 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
         # the bare backtests ran in this process, whose heap (50 plans' prices, DuckDB) slows them;
         # the workers' own CPU is the stricter serial sum: 2 cores fully used would give 0.5 of it
         print(f"  {'makespan / workers CPU summed':<38} {makespan / workers_cpu:9.2f} x   (0.5 is both cores busy)")
-        print(f"  {'daemon CPU per run / backtest':<38} {(daemon_cpu / ran) / (base_s / n):9.2f} x   "
+        print(f"  {'daemon CPU per run / backtest':<38} {(daemon_cpu / ran) / per_backtest:9.2f} x   "
               "(target <= 1.3; was 6.5 with runs inside the daemon)")
         line("report site after the pass, per plan page", site_cpu / ran)
-        print(f"  {'daemon CPU per run incl. its page':<38} {(daemon_cpu + site_cpu) / ran / (base_s / n):9.2f} x   "
+        print(f"  {'daemon CPU per run incl. its page':<38} {(daemon_cpu + site_cpu) / ran / per_backtest:9.2f} x   "
               f"(site written in {site_wall:.1f} s after the runs' ticks closed)")
     print(f"  ran {ran} (finished {finished}, orders {orders}), SKIPPED {len(result.skipped)} "
           f"of {n} (grace 3 min)")
