@@ -26,6 +26,8 @@
    frozen_before), serially in this process after the pass: no store, no orders, no worker. (Until
    2026-11-28 it ran research backtests, which trade from backtest_start where a live run trades
    from trade_start only: 2-2.5x the work the workers do, which flattered every ratio to it.)
+   Beside it, the same units on the executor alone (no prepare, no commit, best of 2): the most
+   these cores give, so the distance from it is the daemon's own cost.
 `--profile` prints the top functions of one idle pass and of the due pass.
 """
 
@@ -338,6 +340,7 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
     opened = opens()
     base_s = min(timed(direct, 2))
     per_backtest = base_s / max(len(units), 1)
+    alone_s = min(timed(lambda: list(executor.run(units)), 2))  # what the workers give with no daemon work
     ran = len(result.runs)
     finished = sum(r.status == "FINISHED" for r in result.runs)
     orders = sum(len(r.orders) for r in result.runs)
@@ -345,11 +348,14 @@ def due_pass(snap: Snapshot, store: Store, executor: ProcessExecutor, at: dateti
     line("baseline per backtest", per_backtest)
     line("makespan of the pass (ticks closed)", makespan)
     print(f"  {'makespan / serial backtests':<38} {makespan / base_s:9.2f} x   (target <= 0.6)")
+    line("the same units on the executor alone (best of 2)", alone_s)
+    print(f"  {'executor alone / serial backtests':<38} {alone_s / base_s:9.2f} x   "
+          "(no prepare, no commit: the ceiling on these cores)")
     if ran:
         line("daemon CPU per run (prepare+commit)", daemon_cpu / ran)
         line("worker CPU per run (its unit, in the worker)", workers_cpu / ran)
-        # the bare backtests ran in this process, whose heap (50 plans' prices, DuckDB) slows them;
-        # the workers' own CPU is the stricter serial sum: 2 cores fully used would give 0.5 of it
+        # the workers' own CPU (unpickling, result boxing and each other's company included):
+        # 2 cores fully used by them would give 0.5 of it
         print(f"  {'makespan / workers CPU summed':<38} {makespan / workers_cpu:9.2f} x   (0.5 is both cores busy)")
         print(f"  {'daemon CPU per run / backtest':<38} {(daemon_cpu / ran) / per_backtest:9.2f} x   "
               "(target <= 1.3; was 6.5 with runs inside the daemon)")
