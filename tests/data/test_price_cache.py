@@ -151,3 +151,42 @@ def test_concurrent_readers_in_one_process_see_the_same_bars(store, yahoo, fake_
         thread.join()
     assert len(results) == 4 and all(r.equals(expected) for r in results)
     assert len(fake_yahoo.requests) == 1
+
+
+def test_preloaded_requests_are_answered_as_the_store_answers_them(store, yahoo, fake_yahoo, monkeypatch):
+    """A daemon pass reads its plans' prices at once (`preload`); each plan's request is then answered
+    from that reading with the very frame the store gives, without opening the store, until this
+    cache stores new bars of a ticker."""
+    cache = make_cache(store, yahoo, fake_yahoo)
+    cache.daily_many(["SPY", "QQQ"], START)
+    end = date(2026, 11, 19)
+    plain = {t: cache.daily(t, date(2020, 1, 2), end) for t in ("SPY", "QQQ")}
+    transaction, opened = store.transaction, []
+
+    def counted():
+        opened.append(1)
+        return transaction()
+
+    monkeypatch.setattr(store, "transaction", counted)
+    cache.preload({"SPY": START, "QQQ": date(2019, 1, 2)}, end)
+    assert len(opened) == 1  # one transaction for every ticker
+    for ticker, frame in plain.items():
+        served = cache.daily(ticker, date(2020, 1, 2), end)
+        pd.testing.assert_frame_equal(served, frame)
+        assert served.attrs == frame.attrs
+    assert len(opened) == 1  # answered from the preload
+    cache.daily("QQQ", date(2020, 1, 2), end + timedelta(days=1))  # past what was read: the store answers
+    assert len(opened) == 2
+
+    fake_yahoo.book.now = NY_AFTER_CLOSE + timedelta(days=3)  # a new bar to fetch: stored, so forgotten
+    cache.daily("SPY", START)
+    assert len(fake_yahoo.requests) > 2
+    before = len(opened)
+    pd.testing.assert_frame_equal(cache.daily("SPY", date(2020, 1, 2), end), plain["SPY"])
+    assert len(opened) > before  # SPY is read from the store again; QQQ still from the preload
+    before = len(opened)
+    cache.daily("QQQ", date(2020, 1, 2), end)
+    assert len(opened) == before
+    cache.forget()
+    cache.daily("QQQ", date(2020, 1, 2), end)
+    assert len(opened) == before + 1

@@ -261,6 +261,23 @@ def test_results_that_arrived_together_come_as_one_batch() -> None:
     assert not executor.stopped
 
 
+def test_a_gathering_batch_waits_for_more_results_up_to_its_size() -> None:
+    executor = Scripted(["a", "b", "c", "d"])
+    executor.go.set()  # every result comes as soon as asked
+    with Results(executor, []) as results:
+        batches = [[r.run_id for r in b] for b in results.batches(gather=3, linger=60)]
+    assert batches[0][:3] == ["a", "b", "c"] and [i for b in batches for i in b] == ["a", "b", "c", "d"]
+
+
+def test_a_gathering_batch_is_given_once_its_first_result_waited_long_enough() -> None:
+    executor = Scripted(["a", "b", "c"])  # b and c only come once the caller has had a
+    with Results(executor, []) as results:
+        batches = results.batches(gather=16, linger=0.05)
+        assert [r.run_id for r in next(batches)] == ["a"]
+        executor.go.set()
+        assert [r.run_id for b in batches for r in b] == ["b", "c"]
+
+
 def test_an_executors_error_reaches_the_caller_after_the_results_before_it() -> None:
     executor = Scripted(["a", "b"], fail_after_first=True)
     batches = ready_batches(executor, [])
