@@ -126,24 +126,26 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     with env.store.held_open(), Results(env.executor, feed, should_stop=should_stop,
                                         on_idle=env.store.let_go) as results:
         starts = _start_all(env, ticks, digests)
-        for group in (starts[i:i + PRELOAD] for i in range(0, len(starts), PRELOAD)):
-            reads.load(env, group)
-            for outcome, digest in group:
-                try:
-                    run = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop, reads)
-                except FetchStopped as e:  # the daemon is stopping: not the plan's failure; its tick is resumed
-                    ends.append(interrupted_end(env, outcome, f"interrupted: {e}"))
-                except MinitradeError as e:
-                    ends.append(failed_end(env, outcome, e))
-                except Exception as e:  # a bug of ours: record it, run the others, then let it surface
-                    ends.append(bug_end(env, outcome, e))
-                else:
-                    prepared[outcome.run_id] = run
-                    feed.put(run.input)
-                waiting.add(results.ready())
-                if waiting.due():
-                    commit(waiting.take())
-        reads.forget()
+        try:
+            for group in (starts[i:i + PRELOAD] for i in range(0, len(starts), PRELOAD)):
+                reads.load(env, group)
+                for outcome, digest in group:
+                    try:
+                        run = _prepare(env, outcome, outcome.tick_at or env.clock(), digest, should_stop, reads)
+                    except FetchStopped as e:  # the daemon is stopping: not the plan's failure; resumed later
+                        ends.append(interrupted_end(env, outcome, f"interrupted: {e}"))
+                    except MinitradeError as e:
+                        ends.append(failed_end(env, outcome, e))
+                    except Exception as e:  # a bug of ours: record it, run the others, then let it surface
+                        ends.append(bug_end(env, outcome, e))
+                    else:
+                        prepared[outcome.run_id] = run
+                        feed.put(run.input)
+                    waiting.add(results.ready())
+                    if waiting.due():
+                        commit(waiting.take())
+        finally:
+            reads.forget()
         feed.close()
         end(ends)  # the runs that failed to prepare
         for batch in waiting.then(results.batches(gather=CHUNK, linger=COMMIT_WAIT)):
