@@ -114,7 +114,7 @@ def _time_bookkeeping() -> list[float]:
                 spent[0] += time.process_time() - began
         setattr(module, name, wrapper)
 
-    for module, name in ((changes, "check_unchanged"), (changes, "record_history"), (runs, "write_results")):
+    for module, name in ((changes, "check_unchanged"), (changes, "record_histories"), (runs, "write_many")):
         timed(module, name)
     return spent
 
@@ -192,7 +192,7 @@ def tick_cost(long: dict[str, Any], snapshot: Snapshot, start: date) -> None:
           f" {bare_last / bare_first:.2f}x (strict runs backtest from backtest_start: more bars each month)")
     print(f"   beyond the backtest (store, orders, history, equity): {first_month} {extra_first * 1000:6.1f} ms, "
           f"{last_month} {extra_last * 1000:6.1f} ms: {extra_last / extra_first:.2f}x")
-    print(f"   of which the strict bookkeeping (check_unchanged, record_history, write_results): {first_month} "
+    print(f"   of which the strict bookkeeping (check_unchanged, record_histories, write_many): {first_month} "
           f"{book_first * 1000:6.1f} ms, {last_month} {book_last * 1000:6.1f} ms: {book_last / book_first:.2f}x")
     print(f"   whole replay: {len(sessions) + 1} sessions, {long['runs']} runs, {long['failed']} failed, "
           f"replay() {float(long['replay_s']):.1f} s wall")
