@@ -12,7 +12,8 @@ backtrader once, so a fork costs milliseconds, not an import. The limits are per
 - `workers` units at once (default: cores); results come back as they finish.
 A worker serves consecutive units of one strategy source only (an optimisation's trials, a plan's
 replayed runs, the plans due together that share a strategy file): a fresh process per unit cost
-15 % of a 200 ms backtest, and 40 % of a 40 ms one (its first touches of memory, its exit).
+15 % of a 200 ms backtest, and 30-45 ms of machine CPU on a 60 ms one (its first touches of
+memory, cold caches, its exit; a bare os.fork costs as much).
 Another strategy's code never runs where a strategy has been, and each plan gets a module of its
 own (`load_strategy(owner=...)`), so plans that share a file never share its module-level state.
 Workers are recycled after MAX_UNITS_PER_WORKER units and all end with the batch.
