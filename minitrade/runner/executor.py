@@ -163,7 +163,8 @@ class Results:
     result: workers never wait on the caller's bookkeeping, and a caller slower than its workers gets
     everything that finished meanwhile as one batch (one transaction for all of them).
     `on_idle` is called before a wait of more than IDLE_SECONDS for the next result (the daemon lets
-    go of the state file then). The inline executor computes in the caller's thread when it asks
+    go of the state file then). Both `due` (a caller that cannot wait) and `batches(gather, linger)`
+    give a batch once it holds `gather` results or its first has waited `linger` seconds. The inline executor computes in the caller's thread when it asks
     for `batches()`: its results come one at a time, `on_idle` called before each.
     """
 
@@ -173,6 +174,8 @@ class Results:
         self._feed: queue.SimpleQueue[RunResult | BaseException | None] = queue.SimpleQueue()
         self._cancelled = threading.Event()
         self._ended = False
+        self._held: list[RunResult] = []  # ready, kept by `due` for a batch of more
+        self._held_since = 0.0
         self._thread: threading.Thread | None = None
         if not isinstance(executor, InlineExecutor):
             self._thread = threading.Thread(target=self._pump, name="minitrade-executor", daemon=True)
@@ -199,6 +202,19 @@ class Results:
                 break
         return batch
 
+    def due(self, gather: int, linger: float) -> list[RunResult]:
+        """Without waiting (the caller has work of its own): the results ready so far once they are
+        `gather` or the first has waited `linger` seconds, else none; until then they are held, and
+        `batches()` gives them first."""
+        ready = self.ready()
+        if ready and not self._held:
+            self._held_since = time.monotonic()
+        self._held += ready
+        if self._held and (len(self._held) >= gather or time.monotonic() - self._held_since > linger):
+            batch, self._held = self._held, []
+            return batch
+        return []
+
     def batches(self, *, gather: int = 1, linger: float = 0.0) -> Iterator[list[RunResult]]:
         """Block for the next result, then take whatever else is ready too; to the last result.
 
@@ -211,8 +227,11 @@ class Results:
                 self._on_idle()
                 yield from ([result] for result in self._executor.run([inp], should_stop=self._should_stop))
             return
+        if self._held:
+            batch, self._held = self._held, []
+            yield batch
         while not self._ended:
-            batch: list[RunResult] = []
+            batch = []
             if self._take(self._next(math.inf), batch):
                 self._gather(batch, gather, time.monotonic() + linger)
             if batch:

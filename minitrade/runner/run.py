@@ -18,9 +18,8 @@ in its own state folder with a simulated broker.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -122,7 +121,7 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     # (Store.released), and so does a wait of IDLE_SECONDS for results, so the CLI gets in between.
     # Workers compute a run as soon as it is prepared; what they finished meanwhile is committed
     # between two prepares, so the first runs' orders do not wait for the last runs' prices.
-    feed, waiting, reads = UnitFeed(), _Waiting(), _Reads()
+    feed, reads = UnitFeed(), _Reads()
     with env.store.held_open(), Results(env.executor, feed, should_stop=should_stop,
                                         on_idle=env.store.let_go) as results:
         starts = _start_all(env, ticks, digests)
@@ -141,14 +140,14 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
                     else:
                         prepared[outcome.run_id] = run
                         feed.put(run.input)
-                    waiting.add(results.ready())
-                    if waiting.due():
-                        commit(waiting.take())
+                    batch = results.due(CHUNK, COMMIT_WAIT)
+                    if batch:
+                        commit(batch)
         finally:
             reads.forget()
         feed.close()
         end(ends)  # the runs that failed to prepare
-        for batch in waiting.then(results.batches(gather=CHUNK, linger=COMMIT_WAIT)):
+        for batch in results.batches(gather=CHUNK, linger=COMMIT_WAIT):
             commit(batch)
         # runs the executor never reported: it stopped (the daemon is stopping) before they started
         end([interrupted_end(env, run.outcome, "interrupted: the daemon stopped before this run started")
@@ -158,35 +157,7 @@ def run_plans(env: RunEnv, ticks: Sequence[tuple[str, datetime, str]], *, on_don
     return outcomes
 
 
-class _Waiting:
-    """Results that arrived while runs were still being prepared: committed when there is a chunk of
-    them or the first has waited COMMIT_WAIT, not one by one (a commit's cost is mostly per statement,
-    whatever the number of runs in it), and never later than the last prepare."""
-
-    def __init__(self) -> None:
-        self.results: list[RunResult] = []
-        self.since = 0.0
-
-    def add(self, results: list[RunResult]) -> None:
-        if results and not self.results:
-            self.since = time.monotonic()
-        self.results += results
-
-    def due(self) -> bool:
-        return bool(self.results) and (len(self.results) >= CHUNK or time.monotonic() - self.since > COMMIT_WAIT)
-
-    def take(self) -> list[RunResult]:
-        taken, self.results = self.results, []
-        return taken
-
-    def then(self, batches: Iterator[list[RunResult]]) -> Iterator[list[RunResult]]:
-        """What is waiting, then the executor's next batches."""
-        if self.results:
-            yield self.take()
-        yield from batches
-
-
-COMMIT_WAIT = 1.0  # seconds a result may wait for the runs still being prepared before it is committed
+COMMIT_WAIT = 1.0  # seconds a result may wait for others before it is committed (a commit's cost is mostly per statement)
 PRELOAD = 32  # runs whose prepares read their prices and histories together: memory stays at a group's
 
 

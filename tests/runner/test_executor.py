@@ -278,6 +278,24 @@ def test_a_gathering_batch_is_given_once_its_first_result_waited_long_enough() -
         assert [r.run_id for b in batches for r in b] == ["b", "c"]
 
 
+def test_results_held_by_due_come_once_enough_are_ready() -> None:
+    executor = Scripted(["a", "b", "c"])  # b and c only come once told
+    with Results(executor, []) as results:
+        assert results.due(2, 60) == []  # a alone, at most: held for more
+        executor.go.set()
+        assert executor.given.wait(30)
+        assert [r.run_id for r in results.due(2, 60)] == ["a", "b", "c"]
+
+
+def test_results_held_by_due_come_first_from_batches() -> None:
+    executor = Scripted(["a", "b", "c"])
+    executor.go.set()
+    with Results(executor, []) as results:
+        assert executor.given.wait(30)
+        assert results.due(5, 60) == []  # three ready, fewer than asked: held
+        assert [[r.run_id for r in b] for b in results.batches()] == [["a", "b", "c"]]
+
+
 def test_an_executors_error_reaches_the_caller_after_the_results_before_it() -> None:
     executor = Scripted(["a", "b"], fail_after_first=True)
     batches = ready_batches(executor, [])
